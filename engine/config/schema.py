@@ -1,0 +1,176 @@
+"""Run configuration, one frozen dataclass per concern (model, data, adapter, training, generation).
+
+Every field carries help text; `__post_init__` rejects bad values with a message that names the
+field, so a typo in a YAML file is caught before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.config.fields import param
+from engine.errors import ConfigError
+from engine.models.registry import DEFAULT_MODEL
+
+
+def _check_choice(section: str, name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(
+            f"{section}.{name} is {value!r}; expected one of: {', '.join(options)}",
+            where=f"{section}.{name}",
+        )
+
+
+def _check_range(section: str, name: str, value: float, low: float, high: float | None = None,
+                 *, low_open: bool = False) -> None:
+    too_low = value <= low if low_open else value < low
+    if too_low or (high is not None and value > high):
+        bound = f"> {low}" if low_open else f">= {low}"
+        if high is not None:
+            bound += f" and <= {high}"
+        raise ConfigError(f"{section}.{name} is {value}; it must be {bound}", where=f"{section}.{name}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    base: str = param(DEFAULT_MODEL, "base model: a built-in name, a local HF folder, a .gguf file or a cached hub id")
+    dtype: str = param("auto", "weights dtype for training and chat: auto, float32, bfloat16 or float16")
+    trust_remote_code: bool = param(False, "run Python code shipped with the model (only for models you trust)")
+    allow_pickle: bool = param(False, "allow pickle-based .bin/.pt weights (they can run code when loaded)")
+
+    def __post_init__(self) -> None:
+        _check_choice("model", "dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        if not self.base.strip():
+            raise ConfigError("model.base is empty", where="model.base", hint=f"for example {DEFAULT_MODEL}")
+
+
+DATA_FORMATS = ("auto", "text", "alpaca", "instruction", "sharegpt", "messages")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str | None = param(None, "training data: .jsonl, .json, .csv or .parquet")
+    format: str = param("auto", "record format: " + ", ".join(DATA_FORMATS))
+    validation_path: str | None = param(None, "explicit validation file (otherwise split from `path`)")
+    split: tuple[float, ...] = param((0.8, 0.1, 0.1), "train/validation/test fractions")
+    seed: int = param(42, "seed of the deterministic split")
+    max_length: int = param(1024, "longest example in tokens; longer ones are cut")
+    assistant_only_loss: bool = param(True, "train only on assistant/response tokens (raw text trains on all)")
+
+    def __post_init__(self) -> None:
+        _check_choice("data", "format", self.format, DATA_FORMATS)
+        if len(self.split) != 3 or any(part < 0 for part in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            raise ConfigError(
+                f"data.split is {list(self.split)}; give three non-negative fractions that add up to 1",
+                where="data.split", hint="for example 0.8,0.1,0.1",
+            )
+        _check_range("data", "max_length", self.max_length, 16)
+
+
+METHODS = ("qlora", "lora", "full")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    method: str = param("lora", "qlora (4-bit NF4 base + LoRA), lora (16/32-bit base) or full fine-tuning")
+    rank: int = param(16, "LoRA rank r")
+    alpha: int = param(32, "LoRA alpha (scale = alpha / r, or alpha / sqrt(r) with rsLoRA)")
+    dropout: float = param(0.05, "dropout on the LoRA path")
+    target_modules: tuple[str, ...] = param(("all-linear",), "modules to adapt; all-linear detects every linear layer but the output head")
+    use_rslora: bool = param(False, "rank-stabilized LoRA scaling")
+    use_dora: bool = param(False, "weight-decomposed LoRA (DoRA)")
+    double_quant: bool = param(True, "qlora: quantize the quantization constants too")
+    init_adapter: str | None = param(None, "continue training from this existing adapter folder")
+
+    def __post_init__(self) -> None:
+        _check_choice("adapter", "method", self.method, METHODS)
+        _check_range("adapter", "rank", self.rank, 1)
+        _check_range("adapter", "alpha", self.alpha, 1)
+        _check_range("adapter", "dropout", self.dropout, 0.0, 1.0)
+        if not self.target_modules:
+            raise ConfigError("adapter.target_modules is empty", where="adapter.target_modules",
+                              hint="use all-linear, or names such as q_proj,v_proj")
+
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    learning_rate: float = param(2e-4, "peak learning rate")
+    epochs: float = param(3.0, "passes over the training split (ignored when max_steps > 0)")
+    max_steps: int = param(-1, "stop after this many optimizer steps (-1: use epochs)")
+    micro_batch_size: int = param(4, "examples per forward pass on one device")
+    gradient_accumulation: int = param(4, "micro-batches per optimizer step")
+    lr_scheduler: str = param("cosine", "learning-rate schedule: " + ", ".join(SCHEDULERS))
+    warmup_ratio: float = param(0.03, "fraction of steps spent warming up the learning rate")
+    weight_decay: float = param(0.0, "AdamW weight decay")
+    max_grad_norm: float = param(1.0, "gradient clipping norm")
+    packing: bool = param(True, "pack several examples into one sequence (padding-free)")
+    gradient_checkpointing: bool = param(True, "recompute activations to save memory")
+    precision: str = param("auto", "auto (bf16 where supported), bf16, fp16 or fp32")
+    save_steps: int = param(50, "checkpoint every N steps (and always at the end)")
+    save_total_limit: int = param(3, "keep the last K checkpoints")
+    eval_steps: int = param(0, "evaluate on the validation split every N steps (0: off)")
+    early_stopping_patience: int = param(0, "stop after N evaluations without improvement (0: off)")
+    logging_steps: int = param(1, "write a metrics event every N steps")
+    seed: int = param(42, "seed for initialization, shuffling and dropout")
+    tensorboard: bool = param(False, "also write TensorBoard event files into the run folder")
+
+    def __post_init__(self) -> None:
+        _check_range("training", "learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("training", "epochs", self.epochs, 0.0, low_open=True)
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError("training.max_steps must be -1 (use epochs) or a positive number",
+                              where="training.max_steps")
+        for name in ("micro_batch_size", "gradient_accumulation", "save_steps", "save_total_limit", "logging_steps"):
+            _check_range("training", name, getattr(self, name), 1)
+        for name in ("eval_steps", "early_stopping_patience"):
+            _check_range("training", name, getattr(self, name), 0)
+        _check_range("training", "warmup_ratio", self.warmup_ratio, 0.0, 1.0)
+        _check_choice("training", "lr_scheduler", self.lr_scheduler, SCHEDULERS)
+        _check_choice("training", "precision", self.precision, PRECISIONS)
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.micro_batch_size * self.gradient_accumulation
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    temperature: float = param(0.7, "sampling temperature (0: greedy)")
+    top_p: float = param(0.9, "nucleus sampling mass")
+    top_k: int = param(50, "sample among the k likeliest tokens (0: off)")
+    repetition_penalty: float = param(1.1, "penalty for repeating tokens (1.0: off)")
+    max_new_tokens: int = param(256, "longest answer in tokens")
+    seed: int | None = param(None, "seed for reproducible sampling")
+    system_prompt: str = param("", "system prompt placed before the conversation")
+
+    def __post_init__(self) -> None:
+        _check_range("generation", "temperature", self.temperature, 0.0, 5.0)
+        _check_range("generation", "top_p", self.top_p, 0.0, 1.0, low_open=True)
+        _check_range("generation", "top_k", self.top_k, 0)
+        _check_range("generation", "repetition_penalty", self.repetition_penalty, 0.0, low_open=True)
+        _check_range("generation", "max_new_tokens", self.max_new_tokens, 1)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; saved as the run folder's resolved config."""
+
+    name: str | None = param(None, "run name (the run's folder under $TANREN_HOME/runs)")
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "base model"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training data"})
+    adapter: AdapterConfig = field(default_factory=AdapterConfig, metadata={"help": "adapter and quantization"})
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "optimization"})
+    generation: GenerationConfig = field(default_factory=GenerationConfig, metadata={"help": "chat and eval sampling"})
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            from engine.paths import validate_name
+
+            validate_name(self.name, what="run name")
+
+
+SECTIONS = ("model", "data", "adapter", "training", "generation")

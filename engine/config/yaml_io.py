@@ -1,0 +1,108 @@
+"""RunConfig <-> YAML, and `section.field=value` overrides from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.atomic import atomic_write_text
+from engine.config.fields import coerce
+from engine.config.schema import SECTIONS, RunConfig
+from engine.errors import ConfigError
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain data (tuples become lists) in field order, ready for YAML."""
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(config)
+
+
+def from_dict(data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections", where=source)
+    return _build(RunConfig, data, prefix="", source=source)
+
+
+def _build(cls: type, data: Mapping[str, Any], *, prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"did you mean {prefix}{close[0]}?" if close else f"known keys: {', '.join(sorted(known))}"
+            raise ConfigError(f"{source}: unknown key {prefix}{key}", where=f"{prefix}{key}", hint=hint)
+    kwargs = {}
+    for key, value in data.items():
+        annotation = hints[key]
+        where = f"{prefix}{key}"
+        if dataclasses.is_dataclass(annotation):
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {where} must be a mapping", where=where)
+            kwargs[key] = _build(annotation, value, prefix=f"{where}.", source=source)
+        else:
+            kwargs[key] = coerce(value, annotation, where)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}", where=exc.where, hint=exc.hint) from exc
+
+
+def dump_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+
+
+def save_yaml(config: RunConfig, path: Path) -> None:
+    atomic_write_text(Path(path), dump_yaml(config))
+
+
+def load_yaml(path: Path) -> RunConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", where=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text", where=str(path),
+                          hint="save the file as UTF-8") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path} is not valid YAML: {problem}", where=where) from None
+    return from_dict(data, source=str(path))
+
+
+def apply_overrides(config: RunConfig, overrides: Iterable[str]) -> RunConfig:
+    """Apply `section.field=value` strings (values parsed as YAML scalars) on top of `config`."""
+    data = to_dict(config)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or (section in SECTIONS and not dot):
+            raise ConfigError(f"override {item!r} is not of the form section.field=value",
+                              where=item, hint="for example training.learning_rate=1e-4")
+        value = yaml.safe_load(raw) if raw.strip() else None
+        if section not in SECTIONS:
+            if dot:
+                raise ConfigError(f"unknown config section {section!r}", where=key.strip(),
+                                  hint=f"sections: {', '.join(SECTIONS)}")
+            data[section] = value
+        else:
+            data.setdefault(section, {})[name] = value
+    return from_dict(data, source="command line")

@@ -1,0 +1,156 @@
+"""The one progress-event protocol: frozen dataclasses written as JSON lines.
+
+Every long operation (training, export, evaluation) appends events to an `events.jsonl`
+file in its run folder; the CLI and the TUI both read the same file, so neither needs the
+process that wrote it to still be attached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import ClassVar
+
+from engine.errors import TanrenError
+
+RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_json(self) -> str:
+        return json.dumps({"event": self.kind, **asdict(self)}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Status(Event):
+    """A lifecycle change: queued, running, done, failed or cancelled (with the reason)."""
+
+    kind: ClassVar[str] = "status"
+    state: str
+    reason: str = ""
+    hint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.state not in RUN_STATES:
+            raise ValueError(f"unknown state {self.state!r}; expected one of {RUN_STATES}")
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """How far an operation has come, in its own unit (steps, examples, bytes)."""
+
+    kind: ClassVar[str] = "progress"
+    done: int
+    total: int | None = None
+    unit: str = "steps"
+    message: str = ""
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Metrics(Event):
+    """Named numbers at one step: loss, learning rate, tokens/s, peak memory, ..."""
+
+    kind: ClassVar[str] = "metrics"
+    step: int
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    kind: ClassVar[str] = "log"
+    message: str
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Artifact(Event):
+    """A finished output file or folder, written atomically before this event."""
+
+    kind: ClassVar[str] = "artifact"
+    path: str
+    role: str
+    size_bytes: int | None = None
+
+
+EVENT_TYPES: Mapping[str, type[Event]] = {cls.kind: cls for cls in (Status, Progress, Metrics, Log, Artifact)}
+
+
+def parse_event(line: str, *, where: str = "<events>") -> Event:
+    try:
+        raw = json.loads(line)
+        cls = EVENT_TYPES[raw.pop("event")]
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TanrenError(f"unreadable event line ({exc})", where=where) from exc
+
+
+class EventLog:
+    """Append-only JSON-lines file; one line per event, flushed as it is written."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def append(self, event: Event) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One write() of a whole line in append mode, so concurrent readers never see half
+        # an event, and a crash loses at most the line being written.
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(event.to_json() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self) -> list[Event]:
+        return list(self._parse_from(0)[0])
+
+    def _parse_from(self, offset: int) -> tuple[list[Event], int]:
+        if not self.path.exists():
+            return [], offset
+        with open(self.path, "rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+        complete, _, _partial = chunk.rpartition(b"\n")
+        if not complete and not chunk.endswith(b"\n"):
+            return [], offset
+        events = [
+            parse_event(line.decode("utf-8"), where=f"{self.path}")
+            for line in complete.split(b"\n")
+            if line.strip()
+        ]
+        return events, offset + len(complete) + 1
+
+    def follow(
+        self,
+        *,
+        until_final: bool = True,
+        stop: Callable[[], bool] = lambda: False,
+        poll_s: float = 0.2,
+    ) -> Iterator[Event]:
+        """Yield every event, then new ones as they are appended.
+
+        Ends on `stop()`, or (with `until_final`) once the newest status is final: a run
+        that failed and was resumed later has a `running` status after its `failed` one.
+        """
+        offset = 0
+        last_state = None
+        while True:
+            events, offset = self._parse_from(offset)
+            for event in events:
+                if isinstance(event, Status):
+                    last_state = event.state
+                yield event
+            if until_final and last_state in FINAL_STATES:
+                return
+            if stop():
+                return
+            time.sleep(poll_s)

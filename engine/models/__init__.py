@@ -1,0 +1,1 @@
+"""Base models: the built-in registry, resolution of what the user names, and safe loading."""

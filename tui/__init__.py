@@ -1,0 +1,1 @@
+"""The Textual workbench: a thin layer over `engine`, `export` and `evals`."""
