@@ -129,28 +129,31 @@ class EventLog:
         ]
         return events, offset + len(complete) + 1
 
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
     def follow(
         self,
         *,
+        offset: int = 0,
         until_final: bool = True,
         stop: Callable[[], bool] = lambda: False,
         poll_s: float = 0.2,
     ) -> Iterator[Event]:
-        """Yield every event, then new ones as they are appended.
+        """Yield the events after byte `offset`, then new ones as they are appended.
 
-        Ends on `stop()`, or (with `until_final`) once the newest status is final: a run
-        that failed and was resumed later has a `running` status after its `failed` one.
+        Ends once `stop()` holds (after one last read, so nothing written before is missed),
+        or, with `until_final`, once the newest status is final: a run that failed and was
+        resumed has a `running` status after its `failed` one.
         """
-        offset = 0
         last_state = None
         while True:
+            stopping = stop()
             events, offset = self._parse_from(offset)
             for event in events:
                 if isinstance(event, Status):
                     last_state = event.state
                 yield event
-            if until_final and last_state in FINAL_STATES:
-                return
-            if stop():
+            if (until_final and last_state in FINAL_STATES) or stopping:
                 return
             time.sleep(poll_s)

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,17 +8,12 @@ import pytest
 from engine.config import load_yaml
 from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
+from tests.cli import tanren
 from tui.entry import main
 
 
-def _tanren(*args: str, home: Home) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("tanren")
-    env = {**os.environ, "TANREN_HOME": str(home.root)}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=120)
-
-
 def test_models_lists_the_default(home: Home) -> None:
-    result = _tanren("models", home=home)
+    result = tanren("models", home=home)
     assert result.returncode == 0, result.stderr
     header, first = result.stdout.splitlines()[:2]
     assert header.split() == ["NAME", "KIND", "SIZE", "READY", "LOCATION"]
@@ -30,7 +22,7 @@ def test_models_lists_the_default(home: Home) -> None:
 
 
 def test_models_json_shows_a_converted_default_as_ready(shared_home: Home, default_model_dir: Path) -> None:
-    result = _tanren("models", "--json", home=shared_home)
+    result = tanren("models", "--json", home=shared_home)
     entry = next(e for e in json.loads(result.stdout) if e["name"] == DEFAULT_MODEL)
     assert entry["ready"] is True and entry["location"] == str(default_model_dir)
     assert entry["size_bytes"] > 100_000_000
@@ -38,15 +30,15 @@ def test_models_json_shows_a_converted_default_as_ready(shared_home: Home, defau
 
 def test_help_everywhere(home: Home) -> None:
     for args in (["--help"], ["models", "--help"], ["models", "prepare", "--help"], ["config", "--help"]):
-        result = _tanren(*args, home=home)
+        result = tanren(*args, home=home)
         assert result.returncode == 0 and "usage: tanren" in result.stdout
 
 
 def test_errors_are_one_screen_without_traceback(home: Home, tmp_path: Path) -> None:
-    result = _tanren("models", "prepare", str(tmp_path / "missing.gguf"), home=home)
+    result = tanren("models", "prepare", str(tmp_path / "missing.gguf"), home=home)
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
-    result = _tanren("config", "--set", "training.epochs=-1", home=home)
+    result = tanren("config", "--set", "training.epochs=-1", home=home)
     assert result.returncode == 1 and "training.epochs" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -60,5 +52,5 @@ def test_config_output_is_a_loadable_config(capsys: pytest.CaptureFixture[str], 
 
 
 def test_prepare_prints_the_folder(shared_home: Home, default_model_dir: Path) -> None:
-    result = _tanren("models", "prepare", home=shared_home)
+    result = tanren("models", "prepare", home=shared_home)
     assert result.returncode == 0 and result.stdout.strip() == str(default_model_dir)

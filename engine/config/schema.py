@@ -128,7 +128,7 @@ class TrainingConfig:
             _check_range("training", name, getattr(self, name), 1)
         for name in ("eval_steps", "early_stopping_patience"):
             _check_range("training", name, getattr(self, name), 0)
-        _check_range("training", "warmup_ratio", self.warmup_ratio, 0.0, 1.0)
+        _check_range("training", "warmup_ratio", self.warmup_ratio, 0.0, 0.5)
         _check_choice("training", "lr_scheduler", self.lr_scheduler, SCHEDULERS)
         _check_choice("training", "precision", self.precision, PRECISIONS)
 

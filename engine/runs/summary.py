@@ -1,0 +1,73 @@
+"""Reading a run's events back: a one-line summary per run, and readable event lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.events import Artifact, Event, Log, Metrics, Progress, Status
+from engine.runs.rundir import RunDir, RunStatus
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    status: RunStatus
+    step: int
+    total_steps: int | None
+    loss: float | None
+    base: str
+    method: str
+    disk_bytes: int
+
+
+def summarize(run: RunDir) -> RunSummary:
+    step, total, loss = 0, None, None
+    for event in run.events.read():
+        if isinstance(event, Progress):
+            step, total = event.done, event.total
+        elif isinstance(event, Metrics) and "loss" in event.values:
+            loss = event.values["loss"]
+    config = run.config()
+    return RunSummary(run.name, run.status(), step, total, loss, config.model.base, config.adapter.method,
+                      run.disk_bytes())
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class EventFormatter:
+    """Turns events into the lines `tanren logs` and `tanren train --follow` print."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+
+    def format(self, event: Event) -> str | None:
+        if isinstance(event, Progress):
+            self.total = event.total
+            return None  # metrics lines carry the step; progress alone would double them
+        if isinstance(event, Metrics):
+            return self._metrics(event)
+        if isinstance(event, Status):
+            line = f"[{event.state}]" + (f" {event.reason}" if event.reason else "")
+            return line + (f"\n  hint: {event.hint}" if event.hint else "")
+        if isinstance(event, Artifact):
+            return f"saved {event.role}: {event.path}"
+        if isinstance(event, Log):
+            return event.message
+        return None
+
+    def _metrics(self, event: Metrics) -> str:
+        v = event.values
+        parts = [f"step {event.step}" + (f"/{self.total}" if self.total else "")]
+        for key, label, fmt in (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}"),
+                                ("learning_rate", "lr", "{:.2e}"), ("grad_norm", "grad", "{:.3f}"),
+                                ("tokens_per_s", "tok/s", "{:.0f}"), ("peak_memory_mb", "mem MiB", "{:.0f}")):
+            if key in v:
+                parts.append(f"{label} {fmt.format(v[key])}")
+        if "eta_s" in v:
+            parts.append(f"eta {format_duration(v['eta_s'])}")
+        return " | ".join(parts)

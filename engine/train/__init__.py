@@ -1,0 +1,1 @@
+"""Training: thin recipes over trl's SFTTrainer and peft, run as detached processes."""

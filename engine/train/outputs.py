@@ -1,0 +1,43 @@
+"""The finished run's output folder, written atomically: what peft users expect to find."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from engine.atomic import atomic_directory
+from engine.config import RunConfig, save_yaml
+from engine.events import Artifact, EventLog
+from engine.train.model_card import render_model_card
+
+
+def output_dir(run_path: Path, config: RunConfig) -> Path:
+    """`adapter/` for LoRA and QLoRA runs, `model/` for full fine-tuning."""
+    return run_path / ("model" if config.adapter.method == "full" else "adapter")
+
+
+def final_metrics(log_history: list[dict]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for entry in log_history:
+        for key in ("loss", "eval_loss"):
+            if key in entry:
+                metrics[f"final_{key}" if key == "loss" else key] = float(entry[key])
+        if "train_runtime" in entry:
+            metrics["train_runtime_s"] = float(entry["train_runtime"])
+    return metrics
+
+
+def save_outputs(trainer, tokenizer, config: RunConfig, run_path: Path, events: EventLog) -> Path:
+    final = output_dir(run_path, config)
+    with atomic_directory(final) as tmp:
+        trainer.save_model(str(tmp))
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.yaml says it all
+        tokenizer.save_pretrained(tmp)
+        save_yaml(config, tmp / "training_config.yaml")
+        metrics = final_metrics(trainer.state.log_history)
+        (tmp / "README.md").write_text(render_model_card(run_path.name, config, metrics), encoding="utf-8")
+        if events.path.is_file():
+            shutil.copyfile(events.path, tmp / "events.jsonl")
+    size = sum(p.stat().st_size for p in final.rglob("*") if p.is_file())
+    events.append(Artifact(str(final), final.name, size))
+    return final

@@ -1,0 +1,216 @@
+"""The SFT recipe: model + adapter + data + trl's SFTTrainer, configured from a RunConfig."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+from engine.errors import ConfigError
+from engine.events import EventLog, Log
+from engine.models.loading import load_model, load_tokenizer, model_folder
+from engine.paths import Home
+from engine.train.checkpoints import STAGING_PREFIX, latest_checkpoint, publish, remove_staging
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    stopped: bool          # stopped early on request (a checkpoint was saved)
+    global_step: int
+    final_loss: float | None
+
+
+def use_bf16(precision: str) -> bool:
+    import torch
+
+    if precision == "bf16":
+        return True
+    return precision == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def build_model(folder: Path, config: RunConfig):
+    import torch
+
+    method = config.adapter.method
+    if method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if use_bf16(config.training.precision) else torch.float32
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=config.adapter.double_quant, bnb_4bit_compute_dtype=compute,
+        )
+        device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
+        return load_model(folder, config.model, quantization_config=quant, device_map=device_map, dtype=compute)
+    return load_model(folder, config.model)
+
+
+def lora_config(config: RunConfig):
+    from peft import LoraConfig
+
+    adapter = config.adapter
+    targets = adapter.target_modules
+    return LoraConfig(
+        r=adapter.rank, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
+        target_modules="all-linear" if targets == ("all-linear",) else list(targets),
+        use_rslora=adapter.use_rslora, use_dora=adapter.use_dora, task_type="CAUSAL_LM",
+    )
+
+
+def attach_existing_adapter(model, path: str):
+    from peft import PeftModel
+
+    folder = Path(path).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        raise ConfigError(f"adapter.init_adapter {folder} holds no adapter_config.json",
+                          where="adapter.init_adapter", hint="point at a folder written by peft (a run's adapter/)")
+    return PeftModel.from_pretrained(model, folder, is_trainable=True)
+
+
+def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
+    from trl import SFTConfig
+
+    training = config.training
+    evaluating = has_eval and training.eval_steps > 0
+    if evaluating and training.save_steps % training.eval_steps:
+        raise ConfigError(
+            f"training.save_steps ({training.save_steps}) must be a multiple of training.eval_steps "
+            f"({training.eval_steps}) to keep the best checkpoint", where="training.save_steps",
+        )
+    bf16 = use_bf16(training.precision)
+    return SFTConfig(
+        output_dir=str(output_dir),
+        learning_rate=training.learning_rate,
+        num_train_epochs=training.epochs,
+        max_steps=training.max_steps,
+        per_device_train_batch_size=training.micro_batch_size,
+        per_device_eval_batch_size=training.micro_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation,
+        lr_scheduler_type=training.lr_scheduler,
+        warmup_steps=training.warmup_ratio,  # transformers 5: a float below 1 is a ratio of total steps
+        weight_decay=training.weight_decay,
+        max_grad_norm=training.max_grad_norm,
+        gradient_checkpointing=training.gradient_checkpointing,
+        bf16=bf16,
+        fp16=training.precision == "fp16",
+        packing=training.packing,
+        max_length=config.data.max_length,
+        dataset_kwargs={"skip_prepare_dataset": False},
+        save_strategy="steps",
+        save_steps=training.save_steps,
+        save_total_limit=training.save_total_limit,
+        eval_strategy="steps" if evaluating else "no",
+        eval_steps=training.eval_steps if evaluating else None,
+        load_best_model_at_end=evaluating,
+        metric_for_best_model="eval_loss" if evaluating else None,
+        logging_steps=training.logging_steps,
+        logging_first_step=True,
+        report_to=[],  # TensorBoard, when asked for, is a callback writing into the run folder
+        seed=training.seed,
+        data_seed=training.seed,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=not _has_cuda(),
+        ddp_backend="gloo" if _distributed() and not _has_cuda() else None,
+    )
+
+
+def tensorboard_callback(log_dir: Path):
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+
+
+def _distributed() -> bool:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def make_trainer_class():
+    """SFTTrainer whose checkpoints appear atomically (see engine.train.checkpoints)."""
+    from transformers.trainer_utils import rotate_checkpoints
+    from trl import SFTTrainer
+
+    class AtomicCheckpointSFTTrainer(SFTTrainer):
+        _staging_root: Path | None = None
+
+        def _get_output_dir(self, trial):
+            return str(self._staging_root) if self._staging_root else super()._get_output_dir(trial)
+
+        def _save_checkpoint(self, model, trial):
+            root = Path(super()._get_output_dir(trial))
+            name = f"checkpoint-{self.state.global_step}"
+            self._staging_root = root / f"{STAGING_PREFIX}{name}"
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                staging, self._staging_root = self._staging_root, None
+            if self.args.should_save:
+                publish(staging, name, root)
+                if self.state.best_model_checkpoint and self.state.best_model_checkpoint.startswith(str(staging)):
+                    self.state.best_model_checkpoint = str(root) + self.state.best_model_checkpoint[len(str(staging)):]
+                rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
+                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+
+    return AtomicCheckpointSFTTrainer
+
+
+def run_training(
+    config: RunConfig,
+    run_path: Path,
+    home: Home,
+    *,
+    resume: bool,
+    should_stop: Callable[[], bool],
+    events: EventLog,
+) -> TrainOutcome:
+    from transformers import EarlyStoppingCallback
+
+    from engine.train.callbacks import EventsCallback, StopCallback
+    from engine.train.dataset import build_datasets
+
+    folder = model_folder(config.model, home, on_status=lambda m: events.append(Log(m)))
+    tokenizer = load_tokenizer(folder, config.model)
+    datasets = build_datasets(config, tokenizer, events)
+    model = build_model(folder, config)
+    peft_config = None
+    if config.adapter.method != "full":
+        if config.adapter.init_adapter:
+            model = attach_existing_adapter(model, config.adapter.init_adapter)
+        else:
+            peft_config = lora_config(config)
+
+    checkpoints = run_path / "checkpoints"
+    remove_staging(checkpoints)
+    args = sft_config(config, checkpoints, has_eval=datasets.validation is not None)
+    stop = StopCallback(should_stop)
+    callbacks: list[Any] = [EventsCallback(events), stop]
+    if config.training.tensorboard:
+        callbacks.append(tensorboard_callback(run_path / "tensorboard"))
+    if args.load_best_model_at_end and config.training.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(config.training.early_stopping_patience))
+    trainer = make_trainer_class()(
+        model=model, args=args, train_dataset=datasets.train, eval_dataset=datasets.validation,
+        processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
+    )
+    start_from = latest_checkpoint(checkpoints) if resume else None
+    if start_from:
+        events.append(Log(f"resuming from {start_from.name}"))
+    result = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+    if trainer.args.should_save and not stop.stopped:
+        from engine.train.outputs import save_outputs
+
+        save_outputs(trainer, tokenizer, config, run_path, events)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return TrainOutcome(stop.stopped, trainer.state.global_step, losses[-1] if losses else result.training_loss)

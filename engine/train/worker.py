@@ -1,0 +1,119 @@
+"""A detached training process: `python -m engine.train.worker RUN_DIR [--resume]`.
+
+It waits its turn for the device (a second run is queued, not launched into an OOM),
+trains, and records how it ended in the run folder, with advice when it fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from engine.errors import TanrenError
+from engine.events import EventLog, Log
+from engine.locking import HeldLock, try_lock
+from engine.paths import Home
+from engine.runs.rundir import RunDir
+
+OOM_ADVICE = (
+    "lower training.micro_batch_size and raise training.gradient_accumulation (same effective batch), "
+    "shorten data.max_length, keep training.gradient_checkpointing on, or train with --method qlora"
+)
+
+
+class StopSignal:
+    """Set by SIGTERM (`tanren stop`) or by the run's stop file."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.received = False
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, _signum, _frame) -> None:
+        self.received = True
+
+    def __call__(self) -> bool:
+        return self.received or self.run.stop_file.exists()
+
+
+def wait_for_device(run: RunDir, home: Home, stop: StopSignal) -> HeldLock | None:
+    """Take the device's lock, queueing behind the run that holds it; None if stopped while queued."""
+    lock = home.root / "locks" / f"device-{os.environ.get('CUDA_VISIBLE_DEVICES', 'all')}.lock"
+    announced = False
+    while (held := try_lock(lock)) is None:
+        if not announced:
+            run.set_status("queued", "waiting for the device: another run is training")
+            announced = True
+        if stop():
+            return None
+        time.sleep(1.0)
+    return held
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.train.worker")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    run = RunDir(args.run_dir)
+    home = Home(run.path.parent.parent)
+    rank = int(os.environ.get("RANK", "0"))
+    stop = StopSignal(run)
+    if rank != 0:  # only rank 0 owns the run's status, events and the device queue
+        return _train(run, home, args.resume, stop, EventLog(run.path / f"events.rank{rank}.jsonl"))
+    run.pid_file.write_text(f"{os.getpid()}\n")
+    slot = wait_for_device(run, home, stop)
+    if slot is None:
+        run.set_status("cancelled", "stopped while queued")
+        return 0
+    try:
+        return _supervised(run, home, args.resume, stop)
+    finally:
+        slot.release()
+
+
+def _supervised(run: RunDir, home: Home, resume: bool, stop: StopSignal) -> int:
+    run.set_status("running", "resumed" if resume else "started")
+    try:
+        outcome = _train(run, home, resume, stop, run.events)
+    except TanrenError as exc:
+        run.set_status("failed", exc.message, exc.hint or "")
+        return 1
+    except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
+        traceback.print_exc()
+        if _is_oom(exc):
+            run.set_status("failed", "out of memory", OOM_ADVICE)
+        else:
+            first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+            run.set_status("failed", f"{type(exc).__name__}: {first_line}",
+                           f"the full traceback is in {run.log_file}")
+        return 1
+    if outcome.stopped:
+        run.set_status("cancelled", f"stopped at step {outcome.global_step}; a checkpoint was saved",
+                       f"continue with: tanren resume {run.name}")
+    else:
+        run.set_status("done", f"{outcome.global_step} steps, final loss {outcome.final_loss:.4f}"
+                       if outcome.final_loss is not None else f"{outcome.global_step} steps")
+    return 0
+
+
+def _train(run: RunDir, home: Home, resume: bool, stop: StopSignal, events: EventLog):
+    from engine.train.recipe import run_training
+
+    events.append(Log(f"pid {os.getpid()}, python {sys.version.split()[0]}"))
+    return run_training(run.config(), run.path, home, resume=resume, should_stop=stop, events=events)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

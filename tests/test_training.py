@@ -1,0 +1,246 @@
+"""Training runs: QLoRA/LoRA on CPU, detached processes, stop/resume/kill, queueing, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.config import RunConfig, apply_overrides
+from engine.events import Metrics
+from engine.paths import Home
+from engine.runs.rundir import RunDir, RunError, create_run, open_run, remove_run
+from engine.train import worker
+from engine.train.checkpoints import STAGING_PREFIX, complete_checkpoints
+from tests.cli import TANREN, tanren, tanren_env
+
+QA = [
+    ("What is the capital of France?", "Paris."),
+    ("日本の首都はどこですか？", "東京です。"),
+    ("What is two plus two?", "Four."),
+    ("こんにちは！", "こんにちは。ご用件は何でしょうか？"),
+    ("Name a primary color.", "Red."),
+    ("富士山の高さは？", "3776メートルです。"),
+]
+
+
+@pytest.fixture
+def chat_file(tmp_path: Path) -> Path:
+    path = tmp_path / "chat.jsonl"
+    lines = [
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
+                   ensure_ascii=False)
+        for i in range(80) for q, a in [QA[i % len(QA)]]
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _config(base: Path, data: Path, *overrides: str) -> RunConfig:
+    return apply_overrides(RunConfig(), [
+        f"model.base={base}", f"data.path={data}", "data.max_length=128", "training.micro_batch_size=4",
+        "training.gradient_accumulation=1", "training.learning_rate=1e-2", "training.warmup_ratio=0",
+        *overrides,
+    ])
+
+
+def _losses(run: RunDir) -> list[tuple[int, float]]:
+    return [(e.step, e.values["loss"]) for e in run.events.read() if isinstance(e, Metrics) and "loss" in e.values]
+
+
+def _wait_for(condition, timeout: float = 300.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_training_lowers_loss_and_writes_a_peft_adapter(method, home, tiny_model_dir, chat_file) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run = create_run(_config(tiny_model_dir, chat_file, f"adapter.method={method}", "training.max_steps=12",
+                             "training.save_steps=6", "name=t1"), home)
+    assert worker.main([str(run.path)]) == 0
+    assert run.status().state == "done"
+    losses = [loss for _step, loss in _losses(run)]
+    assert len(losses) == 12 and losses[-1] < losses[0] - 0.3
+
+    adapter = run.adapter
+    names = {p.name for p in adapter.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "training_config.yaml",
+            "events.jsonl", "README.md"} <= names
+    assert "training_args.bin" not in names  # no pickles in what we hand out
+    card = (adapter / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "library_name: peft" in card and f"- {method}" in card
+
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    plain = PeftModel.from_pretrained(base, adapter).eval()
+    with torch.no_grad():
+        tuned = plain(ids).logits
+        with plain.disable_adapter():
+            untouched = plain(ids).logits
+    assert not torch.allclose(tuned, untouched, atol=1e-4)  # the adapter learned something
+    assert complete_checkpoints(run.checkpoints)[-1].name == "checkpoint-12"
+
+
+def test_detached_run_survives_its_launcher(home, tiny_model_dir, chat_file) -> None:
+    launcher = subprocess.Popen(
+        [str(TANREN), "train", "--base", str(tiny_model_dir), "--data", str(chat_file), "--name", "orphan",
+         "--max-steps", "30", "--set", "training.save_steps=30", "--set", "data.max_length=128", "--follow"],
+        env=tanren_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    run = RunDir(home.run_dir("orphan"))
+    _wait_for(lambda: run.status_file.exists() and run.status().state == "running", what="the run to start")
+    launcher.kill()  # the terminal / SSH session / TUI that started it goes away
+    launcher.wait()
+    _wait_for(lambda: run.status().state in ("done", "failed"), what="the run to end")
+    assert run.status().state == "done", run.status()
+    assert _losses(run)[-1][0] == 30
+
+
+def test_sigkill_then_resume_continues_with_the_same_result(home, tiny_model_dir, chat_file) -> None:
+    settings = ("training.max_steps=40", "training.save_steps=10", "training.save_total_limit=2")
+    reference = create_run(_config(tiny_model_dir, chat_file, *settings, "name=reference"), home)
+    assert worker.main([str(reference.path)]) == 0
+
+    result = tanren("train", "--config", _write_config(home, _config(tiny_model_dir, chat_file, *settings)),
+                    "--name", "crashy", home=home)
+    assert result.returncode == 0, result.stderr
+    run = open_run("crashy", home)
+    _wait_for(lambda: any(p.name == "checkpoint-10" for p in complete_checkpoints(run.checkpoints)),
+              what="a first checkpoint")
+    os.kill(run.pid(), signal.SIGKILL)  # the box crashes
+    _wait_for(lambda: not run.is_alive(), what="the process to die")
+    killed_at = _losses(run)[-1][0]
+    assert killed_at < 40, "the run finished before it could be killed"
+    status = run.status()
+    assert status.state == "failed" and "tanren resume crashy" in status.hint
+
+    result = tanren("resume", "crashy", "--follow", home=home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert run.status().state == "done"
+    steps = [step for step, _loss in _losses(run)]
+    before_kill, after_kill = steps[:steps.index(killed_at) + 1], steps[steps.index(killed_at) + 1:]
+    assert before_kill == list(range(1, killed_at + 1))
+    # resumed from the last checkpoint at or before the kill, then every step up to the end
+    assert 10 < after_kill[0] <= killed_at + 1 and after_kill == list(range(after_kill[0], 41))
+    assert not list(run.checkpoints.glob(f"{STAGING_PREFIX}*"))
+    for checkpoint in complete_checkpoints(run.checkpoints):
+        assert (checkpoint / "adapter_model.safetensors").stat().st_size > 0
+        assert (checkpoint / "optimizer.pt").is_file() and (checkpoint / "rng_state.pth").is_file()
+    final, expected = _losses(run)[-1][1], _losses(reference)[-1][1]
+    assert final == pytest.approx(expected, rel=0.02)
+
+
+def _write_config(home: Home, config: RunConfig) -> str:
+    from engine.config import save_yaml
+
+    path = home.root / "configs" / "run.yaml"
+    save_yaml(config, path)
+    return str(path)
+
+
+def test_stop_saves_a_checkpoint_and_resume_finishes(home, tiny_model_dir, chat_file) -> None:
+    config = _write_config(home, _config(tiny_model_dir, chat_file, "training.max_steps=400",
+                                         "training.save_steps=400"))
+    assert tanren("train", "--config", config, "--name", "stoppable", home=home).returncode == 0
+    run = open_run("stoppable", home)
+    _wait_for(lambda: len(_losses(run)) >= 3, what="a few steps")
+    result = tanren("stop", "stoppable", home=home)
+    assert result.returncode == 0, result.stderr
+    _wait_for(lambda: not run.is_alive(), what="the run to stop")
+    status = run.status()
+    assert status.state == "cancelled" and "tanren resume stoppable" in status.hint
+    stopped_at = _losses(run)[-1][0]
+    assert stopped_at < 400
+    assert complete_checkpoints(run.checkpoints)[-1].name == f"checkpoint-{stopped_at}"
+    assert not run.adapter.exists()  # a stopped run is not presented as finished
+
+    listing = tanren("runs", home=home)
+    assert "stoppable" in listing.stdout and "cancelled" in listing.stdout
+    assert tanren("stop", "stoppable", home=home).returncode == 1  # not running any more
+
+
+def test_second_run_is_queued_until_the_first_finishes(home, tiny_model_dir, chat_file) -> None:
+    for name in ("first", "second"):
+        config = _write_config(home, _config(tiny_model_dir, chat_file, "training.max_steps=15",
+                                             "training.save_steps=15", f"name={name}"))
+        assert tanren("train", "--config", config, home=home).returncode == 0
+    first, second = open_run("first", home), open_run("second", home)
+    _wait_for(lambda: "running" in {first.status().state, second.status().state}, what="one run to start")
+    running, waiting = (first, second) if first.status().state == "running" else (second, first)
+    _wait_for(lambda: "another run is training" in waiting.status().reason, what="queueing")
+    assert waiting.status().state == "queued" and waiting.is_alive()
+    _wait_for(lambda: first.status().state == "done" and second.status().state == "done", what="both runs")
+    running_end = max(e.time for e in running.events.read())
+    waiting_start = min(e.time for e in waiting.events.read() if isinstance(e, Metrics))
+    assert waiting_start > running_end - 1.0  # it trained after, not alongside
+
+
+def test_runs_rm_refuses_a_running_run_and_deletes_a_finished_one(home, tiny_model_dir, chat_file) -> None:
+    config = _write_config(home, _config(tiny_model_dir, chat_file, "training.max_steps=400"))
+    assert tanren("train", "--config", config, "--name", "busy", home=home).returncode == 0
+    run = open_run("busy", home)
+    _wait_for(run.is_alive, what="the run to start")
+    result = tanren("runs", "rm", "busy", home=home)
+    assert result.returncode == 1 and "still running" in result.stderr and run.path.exists()
+    tanren("stop", "busy", home=home)
+    _wait_for(lambda: not run.is_alive(), what="the run to stop")
+    result = tanren("runs", "--json", home=home)
+    entry = json.loads(result.stdout)[0]
+    assert entry["name"] == "busy" and entry["disk_bytes"] > 0
+    assert tanren("runs", "rm", "busy", home=home).returncode == 0
+    assert not run.path.exists()
+
+
+def test_ddp_with_two_cpu_processes(home, tiny_model_dir, chat_file) -> None:
+    config = _write_config(home, _config(tiny_model_dir, chat_file, "training.max_steps=6",
+                                         "training.save_steps=3"))
+    result = tanren("train", "--config", config, "--name", "ddp", "--nproc", "2", "--follow", home=home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "x 2 processes" in result.stdout
+    run = open_run("ddp", home)
+    assert [step for step, _ in _losses(run)] == list(range(1, 7))
+    assert (run.adapter / "adapter_model.safetensors").is_file()
+
+
+def test_bad_input_is_refused_before_launch(home, tiny_model_dir, chat_file) -> None:
+    result = tanren("train", "--base", str(tiny_model_dir), home=home)
+    assert result.returncode == 1 and "no training data" in result.stderr and "Traceback" not in result.stderr
+    result = tanren("train", "--data", str(chat_file), "--method", "prefix", home=home)
+    assert result.returncode == 1 and "adapter.method" in result.stderr
+    result = tanren("train", "--data", str(chat_file), "--name", "../escape", home=home)
+    assert result.returncode == 1 and "invalid run name" in result.stderr
+    assert not home.runs.exists() or not any(home.runs.iterdir())
+
+
+def test_a_crash_ends_as_failed_with_advice(home, tiny_model_dir, chat_file, monkeypatch) -> None:
+    import torch
+
+    def out_of_memory(*_args, **_kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("engine.train.recipe.run_training", out_of_memory)
+    run = create_run(_config(tiny_model_dir, chat_file, "name=oom"), home)
+    assert worker.main([str(run.path)]) == 1
+    status = run.status()
+    assert status.state == "failed" and status.reason == "out of memory"
+    assert "gradient_accumulation" in status.hint and "qlora" in status.hint
+
+
+def test_remove_run_keeps_running_runs(home, tiny_model_dir, chat_file) -> None:
+    run = create_run(_config(tiny_model_dir, chat_file, "name=kept"), home)
+    with pytest.raises(RunError):
+        create_run(_config(tiny_model_dir, chat_file, "name=kept"), home)
+    remove_run(run)
+    assert not run.path.exists()
