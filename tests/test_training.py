@@ -244,3 +244,40 @@ def test_remove_run_keeps_running_runs(home, tiny_model_dir, chat_file) -> None:
         create_run(_config(tiny_model_dir, chat_file, "name=kept"), home)
     remove_run(run)
     assert not run.path.exists()
+
+
+def test_full_fine_tuning_writes_a_whole_model(home, tiny_model_dir, chat_file) -> None:
+    from transformers import AutoModelForCausalLM
+
+    run = create_run(_config(tiny_model_dir, chat_file, "adapter.method=full", "training.max_steps=4",
+                             "training.learning_rate=1e-3", "name=full"), home)
+    assert worker.main([str(run.path)]) == 0
+    model_dir = run.path / "model"
+    assert (model_dir / "model.safetensors").is_file() and not run.adapter.exists()
+    assert "library_name: transformers" in (model_dir / "README.md").read_text(encoding="utf-8")
+    AutoModelForCausalLM.from_pretrained(model_dir)
+
+
+def test_evaluation_early_stopping_and_continuing_an_adapter(home, tiny_model_dir, chat_file) -> None:
+    first = create_run(_config(tiny_model_dir, chat_file, "training.max_steps=6", "training.save_steps=2",
+                               "training.eval_steps=2", "training.early_stopping_patience=1",
+                               "training.tensorboard=true", "name=evaluated"), home)
+    assert worker.main([str(first.path)]) == 0
+    eval_steps = [e.step for e in first.events.read() if isinstance(e, Metrics) and "eval_loss" in e.values]
+    assert eval_steps and all(step % 2 == 0 for step in eval_steps)
+    assert "eval_loss" in (first.adapter / "README.md").read_text(encoding="utf-8")
+    assert any((first.path / "tensorboard").iterdir())
+
+    second = create_run(_config(tiny_model_dir, chat_file, "training.max_steps=2",
+                                f"adapter.init_adapter={first.adapter}", "name=continued"), home)
+    assert worker.main([str(second.path)]) == 0
+    first_losses, second_losses = _losses(first), _losses(second)
+    assert second_losses[0][1] < first_losses[0][1]  # it starts where the first adapter left off
+
+
+def test_save_steps_must_align_with_eval_steps(home, tiny_model_dir, chat_file) -> None:
+    run = create_run(_config(tiny_model_dir, chat_file, "training.max_steps=4", "training.save_steps=3",
+                             "training.eval_steps=2", "name=misaligned"), home)
+    assert worker.main([str(run.path)]) == 1
+    status = run.status()
+    assert status.state == "failed" and "multiple of training.eval_steps" in status.reason

@@ -20,6 +20,7 @@ class TrainOutcome:
     stopped: bool          # stopped early on request (a checkpoint was saved)
     global_step: int
     final_loss: float | None
+    runtime_s: float       # time inside trainer.train(), as the trainer measured it
 
 
 def use_bf16(precision: str) -> bool:
@@ -213,4 +214,5 @@ def run_training(
 
         save_outputs(trainer, tokenizer, config, run_path, events)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return TrainOutcome(stop.stopped, trainer.state.global_step, losses[-1] if losses else result.training_loss)
+    return TrainOutcome(stop.stopped, trainer.state.global_step, losses[-1] if losses else result.training_loss,
+                        float(result.metrics.get("train_runtime", 0.0)))
