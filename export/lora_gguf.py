@@ -41,7 +41,8 @@ def write_lora_gguf(adapter_folder: Path, base_folder: Path, out: Path, *, dtype
     config = load_hf_config(base_folder)
     settings = _adapter_settings(adapter_folder)
     namer = TensorNamer(arch, config)
-    base_shapes = {name: shape for name, (_p, shape, _d) in safetensors_index(model_safetensors_files(base_folder)).items()}
+    base_index = safetensors_index(model_safetensors_files(base_folder))
+    base_shapes = {name: shape for name, (_path, shape, _dtype) in base_index.items()}
     plan = _plan_pairs(adapter_folder, namer, base_shapes, dtype)
 
     writer = gguf.GGUFWriter(path=None, arch=arch.gguf_name)

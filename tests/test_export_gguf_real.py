@@ -16,7 +16,8 @@ pytestmark = pytest.mark.real_model
 TEXTS = [
     "What is the capital of France? In 2024, 12345 people visited.",
     "日本の首都は東京です。こんにちは、元気ですか？ラーメンを食べたい！",
-    "<|im_start|>system\nあなたは親切なアシスタントです。<|im_end|>\n<|im_start|>user\n東京について教えて<|im_end|>\n",
+    "<|im_start|>system\nあなたは親切なアシスタントです。<|im_end|>\n"
+    "<|im_start|>user\n東京について教えて<|im_end|>\n",
 ]
 
 
