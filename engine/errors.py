@@ -38,3 +38,7 @@ class UnsafeModelError(TanrenError):
 
 class InvalidNameError(TanrenError):
     """A run or model name could escape the home folder or is otherwise unusable."""
+
+
+class ExportError(TanrenError):
+    """A model or adapter cannot be exported (bad input, unsupported model, or a write that failed)."""

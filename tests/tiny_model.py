@@ -24,18 +24,20 @@ CORPUS = [
 ]
 
 
-def build_tokenizer():
+def build_tokenizer(*, pre_tokenizer=None, ignore_merges: bool = False, corpus: list[str] = CORPUS):
+    """The byte-level BPE tokenizer of the tiny model; tests of tokenizer conversion can swap its
+    pre-tokenizer (a `tokenizers.pre_tokenizers` object), its merge rule and its training text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    core.pre_tokenizer = pre_tokenizer or pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=600, special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    core.train_from_iterator(CORPUS * 20, trainer=trainer)
+    core.train_from_iterator(corpus * 20, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core, bos_token="<|im_start|>", eos_token="<|im_end|>",
         pad_token="<pad>", unk_token="<|endoftext|>",
@@ -44,21 +46,25 @@ def build_tokenizer():
     return tokenizer
 
 
-def build_tiny_model(out: Path, *, seed: int = 0) -> Path:
+def build_tiny_model(out: Path, *, seed: int = 0, model_type: str = "llama", tokenizer=None, **config) -> Path:
+    """Save a tiny random causal LM; `model_type` (llama, mistral, qwen2...), the tokenizer and
+    any config field (hidden_size, rope_scaling...) can be changed for tests that need them."""
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(
+    tokenizer = tokenizer or build_tokenizer()
+    settings = dict(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
     )
+    model_config = AutoConfig.for_model(model_type, **{**settings, **config})
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(model_config)
     model.generation_config = GenerationConfig(
-        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id,
+        bos_token_id=model_config.bos_token_id, eos_token_id=model_config.eos_token_id,
+        pad_token_id=model_config.pad_token_id,
     )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

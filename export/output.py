@@ -1,0 +1,79 @@
+"""Write one export artifact safely: a writable folder, enough free space, temp name, rename.
+
+Every writer in `export` goes through `artifact_file`, so a full disk or an unwritable folder
+always ends in the same clear `ExportError`, and never in a file that looks complete but is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from engine.atomic import atomic_file
+from engine.errors import ExportError
+from engine.textwidth import human_bytes
+
+# Headroom over the estimate: metadata, alignment padding, and other writers on the same disk.
+_SPACE_MARGIN = 1.05
+_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+_SHORT_WRITE = "requested and"
+
+
+@contextlib.contextmanager
+def artifact_file(out: Path, *, expected_bytes: int) -> Iterator[Path]:
+    """Yield a temporary path to write `out` through; it is renamed to `out` only on success."""
+    out = Path(out)
+    folder = _writable_folder(out)
+    check_free_space(folder, expected_bytes, what=out.name)
+    try:
+        with atomic_file(out) as tmp:
+            yield tmp
+    except OSError as exc:
+        raise _write_error(exc, out) from None
+
+
+def check_free_space(folder: Path, needed_bytes: int, *, what: str) -> None:
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes * _SPACE_MARGIN:
+        raise ExportError(
+            f"not enough free disk space to write {what}: it needs about {human_bytes(needed_bytes)}, "
+            f"{human_bytes(free)} is free",
+            where=str(folder), hint="free some space, or write the export to another disk",
+        )
+
+
+def _writable_folder(out: Path) -> Path:
+    folder = out.parent
+    if out.is_dir():
+        raise ExportError(f"the output path {out} is a folder", where=str(out),
+                          hint="give a file name ending in .gguf")
+    blocking_file = next((parent for parent in (folder, *folder.parents) if parent.is_file()), None)
+    if blocking_file is not None:
+        raise ExportError(f"cannot create the output folder {folder}: {blocking_file} is a file",
+                          where=str(blocking_file), hint="choose another output folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create the output folder {folder}: {exc.strerror}", where=str(folder),
+                          hint="choose a folder you can write to") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"the output folder {folder} is not writable", where=str(folder),
+                          hint="choose a folder you can write to, or fix its permissions")
+    return folder
+
+
+def _write_error(exc: OSError, out: Path) -> ExportError:
+    # numpy's tofile (used by the GGUF writer) reports a short write without errno; a write
+    # stops short when the disk or the allowed file size is exhausted
+    if exc.errno in _SPACE_ERRNOS or (exc.errno is None and _SHORT_WRITE in str(exc)):
+        return ExportError(f"the disk filled up while writing {out.name}; nothing was left behind",
+                           where=str(out.parent), hint="free some space, or write the export to another disk")
+    if exc.errno in _ACCESS_ERRNOS:
+        return ExportError(f"cannot write {out.name}: {exc.strerror}", where=str(out.parent),
+                           hint="choose a folder you can write to, or fix its permissions")
+    return ExportError(f"writing {out.name} failed: {exc.strerror or exc}", where=exc.filename or str(out))
