@@ -38,3 +38,7 @@ class UnsafeModelError(TanrenError):
 
 class InvalidNameError(TanrenError):
     """A run or model name could escape the home folder or is otherwise unusable."""
+
+
+class DataError(TanrenError):
+    """A data file cannot be read, or one of its records is malformed."""
