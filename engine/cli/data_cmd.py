@@ -129,11 +129,14 @@ def format_report(report: Report, *, base: str | None) -> str:
     lines.append("")
     if report.usable:
         warned = sum(f.count for f in report.warnings)
-        lines.append("usable" + (f" ({warned:,} warnings)" if warned else ", no problems found"))
+        lines.append(f"usable ({_count(warned, 'warning')})" if warned else "usable, no problems found")
     else:
-        errors = sum(f.count for f in report.errors)
-        lines.append(f"not usable: fix the {errors:,} error{'s' if errors != 1 else ''} above")
+        lines.append(f"not usable: fix the {_count(sum(f.count for f in report.errors), 'error')} above")
     return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _finding(finding: Finding) -> list[str]:
