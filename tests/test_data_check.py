@@ -134,6 +134,7 @@ def test_the_byte_bound_finds_every_over_long_example(tmp_path: Path) -> None:
     )
     for example in examples:
         lengths.add(example)
+    lengths.flush()
     truth = [("too-long", e.source) for e in examples if render_example(e, tokenizer, max_length=96).truncated_tokens]
     assert found == truth and 5 < len(truth) < len(examples) - 5
 

@@ -107,3 +107,12 @@ def test_check_uses_the_default_model_by_default(shared_home: Home, default_mode
     result = tanren("data", "check", str(SAMPLE_CHAT), home=shared_home)
     assert result.returncode == 0, result.stderr
     assert "length (tokens, smollm2-135m-instruct)" in result.stdout
+
+
+def test_a_missing_file_is_reported_before_any_tokenizer_loads(home: Home, tmp_path: Path) -> None:
+    # The default base is not converted in a fresh home: reaching it would take a minute.
+    result = tanren("data", "check", str(tmp_path / "missing.jsonl"), home=home)
+    assert result.returncode == 1 and "does not exist" in result.stderr
+    assert not home.models.exists()
+    result = tanren("data", "preview", str(tmp_path), home=home)
+    assert result.returncode == 1 and "is not a file" in result.stderr and not home.models.exists()

@@ -155,3 +155,20 @@ def test_a_bad_file_writes_nothing(tmp_path: Path) -> None:
         with pytest.raises(DataError):
             load_examples(file)
     assert sorted(p.name for p in data.iterdir()) == before and path.read_text() == "{oops\n"
+
+
+def test_half_characters_and_absurd_nesting_are_errors_not_crashes(tmp_path: Path) -> None:
+    # json accepts a lone \ud83d escape, but no tokenizer can encode the result.
+    lines = ['{"text": "emoji \\ud83d\\ude00 is fine"}', '{"text": "cut emoji \\ud83d"}', "[" * 100_000 + "]" * 100_000]
+    path = write_lines(tmp_path / "odd.jsonl", lines)
+    report = check_file(path)
+    (finding,) = report.errors
+    assert finding.count == 2 and report.examples == 1
+    assert finding.examples == (
+        f"{path}:2: the escape \\ud83d is half of a character (an unpaired surrogate)",
+        f"{path}:3: nested too deeply",
+    )
+    array = tmp_path / "odd.json"
+    array.write_text('[{"text": "ok \\ud83d\\ude00"},\n{"text": "bad \\uD83D"}]', encoding="utf-8")
+    (finding,) = check_file(array).errors
+    assert finding.examples == (f"{array}:2: the escape \\ud83d is half of a character (an unpaired surrogate)",)

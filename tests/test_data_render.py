@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.data import Example, ensure_chat_template, render_example
-from engine.data.render import PLAIN_TEMPLATE
+from engine.data.render import PLAIN_TEMPLATE, rendered_lengths, rendered_text
 from engine.errors import DataError
 from engine.messages import Message
 from tests.tiny_model import build_tokenizer
@@ -133,3 +133,15 @@ def test_templates_that_rewrite_history_are_refused_clearly() -> None:
     tokenizer.chat_template = "{{ raise_exception('Conversation roles must alternate') }}"
     with pytest.raises(DataError, match="roles must alternate"):
         render_example(example(*CONVERSATION), tokenizer, max_length=512)
+
+
+@pytest.mark.parametrize("add_bos", [False, True])
+def test_batch_lengths_match_rendering_one_by_one(add_bos: bool) -> None:
+    tokenizer = build_tokenizer()
+    tokenizer.add_bos_token = add_bos
+    examples = [example(*CONVERSATION), example(*CONVERSATION[1:3]), Example((), "吾輩は猫である。" * 5, "t:2")]
+    for template in (tokenizer.chat_template, PLAIN_TEMPLATE):
+        tokenizer.chat_template = template
+        texts = [rendered_text(e, tokenizer) for e in examples]
+        expected = [len(render_example(e, tokenizer, max_length=10**6).input_ids) for e in examples]
+        assert rendered_lengths(examples, texts, tokenizer) == expected

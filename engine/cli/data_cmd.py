@@ -13,6 +13,7 @@ from engine.config.schema import DATA_FORMATS, DataConfig, ModelConfig
 from engine.data.check import Finding, Report, check_file
 from engine.data.loading import ExampleStream
 from engine.data.problems import KINDS, RecordError
+from engine.data.readers import ensure_readable
 from engine.data.render import ensure_chat_template, render_example
 from engine.models.registry import DEFAULT_MODEL
 from engine.textwidth import human_bytes
@@ -97,6 +98,8 @@ class _ProgressLine:
 
 def _check(args: argparse.Namespace) -> int:
     config = _config(args)
+    for path in filter(None, (config.path, config.validation_path)):
+        ensure_readable(path)  # before the tokenizer, which may take a while the first time
     tokenizer = None if args.no_tokens else _tokenizer(args.base)
     progress = _ProgressLine()
     try:
@@ -163,6 +166,7 @@ def _lengths(report: Report, base: str | None) -> str:
 
 def _preview(args: argparse.Namespace) -> int:
     config = _config(args)
+    ensure_readable(config.path)
     tokenizer = _tokenizer(args.base)
     color = sys.stdout.isatty()
     shown = 0
