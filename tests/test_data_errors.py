@@ -25,6 +25,7 @@ def only_error(path: Path, **kwargs):
     ("lines", "code", "line", "detail"),
     [
         (['{"text": "ok ok"}', '{"text": "unterminated'], "invalid-json", 2, "Unterminated string"),
+        (['{"text": "ok ok"}', '{"text": "x y"} trailing'], "invalid-json", 2, "Extra data (column 17)"),
         (['{"text": "ok ok"}', "[1, 2]"], "wrong-type", 2, "got a list"),
         (['{"text": "ok ok"}', '{"txt": "typo"}'], "missing-field", 2, "missing field 'text'"),
         (['{"text": "ok ok"}', '{"text": null}'], "missing-field", 2, "(null)"),

@@ -139,8 +139,8 @@ def test_utf8_bom_is_accepted_silently(tmp_path: Path) -> None:
 
 
 def test_blank_lines_in_json_lines_are_skipped_and_line_numbers_stay_true(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "gaps.jsonl", ['{"text": "a b c"}', "", "   ", '{"text": "d e f"}'])
-    assert [e.source for e in load_examples(path)] == [f"{path}:1", f"{path}:4"]
+    path = write_lines(tmp_path / "gaps.jsonl", ['{"text": "a b c"}', "", "   ", '  {"text": "d e f"}  \r'])
+    assert [(e.source, e.text) for e in load_examples(path)] == [(f"{path}:1", "a b c"), (f"{path}:4", "d e f")]
 
 
 def test_file_level_problems_name_the_file(tmp_path: Path) -> None:
