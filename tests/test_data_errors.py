@@ -90,6 +90,7 @@ def test_japanese_legacy_encodings_are_named_with_the_conversion_command(
         finding = only_error(path)
         assert finding.code == "not-utf8"
         assert label in finding.examples[0] and finding.examples[0].startswith(f"{path}:")
+        assert finding.examples[0].endswith(f"(byte {11 if name != 'legacy.csv' else 1} of the line)")
         assert f"iconv -f {iconv} -t UTF-8 {path} > {path.with_name('legacy.utf8' + path.suffix)}" in finding.hint
         with pytest.raises(DataError, match="not UTF-8") as raised:
             load_examples(path)
