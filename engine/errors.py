@@ -42,3 +42,7 @@ class InvalidNameError(TanrenError):
 
 class ExportError(TanrenError):
     """A model or adapter cannot be exported (bad input, unsupported model, or a write that failed)."""
+
+
+class DataError(TanrenError):
+    """A data file cannot be read, or one of its records is malformed."""

@@ -1,0 +1,208 @@
+"""`tanren data check` and `tanren data preview`: find what is wrong with a data file before a run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from engine.config.fields import coerce, field_help
+from engine.config.schema import DATA_FORMATS, DataConfig, ModelConfig
+from engine.data.check import Finding, Report, check_file
+from engine.data.loading import ExampleStream
+from engine.data.problems import KINDS, RecordError
+from engine.data.readers import ensure_readable
+from engine.data.render import ensure_chat_template, render_example
+from engine.models.registry import DEFAULT_MODEL
+from engine.textwidth import human_bytes
+
+DEFAULTS = DataConfig()
+TRAINED_OPEN, TRAINED_CLOSE = "⟦", "⟧"
+GREEN, RESET = "\033[1;32m", "\033[0m"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="check and preview training data")
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+    actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
+
+    check = actions.add_parser(
+        "check", help="validate a data file: errors and warnings by file:line, lengths, the split",
+        description="Exit status 0 when the file is usable (warnings allowed), 1 when it has errors.",
+    )
+    _common(check)
+    check.add_argument("--no-tokens", action="store_true", help="skip the token checks (loads no tokenizer)")
+    check.add_argument("--validation", metavar="PATH", help=field_help(DataConfig, "validation_path"))
+    check.add_argument("--split", default=",".join(map(str, DEFAULTS.split)), help=field_help(DataConfig, "split"))
+    check.add_argument("--seed", type=int, default=DEFAULTS.seed, help=field_help(DataConfig, "seed"))
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(handler=_check)
+
+    preview = actions.add_parser("preview", help="show examples as the model sees them, trained tokens marked")
+    _common(preview)
+    preview.add_argument("-n", type=int, default=3, help="how many examples (default 3)")
+    preview.set_defaults(handler=_preview)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help=field_help(DataConfig, "path"))
+    parser.add_argument("--format", choices=DATA_FORMATS, default="auto", help="record format (default: detect)")
+    parser.add_argument("--base", default=DEFAULT_MODEL,
+                        help=f"base model whose tokenizer and chat template are used (default {DEFAULT_MODEL}); "
+                        "only its tokenizer is loaded")
+    parser.add_argument("--max-length", type=int, default=DEFAULTS.max_length, help=field_help(DataConfig, "max_length"))
+
+
+def _config(args: argparse.Namespace) -> DataConfig:
+    split = coerce(args.split, tuple[float, ...], "data.split") if hasattr(args, "split") else DEFAULTS.split
+    return DataConfig(
+        path=args.path, format=args.format, validation_path=getattr(args, "validation", None),
+        split=split, seed=getattr(args, "seed", DEFAULTS.seed), max_length=args.max_length,
+    )
+
+
+def _tokenizer(base: str):
+    from engine.models.loading import load_tokenizer, model_folder
+    from engine.paths import Home
+
+    config = ModelConfig(base=base)
+    folder = model_folder(config, Home.from_env(), on_status=lambda message: print(message, file=sys.stderr))
+    tokenizer = load_tokenizer(folder, config)
+    ensure_chat_template(tokenizer)
+    return tokenizer
+
+
+class _ProgressLine:
+    """Progress on stderr for files that take more than a moment; quiet for small ones."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.shown = False
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, path: str, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self.start < 1.0 or now - self.last < (0.5 if self.tty else 10.0):
+            return
+        self.last, self.shown = now, True
+        size = human_bytes(Path(path).stat().st_size)
+        line = f"checking {path}: {fraction:.0%} of {size}"
+        print(f"\r{line}" if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.shown and self.tty:
+            print(file=sys.stderr)
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    for path in filter(None, (config.path, config.validation_path)):
+        ensure_readable(path)  # before the tokenizer, which may take a while the first time
+    tokenizer = None if args.no_tokens else _tokenizer(args.base)
+    progress = _ProgressLine()
+    try:
+        report = check_file(
+            config.path, format=config.format, validation_path=config.validation_path, tokenizer=tokenizer,
+            max_length=config.max_length, split=config.split, seed=config.seed, on_progress=progress,
+        )
+    finally:
+        progress.done()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report, base=None if args.no_tokens else args.base))
+    return 0 if report.usable else 1
+
+
+def format_report(report: Report, *, base: str | None) -> str:
+    how = f"detected from line {report.detected_at}" if report.detected_at else "given"
+    fmt = f"{report.format} format ({how})" if report.format else "format unknown"
+    lines = [f"{report.path}: {fmt}, {report.examples:,} usable examples"]
+    if report.validation_path:
+        lines.append(f"validation: {report.validation_path}, {report.validation_examples:,} usable examples")
+    for title, findings in (("errors (the file cannot be used)", report.errors), ("warnings", report.warnings)):
+        if findings:
+            lines += ["", f"{title}:"] + [line for f in findings for line in _finding(f)]
+    if report.lengths:
+        lines += ["", _lengths(report, base)]
+    train, validation, test = report.split
+    lines.append(f"split (seed {report.seed}): train {train:,} · validation {validation:,} · test {test:,}")
+    lines.append("")
+    if report.usable:
+        warned = sum(f.count for f in report.warnings)
+        lines.append(f"usable ({_count(warned, 'warning')})" if warned else "usable, no problems found")
+    else:
+        lines.append(f"not usable: fix the {_count(sum(f.count for f in report.errors), 'error')} above")
+    return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _finding(finding: Finding) -> list[str]:
+    lines = [f"  {finding.title}: {finding.count:,}"]
+    lines += [f"    {example}" for example in finding.examples]
+    if finding.count > len(finding.examples):
+        lines.append(f"    … and {finding.count - len(finding.examples):,} more")
+    if finding.hint:
+        lines.append(f"    hint: {finding.hint}")
+    return lines
+
+
+def _lengths(report: Report, base: str | None) -> str:
+    s = report.lengths
+    unit = f"{s.unit}, {base}" if base else s.unit
+    line = (f"length ({unit}): min {s.min:,} · median {s.p50:,} · p90 {s.p90:,} · p99 {s.p99:,} · max {s.max:,}; "
+            f"{s.total:,} in all")
+    if s.trained_share is not None:
+        line += f", {s.trained_share:.0%} trained"
+    if s.measured < s.examples:
+        line += f" (estimated from a sample of {s.measured:,} examples)"
+    return line
+
+
+def _preview(args: argparse.Namespace) -> int:
+    config = _config(args)
+    ensure_readable(config.path)
+    tokenizer = _tokenizer(args.base)
+    color = sys.stdout.isatty()
+    shown = 0
+    stream = ExampleStream(config.path, config.format)
+    print("trained tokens are " + (f"{GREEN}green{RESET}" if color else f"marked {TRAINED_OPEN}like this{TRAINED_CLOSE}"))
+    for line, example in stream:
+        if shown >= args.n:
+            break
+        if isinstance(example, RecordError):
+            print(f"skipped {stream.label}:{line}: {KINDS[example.code].title}: {example.detail} "
+                  "(run `tanren data check` for all problems)", file=sys.stderr)
+            continue
+        shown += 1
+        rendered = render_example(example, tokenizer, max_length=config.max_length)
+        trained = sum(rendered.assistant_mask)
+        summary = f"{len(rendered.input_ids):,} tokens, {trained:,} trained"
+        if rendered.truncated_tokens:
+            summary += f", {rendered.truncated_tokens:,} cut by --max-length"
+        print(f"\n── {example.source} · {summary} ──")
+        print(_marked(tokenizer, rendered.input_ids, rendered.assistant_mask, color).rstrip("\n"))
+    if not shown:
+        print(f"no usable examples in {config.path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _marked(tokenizer, ids: list[int], mask: list[int], color: bool) -> str:
+    """The decoded tokens, each run of trained tokens highlighted."""
+    out, start = [], 0
+    while start < len(ids):
+        end = start
+        while end < len(ids) and mask[end] == mask[start]:
+            end += 1
+        text = tokenizer.decode(ids[start:end], skip_special_tokens=False)
+        if mask[start]:
+            text = f"{GREEN}{text}{RESET}" if color else f"{TRAINED_OPEN}{text}{TRAINED_CLOSE}"
+        out.append(text)
+        start = end
+    return "".join(out)

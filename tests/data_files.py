@@ -1,0 +1,46 @@
+"""Write small data files in every supported format for the data tests."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def chat(user: str, assistant: str, system: str | None = None) -> dict[str, Any]:
+    head = [{"role": "system", "content": system}] if system else []
+    return {"messages": [*head, {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+
+
+def write_jsonl(path: Path, records: Iterable[Any], *, encoding: str = "utf-8") -> Path:
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def write_json(path: Path, records: list[Any], *, indent: int | None = 2) -> Path:
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=indent), encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]], *, delimiter: str = ",") -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_parquet(path: Path, records: list[dict[str, Any]]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(records), path)
+    return path
