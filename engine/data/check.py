@@ -1,0 +1,215 @@
+"""The data doctor: validate a training file as a stream and report every problem by file:line.
+
+One pass reads each record once and keeps only a few numbers per record (line, hashes, length),
+so memory stays small for files of any size. Errors make the file unusable; warnings do not.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine.data.lengths import LengthStats, TokenLengths, length_stats
+from engine.data.loading import ExampleStream
+from engine.data.pii import find_personal_data
+from engine.data.problems import ERROR, KINDS, SHOWN, RecordError
+from engine.data.split import split_counts
+
+MIN_OUTPUT_CHARS = 3
+DIVERSITY_MIN_EXAMPLES = 20
+DIVERSITY_MIN_DISTINCT = 0.5  # share of distinct responses below which diversity is low
+DIVERSITY_MAX_REPEAT = 0.1  # share of the most common response above which diversity is low
+
+Progress = Callable[[str, float], None]  # (file, fraction read)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    title: str
+    count: int
+    examples: tuple[str, ...]  # "file:line: detail", the first few
+    hint: str | None
+
+
+@dataclass(frozen=True)
+class Report:
+    path: str
+    format: str | None
+    detected_at: int | None  # line the format was detected from (None: given with --format)
+    examples: int  # usable examples in `path`
+    findings: tuple[Finding, ...]
+    lengths: LengthStats | None
+    split: tuple[int, int, int]  # planned train, validation, test sizes
+    seed: int
+    max_length: int
+    validation_path: str | None = None
+    validation_examples: int | None = None
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == ERROR)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity != ERROR)
+
+    @property
+    def usable(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "usable": self.usable}
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.shown: dict[str, list[str]] = {}
+        self.hints: dict[str, str | None] = {}
+
+    def add(self, code: str, where: str, detail: str, hint: str | None = None) -> None:
+        count = self.counts.get(code, 0)
+        if count == 0:
+            self.shown[code], self.hints[code] = [], hint if hint is not None else KINDS[code].hint
+        self.counts[code] = count + 1
+        if count < SHOWN:
+            self.shown[code].append(f"{where}: {detail}")
+
+    def frozen(self) -> tuple[Finding, ...]:
+        order = list(KINDS)
+        codes = sorted(self.counts, key=lambda c: (KINDS[c].severity != ERROR, order.index(c)))
+        return tuple(
+            Finding(c, KINDS[c].severity, KINDS[c].title, self.counts[c], tuple(self.shown[c]), self.hints[c])
+            for c in codes
+        )
+
+
+class _FileScan:
+    """One file's pass: per-record checks now, per-file checks (duplicates, diversity) after."""
+
+    def __init__(self, path: str | Path, format: str, findings: _Findings, lengths: TokenLengths | None,
+                 *, keep_prompts: bool, on_progress: Progress | None):
+        label = str(path)
+        progress = (lambda fraction: on_progress(label, fraction)) if on_progress else None
+        self.stream = ExampleStream(path, format, progress)
+        self.label, self.findings, self.lengths = label, findings, lengths
+        self.lines, self.hashes, self.responses, self.chars = array("q"), array("q"), array("q"), array("q")
+        self.prompts: array | None = array("q") if keep_prompts else None
+        self.records = 0
+
+    def run(self) -> _FileScan:
+        # The per-record body is the hot loop of the whole check: plain locals, no extra calls.
+        add, label, lengths, prompts = self.findings.add, self.label, self.lengths, self.prompts
+        lines, hashes, responses_seen, chars = self.lines.append, self.hashes.append, self.responses.append, self.chars.append
+        for line, example in self.stream:
+            self.records += 1
+            if isinstance(example, RecordError):
+                add(example.code, f"{label}:{line}", example.detail, example.hint)
+                continue
+            contents, responses = example.contents(), example.responses()
+            lines(line)
+            hashes(hash(contents))  # roles aside: the same texts in other roles are a duplicate too
+            responses_seen(hash(responses))
+            chars(sum(map(len, contents)))
+            if prompts is not None:
+                prompts.append(hash(example.prompt_key()))
+            for response in responses:
+                if len(response.strip()) < MIN_OUTPUT_CHARS:
+                    add("short-output", example.source, f"output {response.strip()!r}")
+            found = find_personal_data("\n".join(contents))
+            if found:
+                add("personal-data", example.source, f"{found[0]} {found[1]}")
+            if lengths is not None:
+                lengths.add(example)
+        if lengths is not None:
+            lengths.flush()
+        if self.records == 0:
+            add("empty-file", label, "no records")
+        self._duplicates()
+        self._diversity()
+        return self
+
+    @property
+    def examples(self) -> int:
+        return len(self.lines)
+
+    def _duplicates(self) -> None:
+        import numpy as np
+
+        first = _first_occurrence(self.hashes)
+        for index in np.nonzero(first != np.arange(len(first)))[0]:
+            self.findings.add("duplicate", f"{self.label}:{self.lines[index]}", f"same as line {self.lines[first[index]]}")
+
+    def _diversity(self) -> None:
+        import numpy as np
+
+        total = self.examples
+        if total < DIVERSITY_MIN_EXAMPLES:
+            return
+        _, first, counts = np.unique(np.frombuffer(self.responses, dtype=np.int64), return_index=True, return_counts=True)
+        top = int(counts.argmax())
+        if len(counts) < DIVERSITY_MIN_DISTINCT * total or counts[top] > DIVERSITY_MAX_REPEAT * total:
+            self.findings.add(
+                "low-diversity", self.label,
+                f"{len(counts):,} distinct responses among {total:,} examples; the most common "
+                f"(first at line {self.lines[first[top]]}) appears {counts[top]:,} times",
+            )
+
+
+def _first_occurrence(hashes: array):
+    """For each position, the position of the first element with the same hash."""
+    import numpy as np
+
+    values = np.frombuffer(hashes, dtype=np.int64)
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    return first[inverse]
+
+
+def _leakage(train: _FileScan, validation: _FileScan, findings: _Findings) -> None:
+    import numpy as np
+
+    train_prompts = np.frombuffer(train.prompts, dtype=np.int64)
+    order = np.argsort(train_prompts, kind="stable")
+    ordered = train_prompts[order]
+    for index, prompt in enumerate(np.frombuffer(validation.prompts, dtype=np.int64)):
+        at = int(np.searchsorted(ordered, prompt))
+        if at < len(ordered) and ordered[at] == prompt:
+            findings.add("leakage", f"{validation.label}:{validation.lines[index]}",
+                         f"same prompt as {train.label}:{train.lines[order[at]]}")
+
+
+def check_file(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    validation_path: str | Path | None = None,
+    tokenizer=None,
+    max_length: int = 1024,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 42,
+    on_progress: Progress | None = None,
+) -> Report:
+    """Validate `path` (and `validation_path`); with a tokenizer, also check lengths in tokens."""
+    findings = _Findings()
+    lengths = TokenLengths(tokenizer, max_length, findings.add) if tokenizer is not None else None
+    keep_prompts = validation_path is not None
+    main = _FileScan(path, format, findings, lengths, keep_prompts=keep_prompts, on_progress=on_progress).run()
+    stats = lengths.stats() if lengths else length_stats("characters", main.chars, main.examples)
+    validation = None
+    if validation_path is not None:
+        validation = _FileScan(validation_path, format, findings, lengths, keep_prompts=True, on_progress=on_progress).run()
+        _leakage(main, validation, findings)
+        train, _, test = split_counts(main.examples, (1 - split[2], 0.0, split[2]))
+        planned = (train, validation.examples, test)
+    else:
+        planned = split_counts(main.examples, split)
+    return Report(
+        path=str(path), format=main.stream.format, detected_at=main.stream.detected_at, examples=main.examples,
+        findings=findings.frozen(), lengths=stats, split=planned, seed=seed, max_length=max_length,
+        validation_path=None if validation is None else str(validation_path),
+        validation_examples=None if validation is None else validation.examples,
+    )

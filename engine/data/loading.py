@@ -1,0 +1,60 @@
+"""Read a data file into Examples: detect its record format, normalize every record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from engine.data.example import Example
+from engine.data.formats import FORMATS, detect_format, normalize
+from engine.data.problems import KINDS, RecordError
+from engine.data.readers import Progress, read_records
+from engine.errors import DataError
+
+
+class ExampleStream:
+    """Iterate `(line, Example | RecordError)` over a file; `format` is known after the first record.
+
+    With format "auto" the format is detected from the first record that is an object with
+    recognizable fields (`detected_at` is its line) and then required of every record, so a
+    record that lacks a field is reported as such instead of being read as another format.
+    """
+
+    def __init__(self, path: str | Path, format: str = "auto", on_progress: Progress | None = None):
+        if format != "auto" and format not in FORMATS:
+            raise DataError(f"unknown format {format!r}", hint=f"use one of: auto, {', '.join(FORMATS)}")
+        self.path = Path(path)
+        self.label = str(path)
+        self.format: str | None = None if format == "auto" else format
+        self.detected_at: int | None = None
+        self.on_progress = on_progress
+
+    def __iter__(self) -> Iterator[tuple[int, Example | RecordError]]:
+        label, format = self.label, self.format
+        for line, value in read_records(self.path, self.on_progress):
+            if not isinstance(value, RecordError):
+                try:
+                    if format is None:
+                        format = self.format = detect_format(value)
+                        self.detected_at = line
+                    value = normalize(value, format, f"{label}:{line}")
+                except RecordError as error:
+                    value = error
+            yield line, value
+
+
+def record_error(label: str, line: int, error: RecordError) -> DataError:
+    return DataError(f"{KINDS[error.code].title}: {error.detail}", where=f"{label}:{line}", hint=error.hint)
+
+
+def load_examples(path: str | Path, format: str = "auto") -> list[Example]:
+    """Every example of the file; raises DataError naming file:line at the first bad record."""
+    stream = ExampleStream(path, format)
+    examples = []
+    for line, item in stream:
+        if isinstance(item, RecordError):
+            raise record_error(stream.label, line, item)
+        examples.append(item)
+    if not examples:
+        raise DataError(f"{path} holds no records", where=str(path), hint=KINDS["empty-file"].hint)
+    return examples

@@ -1,0 +1,137 @@
+"""Render an Example through the base model's chat template into token ids and a loss mask.
+
+The mask marks the tokens that are trained: for a conversation, each assistant turn that
+answers a user turn, from its first content token through the template's end-of-turn token
+(e.g. `<|im_end|>`, so the model learns to stop); role headers, system and user turns are not
+trained. Raw text trains on every token and gets EOS appended.
+
+Assistant turns are located by rendering prefixes of the conversation: turn i spans from the
+end of `messages[:i]` rendered with the generation prompt to the end (trailing whitespace
+dropped) of `messages[:i+1]`. That works for any template that renders a conversation as its
+prefixes followed by more text, which the template must do anyway to be usable for chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.data.example import Example
+from engine.errors import DataError
+from engine.messages import Message, as_dicts
+
+# For bases without a chat template: plain headers, and EOS closing each assistant turn.
+PLAIN_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] + '\n\n' }}"
+    "{% elif message['role'] == 'user' %}{{ '### User:\n' + message['content'] + '\n\n' }}"
+    "{% else %}{{ '### Assistant:\n' + message['content'] }}{{ eos_token }}{{ '\n\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### Assistant:\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    input_ids: list[int]
+    assistant_mask: list[int]  # 1 where the token is trained
+    truncated_tokens: int  # how many tokens max_length cut off the end
+
+
+def ensure_chat_template(tokenizer) -> None:
+    """Install the plain template on a tokenizer that has none (base models)."""
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = PLAIN_TEMPLATE
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts BOS in front of encoded text (Llama does, ChatML models do not)."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return with_special[:1] == [bos] and tokenizer("a", add_special_tokens=False)["input_ids"][:1] != [bos]
+
+
+def chat_text(tokenizer, messages: Sequence[Message], *, source: str, generation_prompt: bool = False) -> str:
+    from jinja2 import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template(
+            as_dicts(messages), tokenize=False, add_generation_prompt=generation_prompt
+        )
+    except (TemplateError, ValueError, TypeError) as exc:
+        raise DataError(
+            f"the chat template of the base model cannot render this example: {exc}", where=source,
+            hint="some templates refuse system turns or require user and assistant turns to alternate",
+        ) from None
+
+
+def assistant_spans(tokenizer, messages: Sequence[Message], text: str, *, source: str) -> list[tuple[int, int]]:
+    """Character spans of `text` (the rendered conversation) that are trained."""
+    spans = []
+    seen_user = False
+    for index, message in enumerate(messages):
+        seen_user = seen_user or message.role == "user"
+        if message.role != "assistant" or not seen_user:
+            continue  # an opening assistant turn answers nothing; it is context
+        head = chat_text(tokenizer, messages[:index], source=source, generation_prompt=True)
+        turn = chat_text(tokenizer, messages[: index + 1], source=source)
+        if not (text.startswith(head) and text.startswith(turn) and len(head) <= len(turn)):
+            raise DataError(
+                "the chat template renders this conversation differently from its beginning, so the "
+                "assistant's tokens cannot be told apart", where=source,
+                hint="set data.assistant_only_loss: false to train on every token",
+            )
+        spans.append((len(head), len(turn.rstrip())))
+    return spans
+
+
+def _mask(offsets: Sequence[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    """1 for each token whose characters overlap a span."""
+    mask, current = [], 0
+    for start, end in offsets:
+        while current < len(spans) and spans[current][1] <= start:
+            current += 1
+        mask.append(int(current < len(spans) and spans[current][0] < end))
+    return mask
+
+
+def rendered_text(example: Example, tokenizer) -> str:
+    """What render_example tokenizes: the raw text, or the conversation through the chat template."""
+    return example.text if example.is_text else chat_text(tokenizer, example.messages, source=example.source)
+
+
+def _framed(tokenizer, ids: list[int], *, is_text: bool, add_bos: bool) -> list[int]:
+    """EOS after raw text; BOS in front where the tokenizer wants one and the text lacks it
+    (templates such as Llama 3's write BOS themselves, so it is never doubled)."""
+    if is_text and tokenizer.eos_token_id is not None:
+        ids = [*ids, tokenizer.eos_token_id]
+    if add_bos and ids[:1] != [tokenizer.bos_token_id]:
+        ids = [tokenizer.bos_token_id, *ids]
+    return ids
+
+
+def render_example(example: Example, tokenizer, *, max_length: int, assistant_only: bool = True) -> Rendered:
+    text = rendered_text(example, tokenizer)
+    if example.is_text or not assistant_only:
+        ids, mask = tokenizer(text, add_special_tokens=False)["input_ids"], None
+    else:
+        spans = assistant_spans(tokenizer, example.messages, text, source=example.source)
+        encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, mask = encoding["input_ids"], _mask(encoding["offset_mapping"], spans)
+    framed = _framed(tokenizer, ids, is_text=example.is_text, add_bos=adds_bos(tokenizer))
+    # Every token is trained, or the conversation's mask with the added BOS untrained.
+    mask = [1] * len(framed) if mask is None else [0] * (len(framed) - len(ids)) + mask
+    cut = max(0, len(framed) - max_length)
+    return Rendered(framed[:max_length], mask[:max_length], cut)
+
+
+def rendered_lengths(examples: Sequence[Example], texts: Sequence[str], tokenizer) -> list[int]:
+    """How many tokens render_example makes of each example before truncation, from one batch
+    encode of their `rendered_text`s (much faster than rendering them one by one)."""
+    if not texts:
+        return []  # transformers fails on an empty batch
+    add_bos = adds_bos(tokenizer)
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    return [len(_framed(tokenizer, ids, is_text=e.is_text, add_bos=add_bos)) for e, ids in zip(examples, encoded)]
