@@ -43,8 +43,9 @@ class TransformersBackend(ChatBackend):
     @classmethod
     def load(cls, folder: Path, config: ModelConfig, *, adapters: Mapping[str, Path] | None = None,
              max_context: int = DEFAULT_MAX_CONTEXT) -> TransformersBackend:
-        backend = cls(load_model(folder, config), load_tokenizer(folder, config),
-                      name=config.base, max_context=max_context)
+        local = Path(config.base).expanduser()
+        name = local.name if local.exists() else config.base  # a folder by its name, a hub id whole
+        backend = cls(load_model(folder, config), load_tokenizer(folder, config), name=name, max_context=max_context)
         for name, path in (adapters or {}).items():
             backend.add_adapter(name, path)
         return backend
