@@ -31,9 +31,6 @@ from engine.messages import Message
 # they drop the same old turns. Beyond it a CPU answer would take minutes anyway.
 DEFAULT_MAX_CONTEXT = 4096
 
-STOP_REASONS = ("stop", "length", "cancelled")
-
-
 @dataclass(frozen=True)
 class GenerationStats:
     prompt_tokens: int
