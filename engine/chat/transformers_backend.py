@@ -46,8 +46,8 @@ class TransformersBackend(ChatBackend):
         local = Path(config.base).expanduser()
         name = local.name if local.exists() else config.base  # a folder by its name, a hub id whole
         backend = cls(load_model(folder, config), load_tokenizer(folder, config), name=name, max_context=max_context)
-        for name, path in (adapters or {}).items():
-            backend.add_adapter(name, path)
+        for adapter, path in (adapters or {}).items():
+            backend.add_adapter(adapter, path)
         return backend
 
     def add_adapter(self, name: str, folder: Path) -> None:
