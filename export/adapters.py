@@ -76,17 +76,22 @@ def adapter_settings(adapter: AdapterInput) -> dict[str, Any]:
     return settings
 
 
-def check_adapters_fit(adapters: list[AdapterInput], base_shapes: dict[str, tuple[int, ...]]) -> None:
-    """Refuse adapters whose matrices do not fit the base weights (trained on another model)."""
+def check_adapters_fit(adapters: list[AdapterInput], base_shapes: dict[str, tuple[int, ...]], *,
+                       tied_head: bool = False) -> None:
+    """Refuse adapters whose matrices do not fit the base weights (trained on another model).
+
+    With `tied_head` the output head is the input embedding matrix (the file stores it once), so
+    an adapter on the head is refused: merging it would change the embeddings as well.
+    """
     with_modules = [a.name for a in adapters if adapter_settings(a).get("modules_to_save")]
     if with_modules and len(adapters) > 1:
         raise ExportError(f"{', '.join(with_modules)} replaces whole modules, so it cannot be combined with "
                           "other adapters", hint="merge it alone, then use the merged model as the next base")
     for adapter in adapters:
-        _check_fits_base(adapter, base_shapes)
+        _check_fits_base(adapter, base_shapes, tied_head)
 
 
-def _check_fits_base(adapter: AdapterInput, base_shapes: dict[str, tuple[int, ...]]) -> None:
+def _check_fits_base(adapter: AdapterInput, base_shapes: dict[str, tuple[int, ...]], tied_head: bool) -> None:
     from export.gguf_tensors import safetensors_index
 
     weights = adapter.folder / ADAPTER_WEIGHTS
@@ -97,6 +102,10 @@ def _check_fits_base(adapter: AdapterInput, base_shapes: dict[str, tuple[int, ..
             _check_whole_module(key, shape, base_shapes, path)
             continue
         module = match["module"]
+        if tied_head and module == "lm_head":
+            raise ExportError(f"{adapter.name} adapts lm_head, which this base shares with its input embeddings: "
+                              "merging would change both", where=str(path),
+                              hint="train adapters on the attention and MLP layers (target_modules all-linear)")
         base = base_shapes.get(f"{module}.weight")
         if base is None or len(base) != 2:
             raise ExportError(f"{adapter.name} adapts {module}, which the base model does not have",

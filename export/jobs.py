@@ -135,7 +135,14 @@ def prepare_export(run_name: str, home: Home, *, quants: str | Sequence[str] = D
 
 
 def start_export(request: ExportRequest, home: Home) -> ExportDir:
-    """Create the export's folder and launch its detached worker."""
+    """Create the export's folder and launch its detached worker; follow it through its events."""
+    export = create_export(request, home)
+    launch_detached(export, WORKER)
+    return export
+
+
+def create_export(request: ExportRequest, home: Home) -> ExportDir:
+    """The export's state folder with its request, queued (`python -m export.worker FOLDER` runs it)."""
     run = open_run(request.run, home)
     export = ExportDir(export_path(run, request.name))
     try:
@@ -145,7 +152,6 @@ def start_export(request: ExportRequest, home: Home) -> ExportDir:
                           hint="choose another --name") from None
     atomic_write_text(export.request_file, request.to_json())
     export.set_status("queued", "waiting to start")
-    launch_detached(export, WORKER)
     return export
 
 

@@ -54,9 +54,11 @@ def merge_adapters(base_folder: Path, adapters: Sequence[AdapterInput], out: Pat
         raise ExportError("there is no adapter to merge", hint="name a run with a trained adapter")
     base_folder = Path(base_folder)
     base_files = model_safetensors_files(base_folder)
-    check_adapters_fit(list(adapters), {name: shape for name, (_p, shape, _d) in safetensors_index(base_files).items()})
+    base_config = _read_config(base_folder)
+    check_adapters_fit(list(adapters), {name: shape for name, (_p, shape, _d) in safetensors_index(base_files).items()},
+                       tied_head=bool(base_config.get("tie_word_embeddings")))
 
-    save_dtype = _stored_dtype(base_folder)
+    save_dtype = _stored_dtype(base_config)
     on_log(f"loading {base_folder.name} in float32 with {len(adapters)} adapter(s)")
     model = _with_adapters(base_folder, adapters, model_config)
     tokenizer = _tokenizer(adapters[0].folder, base_folder, model_config)
@@ -135,12 +137,15 @@ def _logits(model, probes: list[list[int]]):
         return [model(input_ids=torch.tensor([ids])).logits[0].float() for ids in probes]
 
 
-def _stored_dtype(folder: Path) -> str:
-    """The dtype the base's weights are stored in; the merged model is saved in the same."""
+def _read_config(folder: Path) -> dict:
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ExportError(f"config.json of the base cannot be read: {exc}", where=str(folder)) from None
+
+
+def _stored_dtype(config: dict) -> str:
+    """The dtype the base's weights are stored in; the merged model is saved in the same."""
     dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
     return dtype if dtype in _SAVE_DTYPES else "float32"
 

@@ -105,7 +105,7 @@ def verify_export(merged: Path, ggufs: dict[str, Path], examples: Sequence[Examp
             end_of_turn_ok = _stop_like_ollama(backend, end_of_turn, stop_strings)
             gguf_answers = _answers(backend)
             gguf_perplexity = _perplexity(backend, examples)
-        check = _judge(name, gguf_answers, gguf_perplexity, checks, end_of_turn_ok, time.perf_counter() - started)
+        check = judge_gguf(name, gguf_answers, gguf_perplexity, checks, end_of_turn_ok, time.perf_counter() - started)
         on_log(_summary(check))
         checks.append(check)
     return Verification(tuple(checks), len(examples), data, tuple(notes))
@@ -156,8 +156,9 @@ def _single_token(backend, text: str) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
-def _judge(name: str, answers: tuple[Answer, ...], perplexity, checks: list[ModelCheck], end_of_turn_ok: bool,
-           seconds: float) -> ModelCheck:
+def judge_gguf(name: str, answers: tuple[Answer, ...], perplexity, checks: list[ModelCheck], end_of_turn_ok: bool,
+               seconds: float) -> ModelCheck:
+    """One GGUF's verdict against the checks before it (the merged model first, then F16...)."""
     merged = checks[0]
     failures = []
     label = name.upper()
@@ -173,7 +174,7 @@ def _judge(name: str, answers: tuple[Answer, ...], perplexity, checks: list[Mode
     delta = perplexity.perplexity / reference.perplexity - 1
     if limit is not None and not (math.isfinite(delta) and delta <= limit):
         failures.append(f"{label} perplexity {perplexity.perplexity:.3f} is {delta:+.2%} from {reference.name} "
-                        f"({reference.perplexity:.3f}); at most +{limit:.0%} is allowed")
+                        f"({reference.perplexity:.3f}); at most {limit:+.0%} is allowed")
     same = sum(a.text == b.text for a, b in zip(answers, merged.answers, strict=True))
     return ModelCheck(name, answers, perplexity.perplexity, perplexity.tokens, seconds, same, delta,
                       reference.name, limit, tuple(failures))

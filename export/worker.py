@@ -21,6 +21,8 @@ from export.jobs import ExportDir
 class ExportCancelled(BaseException):
     """Raised in the worker by SIGTERM: unwinding removes every temporary file on the way out."""
 
+    message = "cancelled on request"
+
 
 def _cancel(_signum, _frame) -> None:
     raise ExportCancelled()
