@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import yaml
+
 from engine.config import RunConfig
 from engine.textwidth import human_bytes
+from engine.train.model_card import base_model_id
 from export.verify import Verification
 
 
@@ -33,19 +36,13 @@ def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tupl
                         f"{check.perplexity_delta:+.2%} vs {check.reference} | {check.same_answers}/{len(check.answers)} |")
     merged_from = ", ".join(f"`{name}`" + (f" × {weight:g}" if weight != 1 else "") for name, weight in adapters)
     verdict = "passed" if verification.passed else "FAILED: " + "; ".join(verification.failures)
+    front = {"base_model": base_model_id(config), "pipeline_tag": "text-generation",
+             "tags": ["tanren", "gguf", "ollama", config.adapter.method]}
     lines = [
-        "---",
-        f"base_model: {config.model.base}",
-        "tags:",
-        "- tanren",
-        "- gguf",
-        "- ollama",
-        f"- {config.adapter.method}",
-        "---",
-        "",
+        "---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
         f"# {run_name}",
         "",
-        f"`{config.model.base}` fine-tuned with tanren ({config.adapter.method})"
+        f"`{front['base_model']}` fine-tuned with tanren ({config.adapter.method})"
         + (f", adapters merged in full precision: {merged_from}." if merged_from else "."),
         "",
         *rows,

@@ -129,3 +129,31 @@ def test_ollama_names_are_checked_and_the_command_is_given_without_ollama(tmp_pa
     modelfile.write_text("FROM ./m.gguf\n")
     assert ollama_create("my-model", modelfile) is False
     assert ollama_command("my-model", modelfile) == f"ollama create my-model -f {modelfile}"
+
+
+def test_ollama_create_runs_with_the_modelfile_and_reports_failure(tmp_path, monkeypatch) -> None:
+    """Ollama itself is not installed here: a stand-in `ollama` on PATH records how it is called,
+    and fails on request, which checks tanren's command line and error, not Ollama."""
+    calls = tmp_path / "calls.txt"
+    stand_in = tmp_path / "bin" / "ollama"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f'#!/bin/sh\necho "$PWD $*" >> {calls}\n'
+                        '[ "$2" = "broken" ] && { echo "Error: could not connect to ollama app" >&2; exit 1; }\nexit 0\n')
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stand_in.parent}:/usr/bin:/bin")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    modelfile = folder / "Modelfile"
+    modelfile.write_text("FROM ./m.gguf\n")
+    assert ollama_create("my-model:q8", modelfile) is True
+    assert calls.read_text().splitlines() == [f"{folder} create my-model:q8 -f {modelfile}"]
+    with pytest.raises(ExportError, match="ollama create broken failed: Error: could not connect") as error:
+        ollama_create("broken", modelfile)
+    assert f"ollama create broken -f {modelfile}" in error.value.hint
+
+
+@pytest.mark.real_model
+def test_default_model_gets_chatml_with_its_system_prompt(default_model_dir: Path) -> None:
+    modelfile = build_modelfile(default_model_dir, "smol-q8_0.gguf", GenerationConfig(), title="smol")
+    assert modelfile.chat_format == "ChatML" and modelfile.stops == ("<|im_end|>", "<|im_start|>")
+    assert modelfile.system == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
