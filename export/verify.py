@@ -102,7 +102,7 @@ def verify_export(merged: Path, ggufs: dict[str, Path], examples: Sequence[Examp
     for name, path in ggufs.items():
         started = time.perf_counter()
         with LlamaCppBackend.load(path) as backend:
-            end_of_turn_ok = _stop_like_ollama(backend, end_of_turn, stop_strings)
+            end_of_turn_ok = stop_like_ollama(backend, end_of_turn, stop_strings)
             gguf_answers = _answers(backend)
             gguf_perplexity = _perplexity(backend, examples)
         check = judge_gguf(name, gguf_answers, gguf_perplexity, checks, end_of_turn_ok, time.perf_counter() - started)
@@ -133,7 +133,7 @@ def _perplexity(backend, examples: Sequence[Example]):
     return measure_perplexity(backend, examples, max_length=PERPLEXITY_MAX_LENGTH, assistant_only=True)
 
 
-def _stop_like_ollama(backend, end_of_turn: str, stop_strings: Sequence[str]) -> bool:
+def stop_like_ollama(backend, end_of_turn: str, stop_strings: Sequence[str]) -> bool:
     """Make `backend` stop only where Ollama would; True if `end_of_turn` is an end-of-generation
     token of the file itself (so plain llama.cpp stops there too).
 
