@@ -6,7 +6,7 @@ prints the time of each stage, the file sizes, and the perplexity of every file 
 reference (merged HF model for F16, F16 for the quantized files). Goal: under 90 s in total
 on a 2-core machine.
 
-    PYTHONPATH=. python bench/bench_export.py [--steps 30] [--quant q8_0,q4_k_m] [--fresh]
+    PYTHONPATH=. python bench/bench_export.py [--steps 12] [--quant q8_0,q4_k_m] [--fresh]
 
 It uses $TANREN_HOME (the default model is converted there once).
 """
@@ -49,13 +49,12 @@ def trained_run(home, steps: int, fresh: bool):
 
 def main() -> None:
     from engine.paths import Home
-    from engine.runs.rundir import RunDir
     from engine.textwidth import format_table, human_bytes
     from export.jobs import prepare_export, start_export
     from export.manifest import read_manifest
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--quant", default="q8_0,q4_k_m")
     parser.add_argument("--fresh", action="store_true", help="train the adapter again")
     args = parser.parse_args()
@@ -99,7 +98,7 @@ def main() -> None:
     merge = manifest.get("merge") or {}
     print(f"merge: largest logit difference to base + adapter {merge.get('max_logit_diff', float('nan')):.2e}")
     print(f"goal: under {GOAL_S:.0f} s -> {'met' if total < GOAL_S else 'NOT met'} ({total:.1f} s)")
-    print(f"files: {export.out}; state: {RunDir(export.path).path}")
+    print(f"files: {export.out}; state: {export.path}")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,7 @@ class _Stages:
         self.events.append(Log(message, level))
 
     def artifact(self, path: Path, role: str) -> None:
-        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-        self.events.append(Artifact(str(path), role, size))
+        self.events.append(Artifact(str(path), role, _size(path)))
 
 
 def run_export(export: ExportDir) -> ExportOutcome:
@@ -108,7 +107,7 @@ class _Export:
         self._card(ggufs, verification)
         with self.stages.stage("manifest", "writing the manifest"):
             self._manifest(verification, ollama)
-        return self._outcome(verification, ollama)
+        return self._outcome(verification)
 
     def _base(self) -> Path:
         from engine.models.loading import model_folder
@@ -232,7 +231,7 @@ class _Export:
         return {"name": self.request.name, "run": self.run_dir.name, "state": str(self.export.path),
                 "quants": list(self.request.quants)}
 
-    def _outcome(self, verification: Verification, ollama: dict) -> ExportOutcome:
+    def _outcome(self, verification: Verification) -> ExportOutcome:
         if not verification.passed:
             return ExportOutcome(False, f"verification failed: {verification.failures[0]}",
                                  f"details in {self.out / MANIFEST}; the Ollama model was not created")
@@ -252,6 +251,9 @@ class _Export:
 
 
 def _size(path: Path) -> int:
+    """A file's size, or the total of the files in a folder."""
+    if not path.is_dir():
+        return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
