@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.config import RunConfig
+from engine.data.readers import ensure_readable
+from engine.models.resolve import resolve_model
 from engine.paths import Home
 from engine.runs.launch import launch_detached
 from engine.runs.rundir import RunDir, RunError, create_run
@@ -18,6 +20,10 @@ def start_training(config: RunConfig, home: Home, *, nproc: int = 1, dist_args: 
         raise RunError("no training data given", where="data.path",
                        hint="pass --data FILE, e.g. --data engine/data/samples/ja_en_chat.jsonl")
     _check_nproc(nproc)
+    # Mistakes found now cost nothing; in the worker they would surface after model loading.
+    for path in filter(None, (config.data.path, config.data.validation_path)):
+        ensure_readable(path)
+    resolve_model(config.model.base, home)
     run = create_run(config, home)
     return run, launch_detached(run, WORKER, nproc=nproc, dist_args=dist_args)
 
