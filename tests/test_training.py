@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig, apply_overrides
+from engine.chat.targets import open_backend, resolve_adapter
+from engine.config import ModelConfig, RunConfig, apply_overrides
 from engine.events import Metrics
 from engine.paths import Home
 from engine.runs.rundir import RunDir, RunError, create_run, open_run, remove_run
@@ -82,14 +83,18 @@ def test_training_lowers_loss_and_writes_a_peft_adapter(method, home, tiny_model
     card = (adapter / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n") and "library_name: peft" in card and f"- {method}" in card
 
-    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    ids = [5, 17, 42, 99, 7]
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     plain = PeftModel.from_pretrained(base, adapter).eval()
     with torch.no_grad():
-        tuned = plain(ids).logits
+        tuned = plain(torch.tensor([ids])).logits[0, -1]
         with plain.disable_adapter():
-            untouched = plain(ids).logits
+            untouched = plain(torch.tensor([ids])).logits[0, -1]
     assert not torch.allclose(tuned, untouched, atol=1e-4)  # the adapter learned something
+    # the engine's own loading (the chat backend, adapter hot-swapped on the base) agrees with plain peft
+    engine = open_backend(ModelConfig(base=str(tiny_model_dir)), home, adapters=[resolve_adapter("t1", home)])
+    with engine._decoding(ids, adapter="t1") as decoder:
+        assert torch.allclose(torch.from_numpy(decoder.logits), tuned, atol=1e-5)
     assert complete_checkpoints(run.checkpoints)[-1].name == "checkpoint-12"
 
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 
 def registrars():
-    from engine.cli import config_cmd, data_cmd, models_cmd, train_cmd
+    from engine.cli import chat_cmd, config_cmd, data_cmd, models_cmd, train_cmd
 
-    return [models_cmd.register, config_cmd.register, data_cmd.register, train_cmd.register]
+    return [models_cmd.register, config_cmd.register, data_cmd.register, train_cmd.register, chat_cmd.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,207 @@
+"""The chat interface every backend offers, and the one decode loop they share.
+
+A backend only knows how to turn messages into prompt token ids, token ids back into text,
+and how to run its model one token at a time (`_decoding`). Everything that decides what the
+user sees - context fitting, sampling, stop tokens, streaming of complete characters, cancel
+and timing - happens once, here, so transformers and llama.cpp cannot drift apart.
+
+`stream_chat` is a generator: the TUI runs it in a worker thread and sets `cancel` (a
+`threading.Event`) to stop between two tokens; closing the generator stops it the same way.
+A backend runs one answer at a time; a second caller waits for the first to finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.chat.history import fit_to_context, with_system_prompt
+from engine.chat.sampling import Sampler, fresh_seed
+from engine.config import GenerationConfig
+from engine.errors import TanrenError
+from engine.messages import Message
+
+# The longest context a chat uses unless told otherwise: both backends apply the same cap, so
+# they drop the same old turns. Beyond it a CPU answer would take minutes anyway.
+DEFAULT_MAX_CONTEXT = 4096
+
+STOP_REASONS = ("stop", "length", "cancelled")
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    prompt_tokens: int
+    new_tokens: int  # answer tokens, without the end-of-turn token
+    ttft_s: float  # from the call to the first answer token (prompt formatting and prefill included)
+    tokens_per_s: float  # decoding speed after the first token
+    total_s: float
+    stop_reason: str  # stop (end-of-turn token), length (max_new_tokens), cancelled
+    seed: int
+    dropped_messages: int = 0
+
+    def summary(self) -> str:
+        dropped = f", {self.dropped_messages} old messages left out" if self.dropped_messages else ""
+        return (f"{self.new_tokens} tokens ({self.stop_reason}), first token {self.ttft_s:.2f} s, "
+                f"{self.tokens_per_s:.1f} tokens/s, prompt {self.prompt_tokens} tokens, seed {self.seed}{dropped}")
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """One answer in progress: the next-token logits after the prompt, and a way to feed a token."""
+
+    logits: np.ndarray
+    advance: Callable[[int], np.ndarray]
+
+
+class ChatBackend(ABC):
+    """A loaded model that answers conversations. Subclasses: transformers and llama.cpp."""
+
+    kind: str  # transformers or llama.cpp
+    name: str
+    context_length: int
+    stop_ids: frozenset[int]
+    adapters: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.last_stats: GenerationStats | None = None
+        self._busy = threading.Lock()
+
+    @abstractmethod
+    def encode(self, messages: Sequence[Message]) -> list[int]:
+        """Prompt token ids: the chat template applied, ending with the assistant's header."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Answer text for token ids (special tokens left out)."""
+
+    @abstractmethod
+    def _decoding(self, prompt_ids: list[int], adapter: str | None) -> contextlib.AbstractContextManager[Decoder]:
+        """Run the prompt through the model; the decoder's state is freed when the block ends."""
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.encode(messages))
+
+    def prompt_logits(self, messages: Sequence[Message], *, adapter: str | None = None) -> np.ndarray:
+        """The model's next-token logits after the formatted prompt (for checks and comparisons)."""
+        self.check_adapter(adapter)
+        with self._busy, self._decoding(self.encode(messages), adapter) as decoder:
+            return decoder.logits
+
+    def close(self) -> None:
+        """Free the model now rather than at interpreter exit."""
+
+    def __enter__(self) -> ChatBackend:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def check_adapter(self, adapter: str | None) -> None:
+        if adapter is not None and adapter not in self.adapters:
+            loaded = ", ".join(self.adapters) or "none"
+            raise TanrenError(f"adapter {adapter!r} is not loaded on {self.name} (loaded: {loaded})")
+
+    def stream_chat(self, messages: Sequence[Message], params: GenerationConfig,
+                    cancel: threading.Event | None = None, *, adapter: str | None = None) -> Iterator[str]:
+        """Yield the answer as text pieces; `last_stats` describes it once the generator ends."""
+        self.check_adapter(adapter)
+        with self._busy:
+            clock = _Clock(time.perf_counter())
+            fitted = fit_to_context(with_system_prompt(messages, params.system_prompt), self.count_tokens,
+                                    context_length=self.context_length, answer_tokens=params.max_new_tokens)
+            prompt_ids = self.encode(fitted.messages)
+            seed = params.seed if params.seed is not None else fresh_seed()
+            try:
+                tokens = self._tokens(prompt_ids, params, Sampler(params, prompt_ids, seed), cancel, adapter, clock)
+                yield from text_deltas(self.decode, tokens)
+            finally:
+                self.last_stats = clock.stats(prompt_tokens=len(prompt_ids), seed=seed,
+                                              dropped_messages=fitted.dropped_messages)
+
+    def _tokens(self, prompt_ids: list[int], params: GenerationConfig, sampler: Sampler,
+                cancel: threading.Event | None, adapter: str | None, clock: _Clock) -> Iterator[int]:
+        """Answer token ids until an end-of-turn token, max_new_tokens, or cancel."""
+        with self._decoding(prompt_ids, adapter) as decoder:
+            logits = decoder.logits
+            while not (cancel is not None and cancel.is_set()):
+                token = sampler(logits)
+                clock.sampled()
+                if token in self.stop_ids:
+                    clock.reason = "stop"
+                    return
+                clock.tokens += 1
+                sampler.accept(token)
+                yield token
+                if clock.tokens >= params.max_new_tokens:
+                    clock.reason = "length"
+                    return
+                logits = decoder.advance(token)
+
+
+def text_deltas(decode: Callable[[Sequence[int]], str], tokens: Iterator[int]) -> Iterator[str]:
+    """The new text after each token. A multi-byte character (Japanese, emoji) may span tokens:
+    its replacement character is held back until the token that completes it arrives."""
+    ids: list[int] = []
+    shown = ""
+    for token in tokens:
+        ids.append(token)
+        text = decode(ids)
+        if len(text) > len(shown) and not text.endswith("\ufffd"):
+            yield text[len(shown):]
+            shown = text
+    if ids and len(text := decode(ids)) > len(shown):
+        yield text[len(shown):]  # an answer cut off inside a character ends with U+FFFD
+
+
+class _Clock:
+    """Times one answer; the reason stays "cancelled" unless it ends by a stop token or length."""
+
+    def __init__(self, start: float):
+        self.start = start
+        self.first = self.last = None
+        self.samples = self.tokens = 0
+        self.reason = "cancelled"
+
+    def sampled(self) -> None:
+        self.last = time.perf_counter()
+        self.first = self.first or self.last
+        self.samples += 1
+
+    def stats(self, **fields) -> GenerationStats:
+        first = self.first or time.perf_counter()
+        last = self.last or first
+        return GenerationStats(
+            new_tokens=self.tokens, ttft_s=first - self.start, total_s=time.perf_counter() - self.start,
+            tokens_per_s=(self.samples - 1) / (last - first) if last > first else 0.0,
+            stop_reason=self.reason, **fields,
+        )
+
+
+@dataclass(frozen=True)
+class ChatTarget:
+    """What the user chats with: a backend, with one of its adapters or none (the base)."""
+
+    label: str
+    backend: ChatBackend
+    adapter: str | None = None
+
+    @property
+    def context_length(self) -> int:
+        return self.backend.context_length
+
+    @property
+    def last_stats(self) -> GenerationStats | None:
+        return self.backend.last_stats
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.backend.count_tokens(messages)
+
+    def stream_chat(self, messages: Sequence[Message], params: GenerationConfig,
+                    cancel: threading.Event | None = None) -> Iterator[str]:
+        return self.backend.stream_chat(messages, params, cancel, adapter=self.adapter)

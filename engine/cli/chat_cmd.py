@@ -1,0 +1,260 @@
+"""`tanren chat`: talk to a base, its adapters or a GGUF file; `--prompt` answers once and exits.
+
+Answers go to stdout and everything else (loading, timing) to stderr, so
+`tanren chat MODEL --prompt "..." > answer.txt` captures just the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import sys
+
+from engine.config import GenerationConfig, ModelConfig, RunConfig, apply_overrides
+from engine.errors import TanrenError
+from engine.messages import Message
+from engine.models.registry import DEFAULT_MODEL
+from engine.paths import Home
+
+HELP = """commands:
+  /base              chat with the base model (adapters off)
+  /adapter RUN       switch to an adapter (a run name or adapter folder; loaded on first use)
+  /system TEXT       set the system prompt (empty: the model's default)
+  /set FIELD=VALUE   change a generation setting, e.g. /set temperature=0
+  /params            show the generation settings
+  /tokens            count the conversation's prompt tokens
+  /reset             forget the conversation
+  /save NAME         save the conversation to $TANREN_HOME/chats/NAME.jsonl
+  /quit              leave (Ctrl-D works too; Ctrl-C stops an answer)"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "chat", help="chat with a base model, adapters or a GGUF file (streaming; --prompt to answer once)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=HELP,
+    )
+    parser.add_argument("target", nargs="?", help=f"base model: built-in name, HF folder, cached hub id or a .gguf "
+                        f"file (default: the loaded chat's, else {DEFAULT_MODEL})")
+    parser.add_argument("--adapter", action="append", default=[], metavar="RUN",
+                        help="a run name or PEFT adapter folder to load onto the base (repeatable; the first is active)")
+    parser.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto",
+                        help="auto: llama.cpp for .gguf files, transformers otherwise; llama.cpp on a built-in "
+                        "model uses the GGUF it ships as")
+    parser.add_argument("--prompt", help="answer this one message, print the answer and exit")
+    parser.add_argument("--vs", metavar="OTHER", help="compare mode: also answer with OTHER, with the same seed: "
+                        "base, an adapter (run or folder), llama.cpp / transformers (the same model through that "
+                        "backend), a .gguf file or another model")
+    parser.add_argument("--system", help="system prompt")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a generation setting: temperature, top_p, top_k, repetition_penalty, "
+                        "max_new_tokens, seed (repeatable)")
+    parser.add_argument("--temperature", type=float, help="0 for greedy (default 0.7)")
+    parser.add_argument("--max-new-tokens", type=int, help="longest answer (default 256)")
+    parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
+    parser.add_argument("--context", type=int, default=4096, help="longest prompt + answer in tokens (default 4096)")
+    parser.add_argument("--load", metavar="NAME", help="continue a saved chat")
+    parser.add_argument("--save", metavar="NAME", help="save the chat to $TANREN_HOME/chats/NAME.jsonl")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                        help="transformers weights dtype")
+    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle-based .bin/.pt weights")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run Python code shipped with the model")
+    parser.set_defaults(handler=_chat)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from engine.chat.sessions import ChatSession, load_session
+
+    home = Home.from_env()
+    session = load_session(home, args.load) if args.load else ChatSession(target=args.target or DEFAULT_MODEL)
+    params = _params(args, session.params)
+    chat = _Chat(home, args, target=args.target or session.target or DEFAULT_MODEL,
+                 history=list(session.messages), params=params)
+    with contextlib.ExitStack() as stack:
+        chat.open(stack)
+        if args.prompt is not None:
+            chat.answer(args.prompt)
+        else:
+            chat.interactive()
+        if args.save:
+            chat.save(args.save)
+    return 0
+
+
+def _params(args: argparse.Namespace, base: GenerationConfig) -> GenerationConfig:
+    params = _override(base, [f"generation.{item}" for item in args.overrides])
+    flags = {"temperature": args.temperature, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
+             "system_prompt": args.system}
+    return dataclasses.replace(params, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _override(params: GenerationConfig, overrides: list[str]) -> GenerationConfig:
+    return apply_overrides(RunConfig(generation=params), overrides).generation
+
+
+def _status(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+class _Chat:
+    """The state of one terminal chat: the loaded backends, the active target and the history."""
+
+    def __init__(self, home: Home, args: argparse.Namespace, *, target: str, history: list[Message],
+                 params: GenerationConfig):
+        self.home, self.args, self.spec = home, args, target
+        self.history, self.params = history, params
+        self.backend = self.current = self.other = None
+
+    def _model_config(self, spec: str) -> ModelConfig:
+        return ModelConfig(base=spec, dtype=self.args.dtype, allow_pickle=self.args.allow_pickle,
+                           trust_remote_code=self.args.trust_remote_code)
+
+    def _open(self, stack: contextlib.ExitStack, spec: str, backend: str, adapters=()):
+        from engine.chat.targets import open_backend
+
+        loaded = open_backend(self._model_config(spec), self.home, backend=backend, adapters=adapters,
+                              max_context=self.args.context, on_status=_status)
+        return stack.enter_context(loaded)
+
+    def open(self, stack: contextlib.ExitStack) -> None:
+        from engine.chat.targets import resolve_adapter
+
+        adapters = [resolve_adapter(spec, self.home) for spec in self.args.adapter]
+        self.backend = self._open(stack, self.spec, self.args.backend, adapters)
+        self.current = self._target(adapters[0].name if adapters else None)
+        if self.args.vs:
+            self.other = self._other(stack, self.args.vs)
+
+    def _target(self, adapter: str | None, backend=None):
+        from engine.chat.backend import ChatTarget
+
+        backend = backend or self.backend
+        label = f"{backend.name} [{backend.kind}]" + (f" + {adapter}" if adapter else "")
+        return ChatTarget(label, backend, adapter)
+
+    def _other(self, stack: contextlib.ExitStack, spec: str):
+        from engine.chat.targets import is_adapter
+
+        if spec == "base":
+            return self._target(None)
+        if spec in ("transformers", "llama.cpp"):
+            return self._target(None, self._open(stack, self.spec, spec))
+        if not spec.lower().endswith(".gguf") and is_adapter(spec, self.home):
+            return self._target(self._load_adapter(spec))
+        return self._target(None, self._open(stack, spec, "auto"))
+
+    def _load_adapter(self, spec: str) -> str:
+        from engine.chat.targets import resolve_adapter
+
+        ref = resolve_adapter(spec, self.home)
+        if ref.name not in self.backend.adapters:
+            if not hasattr(self.backend, "add_adapter"):
+                raise TanrenError(f"{self.backend.name} runs on llama.cpp, which takes no adapters here",
+                                  hint="chat with the base model through transformers to use adapters")
+            _status(f"loading adapter {ref.name} from {ref.folder}")
+            self.backend.add_adapter(ref.name, ref.folder)
+        return ref.name
+
+    def answer(self, prompt: str) -> None:
+        messages = [*self.history, Message("user", prompt)]
+        if self.other is None:
+            text = self._stream(self.current, messages)
+        else:
+            text = self._compare(messages)
+        self.history = [*messages, Message("assistant", text)]
+
+    def _stream(self, target, messages: list[Message]) -> str:
+        pieces = []
+        try:
+            for delta in target.stream_chat(messages, self.params):
+                pieces.append(delta)
+                print(delta, end="", flush=True)
+        except KeyboardInterrupt:
+            _status("\n(answer stopped)")
+        print(flush=True)
+        if target.last_stats is not None:
+            _status(f"[{target.label}] {target.last_stats.summary()}")
+        return "".join(pieces)
+
+    def _compare(self, messages: list[Message]) -> str:
+        from engine.chat.compare import compare
+
+        shown: set[str] = set()
+
+        def show(label: str, delta: str) -> None:
+            if label not in shown:
+                if shown:
+                    print(flush=True)
+                print(f"== {label} ==", flush=True)
+                shown.add(label)
+            print(delta, end="", flush=True)
+
+        result = compare(self.current, self.other, messages, self.params, on_delta=show)
+        print(flush=True)
+        for answer in (result.first, result.second):
+            _status(f"[{answer.label}] {answer.stats.summary()}")
+        print(f"-- {result.describe()}")
+        return result.first.text
+
+    def interactive(self) -> None:
+        _status(f"chatting with {self.current.label}; /help for commands, Ctrl-D to leave")
+        while True:
+            try:
+                line = input("you> ")
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return
+            if not line.strip():
+                continue
+            if line.startswith("/"):
+                try:
+                    if not self._command(line.strip()):
+                        return
+                except TanrenError as exc:
+                    _status(exc.render())
+                continue
+            try:
+                self.answer(line)
+            except TanrenError as exc:
+                _status(exc.render())
+
+    def _command(self, line: str) -> bool:
+        """Run one /command; False means leave."""
+        name, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if name in ("/quit", "/exit"):
+            return False
+        if name == "/help":
+            print(HELP)
+        elif name == "/base":
+            self.current = self._target(None)
+            _status(f"now: {self.current.label}")
+        elif name == "/adapter" and rest:
+            self.current = self._target(self._load_adapter(rest))
+            _status(f"now: {self.current.label}")
+        elif name == "/system":
+            self.params = dataclasses.replace(self.params, system_prompt=rest)
+        elif name == "/set" and rest:
+            self.params = _override(self.params, [f"generation.{rest}"])
+        elif name == "/params":
+            print(self.params)
+        elif name == "/tokens":
+            from engine.chat.history import with_system_prompt
+
+            messages = with_system_prompt(self.history, self.params.system_prompt)
+            count = self.current.count_tokens(messages) if self.history else 0
+            print(f"{count} of {self.current.context_length} tokens")
+        elif name == "/reset":
+            self.history = []
+        elif name == "/save" and rest:
+            self.save(rest)
+        else:
+            _status(f"unknown command {line!r}; /help lists them")
+        return True
+
+    def save(self, name: str) -> None:
+        from engine.chat.sessions import ChatSession, save_session
+
+        session = ChatSession(target=self.spec, messages=tuple(self.history), adapter=self.current.adapter,
+                              backend=self.args.backend, params=self.params)
+        _status(f"saved {save_session(self.home, name, session)}")

@@ -1,0 +1,84 @@
+"""`tanren chat` on the tiny model: one-shot answers, adapters, compare, sessions, interactive."""
+
+from __future__ import annotations
+
+import io
+import re
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.chat.sessions import load_session
+from engine.paths import Home
+from tests.test_chat_transformers import make_adapter, one_torch_thread  # noqa: F401 (autouse fixture)
+from tui.entry import main
+
+
+@pytest.fixture(scope="module")
+def run_with_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A home with a finished run `tuned` whose adapter/ folder fits the tiny model."""
+    root = tmp_path_factory.mktemp("cli-home")
+    make_adapter(tiny_model_dir, Home(root).run_dir("tuned") / "adapter", seed=1)
+    return root, tiny_model_dir
+
+
+def test_prompt_prints_only_the_answer_and_exits_0(home: Home, tiny_model_dir: Path) -> None:
+    exe = Path(sys.executable).with_name("tanren")
+    result = subprocess.run(
+        [str(exe), "chat", str(tiny_model_dir), "--prompt", "What is the capital of France?",
+         "--max-new-tokens", "8", "--seed", "1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TANREN_HOME": str(home.root)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() and "tokens/s" not in result.stdout
+    assert "first token" in result.stderr and "tokens/s" in result.stderr and "seed 1" in result.stderr
+
+
+def test_adapter_by_run_name_and_compare_with_base(run_with_adapter, monkeypatch, capsys) -> None:
+    root, model = run_with_adapter
+    monkeypatch.setenv("TANREN_HOME", str(root))
+    args = ["chat", str(model), "--prompt", "hello", "--temperature", "0", "--max-new-tokens", "8"]
+    assert main([*args, "--adapter", "tuned", "--vs", "base"]) == 0
+    out = capsys.readouterr().out
+    assert f"== {model.name} [transformers] + tuned ==" in out and f"== {model.name} [transformers] ==" in out
+    assert "-- the answers part after" in out
+    assert main([*args, "--vs", "base"]) == 0
+    assert "-- identical answers" in capsys.readouterr().out
+
+
+def test_save_then_continue_a_chat(home: Home, tiny_model_dir: Path, capsys) -> None:
+    args = ["chat", str(tiny_model_dir), "--max-new-tokens", "4", "--seed", "2"]
+    assert main([*args, "--prompt", "日本の首都は？", "--save", "first"]) == 0
+    first = capsys.readouterr().out.strip()
+    session = load_session(home, "first")
+    assert [m.role for m in session.messages] == ["user", "assistant"]
+    assert session.messages[0].content == "日本の首都は？" and session.messages[1].content.strip() == first
+    assert session.target == str(tiny_model_dir) and session.params.seed == 2
+    assert main(["chat", "--load", "first", "--prompt", "ありがとう", "--save", "first"]) == 0
+    assert [m.content for m in load_session(home, "first").messages][2] == "ありがとう"
+
+
+def test_interactive_chat_with_commands(home: Home, tiny_model_dir: Path, monkeypatch, capsys) -> None:
+    script = "hello\n/set temperature=0\n/system 丁寧に\n/tokens\n/params\nagain\n/save talk\n/quit\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    assert main(["chat", str(tiny_model_dir), "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\n?you> [1-9]\d* of 512 tokens\n", out) and "temperature=0.0" in out
+    session = load_session(home, "talk")
+    assert [m.content for m in session.messages if m.role == "user"] == ["hello", "again"]
+    assert session.params.system_prompt == "丁寧に" and session.params.temperature == 0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--adapter", "no-such-run"], "no adapter for 'no-such-run'"),
+    (["--backend", "llama.cpp"], "llama.cpp runs only GGUF files"),
+    (["--set", "temperature=-1"], "generation.temperature"),
+])
+def test_errors_are_one_screen(home: Home, tiny_model_dir: Path, capsys, extra, message) -> None:
+    assert main(["chat", str(tiny_model_dir), "--prompt", "hi", *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") or "\nerror: " in err
+    assert message in err and "Traceback" not in err
