@@ -16,6 +16,7 @@ from engine.system import SystemSample, sample_system
 from tui.commands import BindingsProvider
 from tui.errors import describe
 from tui.nav import place_bindings
+from tui.screens.chat import ChatScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.data import DataScreen
 from tui.screens.train import TrainScreen
@@ -26,7 +27,7 @@ DARK, LIGHT = "textual-dark", "textual-light"
 class TanrenApp(App[int]):
     TITLE = "鍛錬 tanren"
     CSS_PATH = "tanren.tcss"
-    MODES = {"dashboard": DashboardScreen, "data": DataScreen, "train": TrainScreen}
+    MODES = {"dashboard": DashboardScreen, "data": DataScreen, "train": TrainScreen, "chat": ChatScreen}
     COMMANDS = App.COMMANDS | {BindingsProvider}
     BINDINGS = [
         *place_bindings(),

@@ -19,16 +19,18 @@ PLACES = (
     Place("dashboard", "Dashboard", "1"),
     Place("data", "Data", "2"),
     Place("train", "Train", "3"),
+    Place("chat", "Chat", "4"),
 )
 
-SCREENS_GROUP = Binding.Group("Screens", compact=True)
-
-
 def place_bindings() -> list[Binding]:
-    """A digit for each screen, and the F-key of the same number, which also works while typing."""
+    """A digit for each screen, and the F-key of the same number, which also works while typing.
+
+    The navigation bar on top shows these keys on every screen, so the footer keeps its width
+    for the screen's own actions (at 80 columns it has none to spare).
+    """
     return [
-        Binding(f"{place.key},f{place.key}", f"switch_mode('{place.mode}')", place.label,
-                id=f"app.screen.{place.mode}", group=SCREENS_GROUP, tooltip=f"{place.label} (F{place.key})")
+        Binding(f"{place.key},f{place.key}", f"switch_mode('{place.mode}')", place.label, show=False,
+                id=f"app.screen.{place.mode}", tooltip=f"go to {place.label} (F{place.key} works while typing)")
         for place in PLACES
     ]
 

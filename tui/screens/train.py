@@ -6,6 +6,7 @@ quitting the workbench or losing the SSH session never stops one.
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 
@@ -15,8 +16,8 @@ from engine.runs.rundir import list_runs, open_run
 from engine.runs.training import resume_training
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
-from tui.screens.new_run import NewRunScreen, form_values
-from tui.screens.run_picker import RunPicker
+from tui.screens.new_run import NewRunScreen, new_run_values
+from tui.screens.picker import Picker
 from tui.widgets.run_view import RunView
 
 STOPPABLE = ("queued", "running")
@@ -64,7 +65,7 @@ class TrainScreen(TanrenScreen):
 
     def action_new_run(self, data: str | None = None, base: str | None = None) -> None:
         shown = self.view.run
-        values = form_values(shown.config() if shown is not None else RunConfig())
+        values = new_run_values(shown.config() if shown is not None else RunConfig())
         values.update({key: value for key, value in (("data.path", data), ("model.base", base)) if value})
         self.app.push_screen(NewRunScreen(self.home, values), self._started)
 
@@ -74,12 +75,13 @@ class TrainScreen(TanrenScreen):
             self.show_run(name)
 
     def action_open_run(self) -> None:
-        runs = [(run.name, run.status().state) for run in list_runs(self.home)]
+        runs = [(Text.assemble(run.name, (f"  {run.status().state}", "italic")), run.name) for run in list_runs(self.home)]
         if not runs:
             self.notify("no runs yet: press n to start one")
             return
         current = self.view.run.name if self.view.run is not None else None
-        self.app.push_screen(RunPicker(runs, current), lambda name: name and self.show_run(name))
+        self.app.push_screen(Picker("Open run (Enter)", runs, current=current),
+                             lambda picked: picked and self.show_run(picked.value))
 
     @reports_errors("stopping the run")
     def action_stop(self) -> None:
