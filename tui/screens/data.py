@@ -114,7 +114,7 @@ class DataScreen(TanrenScreen):
     def _show_files(self, files: list[tuple[str, str]]) -> None:
         options = self.query_one("#data-files", OptionList)
         options.clear_options()
-        options.add_options([Option(Text(f"{label}  ({path})"), id=path) for label, path in files])
+        options.add_options([Option(Text(label), id=path) for label, path in files])
         if files:
             options.highlighted = 0
 

@@ -52,12 +52,13 @@ class TrainScreen(TanrenScreen):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop and resume show only when they apply to the shown run (as disabled keys otherwise)."""
-        status = self.view.status if self.is_mounted and self.view.is_mounted else None
+        """Stop and resume are enabled only when they apply to the shown run (shown disabled otherwise)."""
+        view = self.view if self.is_mounted else None
+        status = view.status if view is not None else None
         if action == "stop":
-            return status is not None and status.state in STOPPABLE or None
+            return status is not None and view.alive and status.state in STOPPABLE or None
         if action == "resume":
-            return status is not None and status.state in RESUMABLE or None
+            return status is not None and not view.alive and status.state in RESUMABLE or None
         return True
 
     def on_run_view_status_read(self) -> None:

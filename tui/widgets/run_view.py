@@ -57,12 +57,14 @@ class RunView(Vertical):
     class StatusRead(Message):
         run: str
         status: RunStatus
+        alive: bool  # a stopped run records its state a moment before its process has ended
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.run: RunDir | None = None
         self.progress = RunProgress()
         self.status: RunStatus | None = None
+        self.alive = False
 
     def compose(self) -> ComposeResult:
         yield Static("No run yet: press n to start one, or o to open one.", id="run-title")
@@ -84,7 +86,7 @@ class RunView(Vertical):
 
     def attach(self, run: RunDir) -> None:
         """Show `run`, reading its history from the start and following it from there."""
-        self.run, self.progress, self.status = run, RunProgress(), None
+        self.run, self.progress, self.status, self.alive = run, RunProgress(), None, False
         config = run.config()
         self.query_one("#run-title", Static).update(
             Text.assemble((run.name, "bold"), f"  {config.adapter.method} · {config.model.base}"))
@@ -105,10 +107,10 @@ class RunView(Vertical):
                     self.post_message(self.EventsRead(run.name, events))
             if time.monotonic() - checked >= STATUS_EVERY_S:
                 checked = time.monotonic()
-                status = run.status()
+                status = (run.status(), run.is_alive())
                 if status != last_status:
                     last_status = status
-                    self.post_message(self.StatusRead(run.name, status))
+                    self.post_message(self.StatusRead(run.name, *status))
             time.sleep(POLL_S)
 
     def on_run_view_events_read(self, message: EventsRead) -> None:
@@ -120,7 +122,7 @@ class RunView(Vertical):
     def on_run_view_status_read(self, message: StatusRead) -> None:
         if self.run is None or message.run != self.run.name:
             return
-        self.status = message.status
+        self.status, self.alive = message.status, message.alive
         self.query_one("#run-state", Static).update(state_text(message.status))
 
     def _render_progress(self) -> None:
