@@ -36,7 +36,7 @@ class TargetSpec:
     def label(self) -> str:
         name = Path(self.model).name if "/" in self.model else self.model
         if self.adapter:
-            return f"{Path(self.adapter).name} (adapter on {name})"
+            return f"{Path(self.adapter).name} on {name}"
         return f"{name} (llama.cpp)" if self.backend == "llama.cpp" else name
 
 

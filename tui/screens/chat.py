@@ -85,7 +85,7 @@ class ChatParamsScreen(FormScreen[GenerationConfig]):
         FormField("generation.top_k", "Top k"),
         FormField("generation.repetition_penalty", "Rep. penalty"),
         FormField("generation.max_new_tokens", "Max tokens"),
-        FormField("generation.seed", "Seed", optional=True),
+        FormField("generation.seed", "Seed", optional=True, placeholder="a new one for every answer"),
     )
     BINDINGS = [
         Binding("ctrl+s", "submit", "Apply", id="chat_params.apply", tooltip="use these settings from the next answer"),

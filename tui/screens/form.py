@@ -36,6 +36,7 @@ class FormField:
     text: bool = False  # free text, quoted for YAML; numbers and choices go as typed
     optional: bool = False  # empty means "none" (null) rather than empty text
     choices: tuple[str, ...] = ()  # shown as a list to pick from
+    placeholder: str = ""  # what an empty field means
 
     @property
     def widget_id(self) -> str:
@@ -71,6 +72,7 @@ class FormScreen(ModalScreen[T], Generic[T]):
     FIELDS: ClassVar[tuple[FormField, ...]]
     FORM_TITLE: ClassVar[str]
     CSS_PATH = Path(__file__).with_name("form.tcss")
+    AUTO_FOCUS = ".form-fields Input, .form-fields Select"
 
     def __init__(self, home: Home, values: dict[str, str]) -> None:
         super().__init__()
@@ -94,8 +96,7 @@ class FormScreen(ModalScreen[T], Generic[T]):
         if field.choices:
             return Select([(c, c) for c in field.choices], value=value or field.choices[0], allow_blank=False,
                           id=field.widget_id, compact=True, tooltip=field.help())
-        return Input(value, id=field.widget_id, compact=True, tooltip=field.help(),
-                     placeholder="none" if field.optional else "")
+        return Input(value, id=field.widget_id, compact=True, tooltip=field.help(), placeholder=field.placeholder)
 
     def on_descendant_focus(self, event) -> None:
         field = next((f for f in self.FIELDS if f.widget_id == event.widget.id), None)

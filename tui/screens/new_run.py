@@ -16,9 +16,9 @@ from engine.runs.training import start_training
 from tui.screens.form import FormField, FormScreen, form_values
 
 FIELDS = (
-    FormField("name", "Run name", text=True, optional=True),
+    FormField("name", "Run name", text=True, optional=True, placeholder="made from the base and the time"),
     FormField("model.base", "Base model", text=True),
-    FormField("data.path", "Data file", text=True, optional=True),
+    FormField("data.path", "Data file", text=True, optional=True, placeholder=".jsonl .json .csv .parquet"),
     FormField("adapter.method", "Method", choices=METHODS),
     FormField("training.max_steps", "Max steps"),
     FormField("training.epochs", "Epochs"),

@@ -21,7 +21,8 @@ from textual.worker import get_current_worker
 from engine.events import Event
 from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunDir, RunStatus
-from engine.runs.summary import format_duration, format_metrics
+from engine.runs.summary import format_duration
+from engine.textwidth import human_bytes
 from tui.errors import reports_errors
 from tui.widgets.loss_plot import LossPlot
 
@@ -38,6 +39,16 @@ def state_text(status: RunStatus) -> Text:
     if status.hint:
         text.append(f"\n  hint: {status.hint}", style="italic")
     return text
+
+
+def metrics_text(latest: dict[str, float]) -> str:
+    """The newest metrics in one line that fits 80 columns (the CLI's log lines are wider)."""
+    shown = [("loss", "loss {:.4f}"), ("eval_loss", "eval {:.4f}"), ("learning_rate", "lr {:.1e}"),
+             ("grad_norm", "grad {:.2f}"), ("tokens_per_s", "{:,.0f} tok/s")]
+    parts = [fmt.format(latest[key]) for key, fmt in shown if key in latest]
+    if "peak_memory_mb" in latest:
+        parts.append(f"mem {human_bytes(int(latest['peak_memory_mb'] * 2**20))}")
+    return " · ".join(parts) or "no metrics yet"
 
 
 def steps_text(progress: RunProgress) -> str:
@@ -130,8 +141,7 @@ class RunView(Vertical):
         bar = self.query_one("#run-bar", ProgressBar)
         bar.update(total=progress.total or 100, progress=progress.done if progress.total else 0)
         self.query_one("#run-steps", Static).update(steps_text(progress))
-        latest = {k: v for k, v in progress.latest.items() if k != "eta_s"}
-        self.query_one("#run-metrics", Static).update(" · ".join(format_metrics(latest)) or "no metrics yet")
+        self.query_one("#run-metrics", Static).update(metrics_text(progress.latest))
         plot = self.query_one("#run-plot", LossPlot)
         plot.plot(progress.losses, progress.eval_losses)
         plot.border_subtitle = "[$accent]⣀[/] train" + (" [$warning]⣀[/] eval" if progress.eval_losses else "")
