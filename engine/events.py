@@ -111,9 +111,14 @@ class EventLog:
             os.fsync(handle.fileno())
 
     def read(self) -> list[Event]:
-        return list(self._parse_from(0)[0])
+        return self.read_from(0)[0]
 
-    def _parse_from(self, offset: int) -> tuple[list[Event], int]:
+    def read_from(self, offset: int) -> tuple[list[Event], int]:
+        """The complete events after byte `offset`, and the offset after the last of them.
+
+        A line still being written is left for the next call, so a follower that reads in
+        batches (the TUI) never sees half an event.
+        """
         if not self.path.exists():
             return [], offset
         with open(self.path, "rb") as handle:
@@ -149,7 +154,7 @@ class EventLog:
         last_state = None
         while True:
             stopping = stop()
-            events, offset = self._parse_from(offset)
+            events, offset = self.read_from(offset)
             for event in events:
                 if isinstance(event, Status):
                     last_state = event.state

@@ -1,73 +1,76 @@
-"""The workbench application. Screens for data, training, chat, evals and export grow here."""
+"""The workbench application: screens as modes, keys for everything, errors as notifications.
+
+Nothing here imports torch or transformers: screens load them in workers when a task needs
+them, so the first frame comes in well under a second.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.models.catalog import ModelEntry, list_models
-from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
-from engine.textwidth import human_bytes
+from engine.system import SystemSample, sample_system
+from tui.commands import BindingsProvider
+from tui.errors import describe
+from tui.nav import place_bindings
+from tui.screens.chat import ChatScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.data import DataScreen
+from tui.screens.train import TrainScreen
+
+DARK, LIGHT = "textual-dark", "textual-light"
 
 
 class TanrenApp(App[int]):
-    """Dashboard of bases and runs; the default model is the one selected on start."""
-
     TITLE = "鍛錬 tanren"
-    SUB_TITLE = f"base: {DEFAULT_MODEL}"
     CSS_PATH = "tanren.tcss"
+    MODES = {"dashboard": DashboardScreen, "data": DataScreen, "train": TrainScreen, "chat": ChatScreen}
+    COMMANDS = App.COMMANDS | {BindingsProvider}
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("r", "refresh", "Refresh", id="app.refresh"),
-        Binding("ctrl+t", "toggle_dark", "Theme", id="app.theme"),
+        *place_bindings(),
+        Binding("ctrl+t", "toggle_dark", "Theme", id="app.theme", tooltip="switch between the dark and light theme"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="quit the workbench; runs keep going"),
+        Binding("escape", "leave_field", "Leave field", id="app.leave_field", show=False,
+                tooltip="unfocus the text field, so that single-key shortcuts work again"),
     ]
 
-    @dataclass
-    class ModelsLoaded(Message):
-        entries: list[ModelEntry]
-
-    def __init__(self, home: Home | None = None):
+    def __init__(self, home: Home | None = None, *,
+                 sample_system: Callable[[Home], SystemSample] = sample_system) -> None:
         super().__init__()
         self.home = home or Home.from_env()
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Base models", classes="section-title")
-        yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
-        yield Static(
-            "Training, chat, evals and export screens arrive with their engine parts; "
-            "every one of them is also a `tanren` CLI command.",
-            id="hint",
-        )
-        yield Footer()
+        self.sample_system = sample_system
+        self.theme = DARK
 
     def on_mount(self) -> None:
-        table = self.query_one("#models", DataTable)
-        table.add_columns("Name", "Kind", "Size", "Ready", "Location")
-        self.action_refresh()
+        self.switch_mode("dashboard")
 
-    def action_refresh(self) -> None:
-        self.load_models()
+    def action_leave_field(self) -> None:
+        self.screen.set_focus(None)
 
     def action_toggle_dark(self) -> None:
-        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+        self.theme = LIGHT if self.theme == DARK else DARK
 
-    @work(thread=True, exclusive=True)
-    def load_models(self) -> None:
-        self.post_message(self.ModelsLoaded(list_models(self.home)))
+    async def open_run(self, name: str) -> None:
+        """Show a run's live view on the Train screen."""
+        await self.switch_mode("train")
+        screen = self.screen
+        assert isinstance(screen, TrainScreen)
+        screen.show_run(name)
 
-    def on_tanren_app_models_loaded(self, message: ModelsLoaded) -> None:
-        table = self.query_one("#models", DataTable)
-        table.clear()
-        for entry in message.entries:
-            table.add_row(entry.name, entry.kind, human_bytes(entry.size_bytes),
-                          "yes" if entry.ready else "on first use", entry.location, key=entry.name)
+    async def new_run(self, *, data: str | None = None, base: str | None = None) -> None:
+        """Open the new-run form on the Train screen, with a data file and base filled in."""
+        await self.switch_mode("train")
+        screen = self.screen
+        assert isinstance(screen, TrainScreen)
+        screen.action_new_run(data, base)
+
+    def report_error(self, exc: BaseException, doing: str) -> None:
+        """Show an error as a notification; safe to call from worker threads."""
+        self.notify(describe(exc, self.home.root / "logs" / "workbench.log"), title=f"{doing} failed",
+                    severity="error", timeout=15, markup=False)
 
 
 def run_app() -> int:

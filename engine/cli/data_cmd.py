@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 from engine.config.fields import coerce, field_help
-from engine.config.schema import DATA_FORMATS, DataConfig, ModelConfig
+from engine.config.schema import DATA_FORMATS, DataConfig
 from engine.data.check import Finding, Report, check_file
 from engine.data.loading import ExampleStream
 from engine.data.problems import KINDS, RecordError
 from engine.data.readers import ensure_readable
-from engine.data.render import ensure_chat_template, render_example
+from engine.data.render import Rendered, base_tokenizer, render_example, trained_segments
 from engine.models.registry import DEFAULT_MODEL
 from engine.textwidth import human_bytes
 
@@ -64,14 +64,9 @@ def _config(args: argparse.Namespace) -> DataConfig:
 
 
 def _tokenizer(base: str):
-    from engine.models.loading import load_tokenizer, model_folder
     from engine.paths import Home
 
-    config = ModelConfig(base=base)
-    folder = model_folder(config, Home.from_env(), on_status=lambda message: print(message, file=sys.stderr))
-    tokenizer = load_tokenizer(folder, config)
-    ensure_chat_template(tokenizer)
-    return tokenizer
+    return base_tokenizer(base, Home.from_env(), on_status=lambda message: print(message, file=sys.stderr))
 
 
 class _ProgressLine:
@@ -186,23 +181,16 @@ def _preview(args: argparse.Namespace) -> int:
         if rendered.truncated_tokens:
             summary += f", {rendered.truncated_tokens:,} cut by --max-length"
         print(f"\n── {example.source} · {summary} ──")
-        print(_marked(tokenizer, rendered.input_ids, rendered.assistant_mask, color).rstrip("\n"))
+        print(_marked(tokenizer, rendered, color).rstrip("\n"))
     if not shown:
         print(f"no usable examples in {config.path}", file=sys.stderr)
         return 1
     return 0
 
 
-def _marked(tokenizer, ids: list[int], mask: list[int], color: bool) -> str:
+def _marked(tokenizer, rendered: Rendered, color: bool) -> str:
     """The decoded tokens, each run of trained tokens highlighted."""
-    out, start = [], 0
-    while start < len(ids):
-        end = start
-        while end < len(ids) and mask[end] == mask[start]:
-            end += 1
-        text = tokenizer.decode(ids[start:end], skip_special_tokens=False)
-        if mask[start]:
-            text = f"{GREEN}{text}{RESET}" if color else f"{TRAINED_OPEN}{text}{TRAINED_CLOSE}"
-        out.append(text)
-        start = end
-    return "".join(out)
+    return "".join(
+        (f"{GREEN}{text}{RESET}" if color else f"{TRAINED_OPEN}{text}{TRAINED_CLOSE}") if trained else text
+        for text, trained in trained_segments(tokenizer, rendered)
+    )

@@ -10,12 +10,12 @@ from dataclasses import asdict
 from engine.config import RunConfig, apply_overrides, load_yaml
 from engine.events import FINAL_STATES, Status
 from engine.paths import Home
-from engine.runs.launch import launch_detached, request_stop
-from engine.runs.rundir import RunDir, RunError, create_run, list_runs, open_run, remove_run
+from engine.runs.launch import request_stop
+from engine.runs.rundir import RunDir, RunError, list_runs, open_run, remove_run
 from engine.runs.summary import EventFormatter, summarize
+from engine.runs.training import resume_training, start_training
 from engine.textwidth import format_table, human_bytes
 
-WORKER = "engine.train.worker"
 EXIT_CODES = {"done": 0, "failed": 1, "cancelled": 130}
 
 # Shortcut flags for the values people change most; anything else goes through --set.
@@ -76,26 +76,19 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    config = build_config(args)
-    if not config.data.path:
-        raise RunError("no training data given", where="data.path",
-                       hint="pass --data FILE, e.g. --data engine/data/samples/ja_en_chat.jsonl")
-    run = create_run(config, Home.from_env())
-    return _launch(run, args, resume=False)
+    home = Home.from_env()
+    run, pid = start_training(build_config(args), home, nproc=args.nproc, dist_args=args.dist_args)
+    return _launched(run, pid, args, resume=False, offset=0)
 
 
 def _resume(args: argparse.Namespace) -> int:
     run = open_run(args.run, Home.from_env())
-    if run.status().state == "done":
-        raise RunError(f"{run.name} already finished", hint="start a new run with adapter.init_adapter to train further")
-    return _launch(run, args, resume=True)
-
-
-def _launch(run: RunDir, args: argparse.Namespace, *, resume: bool) -> int:
-    if args.nproc < 1:
-        raise RunError("--nproc must be at least 1", where="--nproc")
     offset = run.events.size()  # follow only what this launch writes
-    pid = launch_detached(run, WORKER, ["--resume"] if resume else [], nproc=args.nproc, dist_args=args.dist_args)
+    pid = resume_training(run, nproc=args.nproc, dist_args=args.dist_args)
+    return _launched(run, pid, args, resume=True, offset=offset)
+
+
+def _launched(run: RunDir, pid: int, args: argparse.Namespace, *, resume: bool, offset: int) -> int:
     print(f"{'resumed' if resume else 'started'} {run.name} (pid {pid}); folder {run.path}", file=sys.stderr)
     if not args.follow:
         print(f"follow it with: tanren logs {run.name} -f", file=sys.stderr)

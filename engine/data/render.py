@@ -44,6 +44,18 @@ def ensure_chat_template(tokenizer) -> None:
         tokenizer.chat_template = PLAIN_TEMPLATE
 
 
+def base_tokenizer(base: str, home, *, on_status=lambda _message: None):
+    """The tokenizer of a base model (converted on first use), with a chat template for sure;
+    only the tokenizer is loaded, never the weights."""
+    from engine.config import ModelConfig
+    from engine.models.loading import load_tokenizer, model_folder
+
+    config = ModelConfig(base=base)
+    tokenizer = load_tokenizer(model_folder(config, home, on_status=on_status), config)
+    ensure_chat_template(tokenizer)
+    return tokenizer
+
+
 def adds_bos(tokenizer) -> bool:
     """Whether the tokenizer puts BOS in front of encoded text (Llama does, ChatML models do not)."""
     bos = tokenizer.bos_token_id
@@ -125,6 +137,19 @@ def render_example(example: Example, tokenizer, *, max_length: int, assistant_on
     mask = [1] * len(framed) if mask is None else [0] * (len(framed) - len(ids)) + mask
     cut = max(0, len(framed) - max_length)
     return Rendered(framed[:max_length], mask[:max_length], cut)
+
+
+def trained_segments(tokenizer, rendered: Rendered) -> list[tuple[str, bool]]:
+    """The rendered example as decoded text in runs of trained (True) and untrained tokens."""
+    ids, mask = rendered.input_ids, rendered.assistant_mask
+    segments, start = [], 0
+    while start < len(ids):
+        end = start
+        while end < len(ids) and mask[end] == mask[start]:
+            end += 1
+        segments.append((tokenizer.decode(ids[start:end], skip_special_tokens=False), bool(mask[start])))
+        start = end
+    return segments
 
 
 def rendered_lengths(examples: Sequence[Example], texts: Sequence[str], tokenizer) -> list[int]:

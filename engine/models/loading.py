@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.config.schema import ModelConfig
 from engine.errors import UnsafeModelError
+from engine.imports import transformers_loading
 from engine.models.materialize import materialize
 from engine.models.resolve import resolve_model
 from engine.paths import Home
@@ -41,21 +42,19 @@ def _dtype(name: str) -> Any:
 
 
 def load_tokenizer(folder: Path, config: ModelConfig):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(
-        folder, trust_remote_code=config.trust_remote_code, local_files_only=True
-    )
+    with transformers_loading("AutoTokenizer") as (AutoTokenizer,):
+        return AutoTokenizer.from_pretrained(
+            folder, trust_remote_code=config.trust_remote_code, local_files_only=True
+        )
 
 
 def load_model(folder: Path, config: ModelConfig, **kwargs: Any):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(
-        folder,
-        dtype=kwargs.pop("dtype", _dtype(config.dtype)),
-        trust_remote_code=config.trust_remote_code,
-        use_safetensors=not config.allow_pickle,
-        local_files_only=True,
-        **kwargs,
-    )
+    with transformers_loading("AutoModelForCausalLM") as (AutoModelForCausalLM,):
+        return AutoModelForCausalLM.from_pretrained(
+            folder,
+            dtype=kwargs.pop("dtype", _dtype(config.dtype)),
+            trust_remote_code=config.trust_remote_code,
+            use_safetensors=not config.allow_pickle,
+            local_files_only=True,
+            **kwargs,
+        )

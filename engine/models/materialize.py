@@ -53,18 +53,20 @@ def check_gguf(path: Path) -> str:
 
 def _convert(gguf: Path, out: Path, *, name: str) -> None:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-    from transformers.utils.quantization_config import GgufConfig
+
+    from engine.imports import transformers_loading
 
     check_gguf(gguf)
+    names = ("AutoModelForCausalLM", "AutoTokenizer", "GenerationConfig", "GgufConfig")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent,
-            gguf_file=gguf.name,
-            quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True),
-            dtype=torch.float32,
-        )
+        with transformers_loading(*names) as (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, GgufConfig):
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent,
+                gguf_file=gguf.name,
+                quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True),
+                dtype=torch.float32,
+            )
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         raise TanrenError(f"transformers cannot read {gguf.name}: {exc}", where=str(gguf),
                           hint="check that the file is a complete GGUF of a supported architecture") from None

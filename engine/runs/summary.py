@@ -61,13 +61,17 @@ class EventFormatter:
         return None
 
     def _metrics(self, event: Metrics) -> str:
-        v = event.values
-        parts = [f"step {event.step}" + (f"/{self.total}" if self.total else "")]
-        for key, label, fmt in (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}"),
-                                ("learning_rate", "lr", "{:.2e}"), ("grad_norm", "grad", "{:.3f}"),
-                                ("tokens_per_s", "tok/s", "{:.0f}"), ("peak_memory_mb", "mem MiB", "{:.0f}")):
-            if key in v:
-                parts.append(f"{label} {fmt.format(v[key])}")
-        if "eta_s" in v:
-            parts.append(f"eta {format_duration(v['eta_s'])}")
-        return " | ".join(parts)
+        step = f"step {event.step}" + (f"/{self.total}" if self.total else "")
+        return " | ".join([step, *format_metrics(event.values)])
+
+
+METRIC_FORMATS = (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}"), ("learning_rate", "lr", "{:.2e}"),
+                  ("grad_norm", "grad", "{:.3f}"), ("tokens_per_s", "tok/s", "{:.0f}"), ("peak_memory_mb", "mem MiB", "{:.0f}"))
+
+
+def format_metrics(values) -> list[str]:
+    """Each known metric present as "label value", in a fixed order, then the ETA."""
+    parts = [f"{label} {fmt.format(values[key])}" for key, label, fmt in METRIC_FORMATS if key in values]
+    if "eta_s" in values:
+        parts.append(f"eta {format_duration(values['eta_s'])}")
+    return parts

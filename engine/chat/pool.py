@@ -1,0 +1,110 @@
+"""What there is to chat with, and the models loaded for it, shared between targets.
+
+A target names a model (base, merged folder or GGUF file) and optionally an adapter. Targets
+on the same model share one loaded backend: a base and its adapters load the weights once
+and are switched per answer, so "base vs adapter" side by side costs one model in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.config import ModelConfig
+from engine.errors import TanrenError
+from engine.models.catalog import list_models
+from engine.models.registry import BUILTIN_MODELS
+from engine.paths import Home
+from engine.runs.rundir import list_runs
+
+if TYPE_CHECKING:  # the backends import numpy; the workbench lists targets long before it loads one
+    from engine.chat.backend import ChatBackend, ChatTarget
+
+KINDS = ("base", "adapter", "merged", "gguf", "model")  # model: a folder typed by hand
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    kind: str  # one of KINDS, for the picker
+    model: str  # what resolve_model takes: built-in name, HF folder, .gguf file, cached hub id
+    adapter: str | None = None  # a run name or PEFT adapter folder
+    backend: str = "auto"
+
+    @property
+    def label(self) -> str:
+        name = Path(self.model).name if "/" in self.model else self.model
+        if self.adapter:
+            return f"{Path(self.adapter).name} on {name}"
+        return f"{name} (llama.cpp)" if self.backend == "llama.cpp" else name
+
+
+def spec_for(text: str) -> TargetSpec:
+    """A target typed by hand: a .gguf file, a model folder (base or merged), or a base's name."""
+    text = text.strip()
+    if text.lower().endswith(".gguf"):
+        return TargetSpec("gguf", text)
+    return TargetSpec("model" if Path(text).expanduser().is_dir() else "base", text)
+
+
+def chat_targets(home: Home) -> list[TargetSpec]:
+    """Every target found locally: bases (and the GGUF files the built-ins ship as), the adapters
+    and full fine-tunes of finished runs, and converted GGUF copies."""
+    specs = []
+    for entry in list_models(home):
+        if entry.kind == "gguf":
+            specs.append(TargetSpec("gguf", entry.name))  # a converted .gguf: chat with the file itself
+            continue
+        specs.append(TargetSpec("base", entry.name))
+        if entry.name in BUILTIN_MODELS:
+            specs.append(TargetSpec("gguf", entry.name, backend="llama.cpp"))
+    for run in list_runs(home):
+        if (run.adapter / "adapter_config.json").is_file():
+            specs.append(TargetSpec("adapter", run.config().model.base, adapter=run.name))
+        elif (run.path / "model" / "config.json").is_file():
+            specs.append(TargetSpec("merged", str(run.path / "model")))
+    return specs
+
+
+class TargetPool:
+    """Opens targets on first use and keeps their backends until closed. Not thread-safe:
+    one thread (the workbench's chat worker) uses it at a time."""
+
+    def __init__(self, home: Home, *, max_context: int | None = None,
+                 on_status: Callable[[str], None] = lambda _m: None):
+        self.home, self.max_context, self.on_status = home, max_context, on_status
+        self._backends: dict[tuple[str, str], ChatBackend] = {}
+
+    def open(self, spec: TargetSpec) -> ChatTarget:
+        from engine.chat.backend import ChatTarget
+        from engine.chat.targets import resolve_adapter
+
+        backend = self._backend(spec.model, spec.backend)
+        adapter = None
+        if spec.adapter:
+            ref = resolve_adapter(spec.adapter, self.home)
+            if ref.name not in backend.adapters:
+                if not hasattr(backend, "add_adapter"):
+                    raise TanrenError(f"{backend.name} runs on llama.cpp, which takes no adapters here",
+                                      hint="pick the base model on transformers to use adapters")
+                self.on_status(f"loading adapter {ref.name}")
+                backend.add_adapter(ref.name, ref.folder)
+            adapter = ref.name
+        return ChatTarget(spec.label, backend, adapter)
+
+    def _backend(self, model: str, backend: str) -> ChatBackend:
+        key = (model, backend)
+        if key not in self._backends:
+            from engine.chat.backend import DEFAULT_MAX_CONTEXT
+            from engine.chat.targets import open_backend
+
+            self._backends[key] = open_backend(ModelConfig(base=model), self.home, backend=backend,
+                                               max_context=self.max_context or DEFAULT_MAX_CONTEXT,
+                                               on_status=self.on_status)
+        return self._backends[key]
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()

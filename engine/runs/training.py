@@ -1,0 +1,41 @@
+"""Start and resume training runs: what `tanren train`/`resume` and the workbench both do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.config import RunConfig
+from engine.data.readers import ensure_readable
+from engine.models.resolve import resolve_model
+from engine.paths import Home
+from engine.runs.launch import launch_detached
+from engine.runs.rundir import RunDir, RunError, create_run
+
+WORKER = "engine.train.worker"
+
+
+def start_training(config: RunConfig, home: Home, *, nproc: int = 1, dist_args: Sequence[str] = ()) -> tuple[RunDir, int]:
+    """Create the run folder and launch its detached worker; returns the run and the worker's pid."""
+    if not config.data.path:
+        raise RunError("no training data given", where="data.path",
+                       hint="pass --data FILE, e.g. --data engine/data/samples/ja_en_chat.jsonl")
+    _check_nproc(nproc)
+    # Mistakes found now cost nothing; in the worker they would surface after model loading.
+    for path in filter(None, (config.data.path, config.data.validation_path)):
+        ensure_readable(path)
+    resolve_model(config.model.base, home)
+    run = create_run(config, home)
+    return run, launch_detached(run, WORKER, nproc=nproc, dist_args=dist_args)
+
+
+def resume_training(run: RunDir, *, nproc: int = 1, dist_args: Sequence[str] = ()) -> int:
+    """Continue a stopped or crashed run from its last checkpoint; returns the worker's pid."""
+    if run.status().state == "done":
+        raise RunError(f"{run.name} already finished", hint="start a new run with adapter.init_adapter to train further")
+    _check_nproc(nproc)
+    return launch_detached(run, WORKER, ["--resume"], nproc=nproc, dist_args=dist_args)
+
+
+def _check_nproc(nproc: int) -> None:
+    if nproc < 1:
+        raise RunError("--nproc must be at least 1", where="--nproc")

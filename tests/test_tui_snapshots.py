@@ -1,0 +1,114 @@
+"""Screenshots of the main screens at 80x24 and 120x40, compared with the accepted ones in
+tests/__snapshots__ (update after a deliberate change: pytest --snapshot-update, then look at them).
+
+Everything on screen is fixed: runs with a written history, a machine that never changes, an
+empty Hugging Face cache, paths relative to the working folder, no clocks and no pids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Static
+
+from engine.chat.pool import TargetSpec
+from engine.paths import Home
+from tests.tui_helpers import finished_run, fixed_system, wait_until, write_chat_data
+from tui.app import TanrenApp
+from tui.screens.chat import ChatPane
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.fixture
+def stage(home: Home, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    """A working folder with a data file and the tiny model, two runs, and no hub cache."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    write_chat_data(work / "chat.jsonl", examples=12)
+    (work / "tiny-llama").symlink_to(tiny_model_dir)
+    finished_run(home, "ja-chat-lora", state="cancelled")
+    finished_run(home, "ja-chat-qlora")
+    return home
+
+
+def app_for(home: Home) -> TanrenApp:
+    return TanrenApp(home, sample_system=fixed_system)
+
+
+def steady_cursors(pilot) -> None:
+    """A blinking cursor would be on or off depending on the moment of the screenshot."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+
+
+async def _dashboard_ready(pilot) -> None:
+    screen = pilot.app.screen
+    await wait_until(pilot, lambda: screen.query_one("#runs", DataTable).row_count == 2
+                     and screen.query_one("#models", DataTable).row_count == 1
+                     and "CPU" in str(screen.query_one("#system", Static).render()), "the dashboard")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard(stage: Home, snap_compare, size) -> None:
+    assert snap_compare(app_for(stage), terminal_size=size, run_before=_dashboard_ready)
+
+
+def test_dashboard_light_theme(stage: Home, snap_compare) -> None:
+    async def light(pilot) -> None:
+        await _dashboard_ready(pilot)
+        await pilot.press("ctrl+t")
+
+    assert snap_compare(app_for(stage), run_before=light)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_data_check_and_preview(stage: Home, snap_compare, size) -> None:
+    async def check(pilot) -> None:
+        await pilot.press("2")
+        screen = pilot.app.screen
+        await wait_until(pilot, lambda: screen.query_one("#data-files", OptionList).option_count == 4, "files")
+        await pilot.press("tab", "tab", "tab", "ctrl+a", "ctrl+k", *"tiny-llama", "ctrl+o", "end", "enter")
+        await wait_until(pilot, lambda: str(screen.query_one("#data-preview", Static).render()).strip(), "preview")
+        screen.set_focus(None)
+
+    assert snap_compare(app_for(stage), terminal_size=size, run_before=check)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_train_live_view(stage: Home, snap_compare, size) -> None:
+    async def watch(pilot) -> None:
+        await pilot.press("3")
+        view = pilot.app.screen.view
+        await wait_until(pilot, lambda: view.status is not None and view.progress.done == 30, "the history")
+        pilot.app.screen.set_focus(None)
+
+    assert snap_compare(app_for(stage), terminal_size=size, run_before=watch)
+
+
+def test_new_run_form(stage: Home, snap_compare) -> None:
+    async def open_form(pilot) -> None:
+        await pilot.press("3", "n")
+        steady_cursors(pilot)
+
+    assert snap_compare(app_for(stage), run_before=open_form)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_chat_side_by_side(stage: Home, snap_compare, size) -> None:
+    """Two answers beside each other, Japanese (wide) text included; written here, not generated."""
+    async def converse(pilot) -> None:
+        await pilot.press("4")
+        screen = pilot.app.screen
+        await screen.query_one("#chat-panes").mount(
+            ChatPane(TargetSpec("adapter", "smollm2-135m-instruct", adapter="ja-chat-qlora"), id="pane-b"))
+        for pane, answer in zip(screen.panes(), ("東京です。日本の首都は東京都です。", "The capital of Japan is Tokyo (東京).")):
+            pane.add_user("日本の首都はどこですか？")
+            pane.add_delta(answer)
+            pane.finish("日本の首都はどこですか？", "12 tokens (stop), first token 0.05 s, 41.0 tokens/s")
+        steady_cursors(pilot)
+        await pilot.pause()
+
+    assert snap_compare(app_for(stage), terminal_size=size, run_before=converse)

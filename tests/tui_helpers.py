@@ -1,0 +1,72 @@
+"""Helpers for driving the workbench in tests: waiting on conditions, typing, fixed data."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from engine.config import RunConfig, apply_overrides
+from engine.events import Log, Metrics, Progress, Status
+from engine.paths import Home
+from engine.runs.rundir import RunDir, create_run
+from engine.system import GpuSample, SystemSample
+from tests.data_files import chat, write_jsonl
+
+QA = [
+    ("What is the capital of France?", "Paris."),
+    ("日本の首都はどこですか？", "東京です。"),
+    ("What is two plus two?", "Four."),
+    ("こんにちは！", "こんにちは。ご用件は何でしょうか？"),
+    ("Name a primary color.", "Red."),
+    ("富士山の高さは？", "3776メートルです。"),
+]
+
+
+async def wait_until(pilot: Pilot, condition, what: str, timeout: float = 300.0) -> None:
+    """Let the app run until `condition()` holds; the machine may be busy, so the timeout is generous."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            notes = "; ".join(n.message for n in pilot.app._notifications)
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (notifications: {notes or 'none'})")
+        await pilot.pause(0.1)
+
+
+async def type_text(pilot: Pilot, text: str) -> None:
+    await pilot.press(*text)
+
+
+def write_chat_data(path: Path, examples: int = 60) -> Path:
+    return write_jsonl(path, [chat(*QA[i % len(QA)]) for i in range(examples)])
+
+
+def fixed_system(_home: Home) -> SystemSample:
+    """A machine that never changes, so screenshots of the dashboard are the same every time."""
+    gib = 2**30
+    return SystemSample(cpu_percent=37.0, cpu_count=16, ram_used=21 * gib, ram_total=128 * gib,
+                        disk_free=412 * gib, disk_total=1024 * gib,
+                        gpus=(GpuSample("NVIDIA H100 80GB HBM3", 93.0, int(61.5 * gib), 80 * gib),))
+
+
+def finished_run(home: Home, name: str, *, steps: int = 30, state: str = "done", eval_every: int = 10,
+                 base: str = "smollm2-135m-instruct", data: str = "chat.jsonl") -> RunDir:
+    """A run folder with a fixed history (no clock, no pid), as the worker would have written it."""
+    config = apply_overrides(RunConfig(), [f"name={name}", f"model.base={base}", f"data.path={data}",
+                                           f"training.max_steps={steps}"])
+    run = create_run(config, home)
+    events = [Status("running", "started", time=1.0),
+              Log("training 30 steps; effective batch size 16 (4 per device x 4 accumulation x 1 processes)", time=1.0),
+              Progress(0, steps, time=1.0)]
+    for step in range(1, steps + 1):
+        values = {"loss": 2.0 / (1 + step / 8) + 0.4, "learning_rate": 2e-4 * (1 - step / steps), "grad_norm": 0.8,
+                  "tokens_per_s": 1520.0, "peak_memory_mb": 5321.0, "eta_s": float(steps - step) * 2}
+        if step % eval_every == 0:
+            values["eval_loss"] = 2.0 / (1 + step / 8) + 0.55
+        events += [Metrics(step, values, time=1.0 + step), Progress(step, steps, eta_s=values["eta_s"], time=1.0 + step)]
+    events.append(Status(state, f"{steps} steps, final loss {events[-2].values['loss']:.4f}", time=99.0))
+    run.events.path.write_text("".join(e.to_json() + "\n" for e in events), encoding="utf-8")
+    run.status_file.write_text(json.dumps({"state": state, "reason": events[-1].reason, "hint": "", "updated": 99.0}))
+    return run

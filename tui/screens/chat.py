@@ -1,0 +1,295 @@
+"""Chat: stream answers from a base, an adapter, a merged model or a GGUF file, one target or
+two side by side, in a worker thread; Esc stops an answer between two tokens."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Static
+
+from engine.chat.pool import TargetPool, TargetSpec, chat_targets, spec_for
+from engine.config import GenerationConfig, RunConfig, apply_overrides
+from engine.messages import Message as ChatMessage
+from engine.models.registry import DEFAULT_MODEL
+from engine.runs.rundir import list_runs
+from tui.errors import reports_errors
+from tui.screens.base import TanrenScreen
+from tui.screens.form import FormField, FormScreen, form_values
+from tui.screens.picker import Picked, Picker
+
+NO_TARGET = "none"
+USER_STYLE, ANSWER_STYLE, NOTE_STYLE = "bold", "", "italic dim"
+
+
+def default_target(home) -> TargetSpec:
+    """The adapter of the newest finished run, or the default base."""
+    for run in list_runs(home):
+        if (run.adapter / "adapter_config.json").is_file():
+            return TargetSpec("adapter", run.config().model.base, adapter=run.name)
+    return TargetSpec("base", DEFAULT_MODEL)
+
+
+class ChatPane(VerticalScroll):
+    """One target's side of the conversation: the messages, the answer being written, its stats."""
+
+    def __init__(self, spec: TargetSpec, *, id: str) -> None:
+        super().__init__(id=id, classes="chat-pane")
+        self.history: list[ChatMessage] = []
+        self.answer: Static | None = None
+        self.answer_text = ""
+        self.set_spec(spec)
+
+    def set_spec(self, spec: TargetSpec) -> None:
+        self.spec = spec
+        self.border_title = f"{spec.kind}: {spec.label}"
+
+    def clear(self) -> None:
+        self.history, self.answer, self.answer_text = [], None, ""
+        self.remove_children()
+
+    def add_user(self, text: str) -> None:
+        self.mount(Static(Text(text, style=USER_STYLE), classes="chat-user"))
+        self.answer, self.answer_text = Static("…", classes="chat-answer"), ""
+        self.mount(self.answer)
+        self.scroll_end(animate=False)
+
+    def add_delta(self, delta: str) -> None:
+        self.answer_text += delta
+        if self.answer is not None:
+            self.answer.update(Text(self.answer_text, style=ANSWER_STYLE))
+        self.scroll_end(animate=False)
+
+    def finish(self, prompt: str, note: str) -> None:
+        self.history += [ChatMessage("user", prompt), ChatMessage("assistant", self.answer_text)]
+        self.mount(Static(Text(note, style=NOTE_STYLE), classes="chat-note"))
+        self.answer = None
+        self.scroll_end(animate=False)
+
+
+class ChatParamsScreen(FormScreen[GenerationConfig]):
+    """Sampling settings and the system prompt; dismissed with the new settings."""
+
+    FORM_TITLE = "Chat parameters"
+    FIELDS = (
+        FormField("generation.system_prompt", "System prompt", text=True),
+        FormField("generation.temperature", "Temperature"),
+        FormField("generation.top_p", "Top p"),
+        FormField("generation.top_k", "Top k"),
+        FormField("generation.repetition_penalty", "Rep. penalty"),
+        FormField("generation.max_new_tokens", "Max tokens"),
+        FormField("generation.seed", "Seed", optional=True, placeholder="a new one for every answer"),
+    )
+    BINDINGS = [
+        Binding("ctrl+s", "submit", "Apply", id="chat_params.apply", tooltip="use these settings from the next answer"),
+        Binding("escape", "cancel", "Cancel", id="chat_params.cancel", tooltip="keep the settings as they were"),
+    ]
+
+    def __init__(self, home, params: GenerationConfig) -> None:
+        super().__init__(home, form_values(self.FIELDS, RunConfig(generation=params)))
+        self.params = params
+
+    def action_submit(self) -> None:
+        try:
+            self.dismiss(apply_overrides(RunConfig(generation=self.params), self.overrides()).generation)
+        except Exception as exc:  # noqa: BLE001 - shown in the form, to be fixed there
+            self.show_error(exc)
+
+
+class ChatScreen(TanrenScreen):
+    MODE = "chat"
+    CSS_PATH = "chat.tcss"
+    AUTO_FOCUS = "#chat-prompt"
+    BINDINGS = [
+        Binding("enter", "send", "Send", id="chat.send", priority=True, key_display="⏎",
+                tooltip="send the message to every shown target"),
+        Binding("escape", "cancel", "Stop", id="chat.stop", tooltip="stop the answer being written"),
+        Binding("ctrl+o", "pick_target", "Target", id="chat.target",
+                tooltip="what to chat with: a base, an adapter, a merged model or a GGUF file"),
+        Binding("ctrl+b", "pick_compare", "Vs", id="chat.compare",
+                tooltip="a second target answering beside the first, with the same seed"),
+        Binding("ctrl+g", "params", "Params", id="chat.params", tooltip="sampling settings and system prompt"),
+        Binding("ctrl+l", "clear", "Clear", id="chat.clear", tooltip="start a new conversation"),
+    ]
+
+    @dataclass
+    class Status(Message):
+        text: str
+
+    @dataclass
+    class Delta(Message):
+        pane: str
+        text: str
+
+    @dataclass
+    class Finished(Message):
+        pane: str
+        prompt: str
+        note: str
+
+    @dataclass
+    class Done(Message):
+        pass
+
+    @dataclass
+    class TargetsListed(Message):
+        specs: list[TargetSpec]
+        pane: str
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params = GenerationConfig()
+        self.cancel = threading.Event()
+        self.answering = False
+        self.pool: TargetPool | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="chat-panes"):
+            yield ChatPane(default_target(self.home), id="pane-a")
+        yield Static("", id="chat-status")
+        yield Input(placeholder="message (Enter sends, Esc stops the answer)", id="chat-prompt", compact=True)
+
+    def on_mount(self) -> None:
+        self.pool = TargetPool(self.home, on_status=lambda text: self.post_message(self.Status(text)))
+        self._show_status()
+
+    def on_unmount(self) -> None:
+        self.cancel.set()
+
+    def panes(self) -> list[ChatPane]:
+        return list(self.query(ChatPane))
+
+    def _show_status(self, text: str = "") -> None:
+        params = self.params
+        line = text or (f"temperature {params.temperature} · top_p {params.top_p} · max {params.max_new_tokens} tokens"
+                        + (" · system prompt set" if params.system_prompt else ""))
+        self.query_one("#chat-status", Static).update(Text(line, style="dim"))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return True  # Esc also leaves the prompt when nothing is being written
+        if action in ("pick_target", "pick_compare", "params", "clear"):
+            return None if self.answering else True  # shown, but not while an answer is written
+        return True
+
+    def action_send(self) -> None:
+        prompt_input = self.query_one("#chat-prompt", Input)
+        prompt = prompt_input.value.strip()
+        if self.answering:
+            self.notify("an answer is being written; Esc stops it", severity="warning")
+            return
+        if not prompt:
+            prompt_input.focus()
+            return
+        prompt_input.value = ""
+        self.answering = True
+        self.refresh_bindings()
+        self.cancel = threading.Event()
+        panes = self.panes()
+        for pane in panes:
+            pane.add_user(prompt)
+        self.answer(prompt, [(pane.id or "", pane.spec, list(pane.history)) for pane in panes], self.params,
+                    self.cancel)
+
+    @work(thread=True, group="chat")
+    def answer(self, prompt: str, panes: list[tuple[str, TargetSpec, list[ChatMessage]]],
+               params: GenerationConfig, cancel: threading.Event) -> None:
+        from engine.chat.sampling import fresh_seed
+
+        # One seed for every target, so side-by-side answers differ by the model, not by chance.
+        params = dataclasses.replace(params, seed=params.seed if params.seed is not None else fresh_seed())
+        try:
+            for pane, spec, history in panes:
+                self._answer_one(pane, spec, [*history, ChatMessage("user", prompt)], params, cancel, prompt)
+        finally:
+            self.post_message(self.Done())
+
+    def _answer_one(self, pane: str, spec: TargetSpec, messages: list[ChatMessage], params: GenerationConfig,
+                    cancel: threading.Event, prompt: str) -> None:
+        try:
+            target = self.pool.open(spec)
+            self.post_message(self.Status(f"{spec.label} is answering…"))
+            for delta in target.stream_chat(messages, params, cancel):
+                self.post_message(self.Delta(pane, delta))
+            stats = target.last_stats
+            note = stats.summary() if stats is not None else ""
+        except Exception as exc:  # noqa: BLE001 - the pane says the answer failed; the app stays up
+            self.app.report_error(exc, f"answering with {spec.label}")
+            note = "(no answer: see the error)"
+        self.post_message(self.Finished(pane, prompt, note))
+
+    def on_chat_screen_status(self, message: Status) -> None:
+        self._show_status(message.text)
+
+    def on_chat_screen_delta(self, message: Delta) -> None:
+        self.query_one(f"#{message.pane}", ChatPane).add_delta(message.text)
+
+    def on_chat_screen_finished(self, message: Finished) -> None:
+        self.query_one(f"#{message.pane}", ChatPane).finish(message.prompt, message.note)
+
+    def on_chat_screen_done(self) -> None:
+        self.answering = False
+        self.refresh_bindings()
+        self._show_status()
+
+    def action_cancel(self) -> None:
+        if self.answering:
+            self.cancel.set()
+            self._show_status("stopping…")
+        else:
+            self.set_focus(None)
+
+    def action_clear(self) -> None:
+        for pane in self.panes():
+            pane.clear()
+
+    def action_pick_target(self) -> None:
+        self.list_targets("pane-a")
+
+    def action_pick_compare(self) -> None:
+        self.list_targets("pane-b")
+
+    @work(thread=True, exclusive=True, group="targets")
+    @reports_errors("listing chat targets")
+    def list_targets(self, pane: str) -> None:
+        self.post_message(self.TargetsListed(chat_targets(self.home), pane))
+
+    def on_chat_screen_targets_listed(self, message: TargetsListed) -> None:
+        specs = message.specs
+        options: list[tuple[Text | str, str]] = [
+            (Text.assemble((f"{spec.kind:<8}", "italic"), spec.label), str(index)) for index, spec in enumerate(specs)]
+        if message.pane == "pane-b":
+            options.insert(0, (Text("close the second pane", style="italic"), NO_TARGET))
+        title = "Chat with (Enter)" if message.pane == "pane-a" else "Side by side with (Enter)"
+        picker = Picker(title, options, typed="or type a model: name, HF folder or .gguf file (Enter)")
+        self.app.push_screen(picker, lambda picked: self._picked(message.pane, specs, picked))
+
+    def _picked(self, pane_id: str, specs: list[TargetSpec], picked: Picked | None) -> None:
+        if picked is None:
+            return
+        panes = {pane.id: pane for pane in self.panes()}
+        if picked.value == NO_TARGET and not picked.typed:
+            if "pane-b" in panes:
+                panes["pane-b"].remove()
+            return
+        spec = spec_for(picked.value) if picked.typed else specs[int(picked.value)]
+        if pane_id in panes:
+            panes[pane_id].set_spec(spec)
+            panes[pane_id].clear()  # a new target starts a new conversation
+        else:
+            self.query_one("#chat-panes").mount(ChatPane(spec, id=pane_id))
+        self.query_one("#chat-prompt", Input).focus()
+
+    def action_params(self) -> None:
+        def applied(params: GenerationConfig | None) -> None:
+            if params is not None:
+                self.params = params
+                self._show_status()
+        self.app.push_screen(ChatParamsScreen(self.home, self.params), applied)

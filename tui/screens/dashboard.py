@@ -1,0 +1,150 @@
+"""Dashboard: how busy the machine is, every run with its state, and the base models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from engine.models.catalog import ModelEntry, list_models
+from engine.runs.progress import FollowedRun
+from engine.runs.rundir import list_runs
+from engine.system import SystemSample
+from engine.textwidth import human_bytes
+from tui.errors import reports_errors
+from tui.screens.base import TanrenScreen
+from tui.widgets.run_view import STATE_STYLES
+
+REFRESH_S = 2.0
+
+
+@dataclass(frozen=True)
+class RunRow:
+    name: str
+    state: str
+    step: str
+    loss: str
+    method: str
+    base: str
+
+
+def format_system(sample: SystemSample) -> str:
+    gib = 2**30
+    parts = [f"CPU {sample.cpu_percent:.0f}% of {sample.cpu_count}",
+             f"RAM {sample.ram_used / gib:.1f}/{sample.ram_total / gib:.1f} GiB",
+             f"disk {human_bytes(sample.disk_free)} free"]
+    lines = [" · ".join(parts)]
+    for index, gpu in enumerate(sample.gpus):
+        util = f"{gpu.util_percent:.0f}%" if gpu.util_percent is not None else "n/a"
+        lines.append(f"GPU{index} {gpu.name} {util} · {gpu.memory_used / gib:.1f}/{gpu.memory_total / gib:.1f} GiB")
+    if not sample.gpus:
+        lines.append(f"GPU: {sample.gpu_note}")
+    return "\n".join(lines)
+
+
+class DashboardScreen(TanrenScreen):
+    MODE = "dashboard"
+    CSS_PATH = "dashboard.tcss"
+    BINDINGS = [
+        Binding("o", "open_run", "Open run", id="dashboard.open_run", tooltip="show the run under the cursor live"),
+        Binding("r", "refresh", "Refresh", id="dashboard.refresh", tooltip="read system use and runs now"),
+    ]
+
+    @dataclass
+    class RunsRead(Message):
+        rows: list[RunRow]
+
+    @dataclass
+    class SystemRead(Message):
+        sample: SystemSample
+
+    @dataclass
+    class ModelsRead(Message):
+        entries: list[ModelEntry]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._followed: dict[str, FollowedRun] = {}
+        self._rows: list[RunRow] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("…", id="system")
+        yield Static("Runs", classes="section-title")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static("Base models", classes="section-title")
+        yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#runs", DataTable).add_columns("Run", "Status", "Step", "Loss", "Method", "Base")
+        self.query_one("#models", DataTable).add_columns("Name", "Kind", "Size", "Ready")
+        self.action_refresh()
+        self.load_models()
+        self.set_interval(REFRESH_S, self.action_refresh)
+
+    def action_refresh(self) -> None:
+        self.read_system()
+        self.read_runs()
+
+    async def action_open_run(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        if table.row_count == 0:
+            self.notify("no runs yet: press 3, then n, to start one")
+            return
+        name = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        await self.tanren.open_run(name)
+
+    @on(DataTable.RowSelected, "#runs")
+    async def _row_selected(self) -> None:
+        await self.action_open_run()
+
+    @work(thread=True, exclusive=True, group="system")
+    @reports_errors("reading CPU, memory and GPU use")
+    def read_system(self) -> None:
+        self.post_message(self.SystemRead(self.tanren.sample_system(self.home)))
+
+    @work(thread=True, exclusive=True, group="runs")
+    @reports_errors("reading the runs")
+    def read_runs(self) -> None:
+        rows = []
+        for run in list_runs(self.home):
+            followed = self._followed.setdefault(run.name, FollowedRun(run))
+            followed.poll()  # only what was appended since the last refresh
+            progress, config = followed.progress, followed.config
+            loss = progress.latest.get("loss")
+            rows.append(RunRow(run.name, run.status().state, f"{progress.done}/{progress.total or '?'}",
+                               f"{loss:.4f}" if loss is not None else "-", config.adapter.method, config.model.base))
+        self.post_message(self.RunsRead(rows))
+
+    @work(thread=True, exclusive=True, group="models")
+    @reports_errors("listing the base models")
+    def load_models(self) -> None:
+        self.post_message(self.ModelsRead(list_models(self.home)))
+
+    def on_dashboard_screen_system_read(self, message: SystemRead) -> None:
+        self.query_one("#system", Static).update(format_system(message.sample))
+
+    def on_dashboard_screen_runs_read(self, message: RunsRead) -> None:
+        if message.rows == self._rows:
+            return
+        self._rows = message.rows
+        table = self.query_one("#runs", DataTable)
+        selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
+        table.clear()
+        for row in message.rows:
+            table.add_row(row.name, Text(row.state, style=STATE_STYLES.get(row.state, "")), row.step, row.loss,
+                          row.method, row.base, key=row.name)
+        names = [row.name for row in message.rows]
+        if selected in names:
+            table.move_cursor(row=names.index(selected), animate=False)
+
+    def on_dashboard_screen_models_read(self, message: ModelsRead) -> None:
+        table = self.query_one("#models", DataTable)
+        table.clear()
+        for entry in message.entries:
+            table.add_row(entry.name, entry.kind, human_bytes(entry.size_bytes),
+                          "yes" if entry.ready else "on first use", key=entry.name)

@@ -1,0 +1,195 @@
+"""Data: pick a file, see what the data doctor says about it and how the model will see it."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from engine.cli.data_cmd import format_report
+from engine.config import RunConfig, apply_overrides
+from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, check_file
+from engine.data.loading import ExampleStream
+from engine.data.problems import RecordError
+from engine.data.readers import ensure_readable
+from engine.data.render import base_tokenizer, render_example, trained_segments
+from engine.models.registry import DEFAULT_MODEL
+from engine.runs.rundir import list_runs
+from tui.errors import reports_errors
+from tui.screens.base import TanrenScreen
+
+PREVIEW_EXAMPLES = 3
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+TRAINED_STYLE = "bold green"
+
+
+def shown_path(path: Path) -> str:
+    """Relative to the working folder when inside it (as typed on the command line), else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def data_files(home) -> list[tuple[str, str]]:
+    """(label, path) of the files a user likely wants: the samples, the data of earlier runs,
+    and data files in the working folder."""
+    found: dict[str, str] = {}
+    for sample in (SAMPLE_CHAT, SAMPLE_ALPACA, SAMPLE_HELDOUT):
+        found.setdefault(shown_path(sample), f"sample · {sample.name}")
+    for run in list_runs(home):
+        data = run.config().data.path
+        if data and Path(data).is_file():
+            found.setdefault(shown_path(Path(data)), f"run {run.name} · {Path(data).name}")
+    for path in sorted(Path.cwd().iterdir()):
+        if path.suffix in DATA_SUFFIXES and path.is_file():
+            found.setdefault(shown_path(path), f"here · {path.name}")
+    return [(label, path) for path, label in found.items()]
+
+
+def preview_text(source: str, segments: list[tuple[str, bool]], tokens: int, trained: int, cut: int) -> Text:
+    summary = f"{tokens:,} tokens, {trained:,} trained" + (f", {cut:,} cut by max length" if cut else "")
+    text = Text(f"── {source} · {summary} ──\n", style="bold")
+    for piece, is_trained in segments:
+        text.append(piece, TRAINED_STYLE if is_trained else "")
+    return text
+
+
+class DataScreen(TanrenScreen):
+    MODE = "data"
+    CSS_PATH = "data.tcss"
+    AUTO_FOCUS = "#data-files"  # not the path field, so the screen keys work at once
+    BINDINGS = [
+        Binding("ctrl+r", "check", "Check", id="data.check", tooltip="validate the file and preview it"),
+        Binding("ctrl+o", "files", "Files", id="data.files", tooltip="pick one of the known data files"),
+        Binding("ctrl+y", "train_with", "Train on it", id="data.train", tooltip="open the new-run form with this file"),
+    ]
+
+    @dataclass
+    class Busy(Message):
+        text: str
+
+    @dataclass
+    class Checked(Message):
+        report: str
+        usable: bool
+        preview: list[Text]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="form-row"):
+            yield Label("File", classes="form-label")
+            yield Input(placeholder="data file: .jsonl .json .csv .parquet (Enter checks it)", id="data-path",
+                        compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("Base", classes="form-label")
+            yield Input(DEFAULT_MODEL, id="data-base", compact=True,
+                        tooltip="the base model whose tokenizer and chat template render the data")
+            yield Label("Max length", classes="form-label")
+            yield Input(str(RunConfig().data.max_length), id="data-max-length", compact=True, type="integer")
+        yield OptionList(id="data-files")
+        with VerticalScroll(id="data-result"):
+            yield Static("Pick a file (Ctrl+O) or type its path, then Enter.", id="data-report")
+            yield Static("", id="data-preview")
+
+    def on_mount(self) -> None:
+        self.list_files()
+
+    @work(thread=True, exclusive=True, group="files")
+    @reports_errors("listing data files")
+    def list_files(self) -> None:
+        files = data_files(self.home)
+        self.app.call_from_thread(self._show_files, files)
+
+    def _show_files(self, files: list[tuple[str, str]]) -> None:
+        options = self.query_one("#data-files", OptionList)
+        options.clear_options()
+        options.add_options([Option(Text(label), id=path) for label, path in files])
+        if files:
+            options.highlighted = 0
+
+    def action_files(self) -> None:
+        self.query_one("#data-files", OptionList).focus()
+
+    @on(OptionList.OptionSelected, "#data-files")
+    def _file_picked(self, event: OptionList.OptionSelected) -> None:
+        self.query_one("#data-path", Input).value = event.option.id or ""
+        self.action_check()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_check()
+
+    def action_check(self) -> None:
+        path = self.query_one("#data-path", Input).value.strip()
+        if not path:
+            self.notify("type the path of a data file first, or pick one with Ctrl+O", severity="warning")
+            return
+        self.query_one("#data-preview", Static).update("")
+        self.check(path, self.query_one("#data-base", Input).value.strip(),
+                   self.query_one("#data-max-length", Input).value.strip())
+
+    async def action_train_with(self) -> None:
+        path = self.query_one("#data-path", Input).value.strip()
+        await self.tanren.new_run(data=path or None, base=self.query_one("#data-base", Input).value.strip() or None)
+
+    @work(thread=True, exclusive=True, group="check")
+    @reports_errors("checking the data")
+    def check(self, path: str, base: str, max_length: str) -> None:
+        config = apply_overrides(RunConfig(), [f"data.path={json.dumps(path)}", f"model.base={json.dumps(base)}",
+                                               f"data.max_length={max_length}"])
+        ensure_readable(path)  # before the tokenizer, which takes a while the first time
+        worker = get_current_worker()
+        busy = self._throttled_busy()
+        busy(f"loading the tokenizer of {base}…", force=True)
+        tokenizer = base_tokenizer(base, self.home, on_status=lambda message: busy(message, force=True))
+        report = check_file(path, format=config.data.format, tokenizer=tokenizer, max_length=config.data.max_length,
+                            split=config.data.split, seed=config.data.seed,
+                            on_progress=lambda file, fraction: busy(f"checking {file}: {fraction:.0%}"))
+        if worker.is_cancelled:
+            return
+        preview = [] if not report.usable else self._preview(path, config.data.format, tokenizer,
+                                                               config.data.max_length)
+        if not worker.is_cancelled:
+            self.post_message(self.Checked(format_report(report, base=base), report.usable, preview))
+
+    def _throttled_busy(self):
+        last = [0.0]
+
+        def busy(text: str, force: bool = False) -> None:
+            now = time.monotonic()
+            if force or now - last[0] > 0.25:
+                last[0] = now
+                self.post_message(self.Busy(text))
+        return busy
+
+    @staticmethod
+    def _preview(path: str, format: str, tokenizer, max_length: int) -> list[Text]:
+        shown = []
+        for _line, example in ExampleStream(path, format):
+            if len(shown) == PREVIEW_EXAMPLES:
+                break
+            if isinstance(example, RecordError):
+                continue  # the report lists it
+            rendered = render_example(example, tokenizer, max_length=max_length)
+            shown.append(preview_text(example.source, trained_segments(tokenizer, rendered), len(rendered.input_ids),
+                                      sum(rendered.assistant_mask), rendered.truncated_tokens))
+        return shown
+
+    def on_data_screen_busy(self, message: Busy) -> None:
+        self.query_one("#data-report", Static).update(Text(message.text, style="italic"))
+
+    def on_data_screen_checked(self, message: Checked) -> None:
+        self.query_one("#data-report", Static).update(Text(message.report, style="" if message.usable else "red"))
+        preview = Text("\n\n").join([Text("trained tokens are ") + Text("green", TRAINED_STYLE), *message.preview])
+        self.query_one("#data-preview", Static).update(preview if message.preview else "")

@@ -1,0 +1,103 @@
+"""Train: start a run from a validated form, watch it live, stop it and resume it.
+
+Runs are detached processes: this screen only starts them and follows their folders, so
+quitting the workbench or losing the SSH session never stops one.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+
+from engine.config import RunConfig
+from engine.runs.launch import request_stop
+from engine.runs.rundir import list_runs, open_run
+from engine.runs.training import resume_training
+from tui.errors import reports_errors
+from tui.screens.base import TanrenScreen
+from tui.screens.new_run import NewRunScreen, new_run_values
+from tui.screens.picker import Picker
+from tui.widgets.run_view import RunView
+
+STOPPABLE = ("queued", "running")
+RESUMABLE = ("failed", "cancelled")
+
+
+class TrainScreen(TanrenScreen):
+    MODE = "train"
+    CSS_PATH = "train.tcss"
+    BINDINGS = [
+        Binding("n", "new_run", "New run", id="train.new", tooltip="fill in the form and start a run"),
+        Binding("o", "open_run", "Open run", id="train.open", tooltip="pick the run to watch"),
+        Binding("s", "stop", "Stop", id="train.stop", tooltip="stop at the next step, saving a checkpoint"),
+        Binding("r", "resume", "Resume", id="train.resume", tooltip="continue from the last checkpoint"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield RunView(id="run-view")
+
+    def on_mount(self) -> None:
+        runs = list_runs(self.home)
+        if runs and self.view.run is None:
+            self.view.attach(runs[0])
+
+    @property
+    def view(self) -> RunView:
+        return self.query_one("#run-view", RunView)
+
+    @reports_errors("opening the run")
+    def show_run(self, name: str) -> None:
+        self.view.attach(open_run(name, self.home))
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop and resume are enabled only when they apply to the shown run (shown disabled otherwise)."""
+        view = self.view if self.is_mounted else None
+        status = view.status if view is not None else None
+        if action == "stop":
+            return status is not None and view.alive and status.state in STOPPABLE or None
+        if action == "resume":
+            return status is not None and not view.alive and status.state in RESUMABLE or None
+        return True
+
+    def on_run_view_status_read(self) -> None:
+        self.refresh_bindings()
+
+    def action_new_run(self, data: str | None = None, base: str | None = None) -> None:
+        shown = self.view.run
+        values = new_run_values(shown.config() if shown is not None else RunConfig())
+        values.update({key: value for key, value in (("data.path", data), ("model.base", base)) if value})
+        self.app.push_screen(NewRunScreen(self.home, values), self._started)
+
+    def _started(self, name: str | None) -> None:
+        if name is not None:
+            self.notify(f"started {name}; it keeps running if you quit or lose the connection")
+            self.show_run(name)
+
+    def action_open_run(self) -> None:
+        runs = [(Text.assemble(run.name, (f"  {run.status().state}", "italic")), run.name) for run in list_runs(self.home)]
+        if not runs:
+            self.notify("no runs yet: press n to start one")
+            return
+        current = self.view.run.name if self.view.run is not None else None
+        self.app.push_screen(Picker("Open run (Enter)", runs, current=current),
+                             lambda picked: picked and self.show_run(picked.value))
+
+    @reports_errors("stopping the run")
+    def action_stop(self) -> None:
+        run = self.view.run
+        if run is None:
+            return
+        if request_stop(run):
+            self.notify(f"asked {run.name} to stop at its next step; it saves a checkpoint first")
+        else:
+            self.notify(f"{run.name} is not running ({run.status().state})", severity="warning")
+
+    @reports_errors("resuming the run")
+    def action_resume(self) -> None:
+        run = self.view.run
+        if run is None:
+            return
+        resume_training(run)
+        self.notify(f"resumed {run.name} from its last checkpoint")

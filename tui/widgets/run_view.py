@@ -1,0 +1,147 @@
+"""The live view of one run, following its events file from a worker thread.
+
+The follower reads the file from its start, so attaching (or reattaching after the workbench
+was closed) shows the whole history; then it reads only what is appended. It also polls the
+run's status, which notices a process that died without writing a last event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Log, ProgressBar, Static
+from textual.worker import get_current_worker
+
+from engine.events import Event
+from engine.runs.progress import RunProgress
+from engine.runs.rundir import RunDir, RunStatus
+from engine.runs.summary import format_duration
+from engine.textwidth import human_bytes
+from tui.errors import reports_errors
+from tui.widgets.loss_plot import LossPlot
+
+POLL_S = 0.25
+STATUS_EVERY_S = 1.0
+STATE_STYLES = {"running": "bold green", "queued": "yellow", "done": "cyan", "failed": "bold red",
+                "cancelled": "magenta"}
+
+
+def state_text(status: RunStatus) -> Text:
+    text = Text(f"● {status.state}", style=STATE_STYLES.get(status.state, ""))
+    if status.reason:
+        text.append(f"  {status.reason}")
+    if status.hint:
+        text.append(f"\n  hint: {status.hint}", style="italic")
+    return text
+
+
+def metrics_text(latest: dict[str, float]) -> str:
+    """The newest metrics in one line that fits 80 columns (the CLI's log lines are wider)."""
+    shown = [("loss", "loss {:.4f}"), ("eval_loss", "eval {:.4f}"), ("learning_rate", "lr {:.1e}"),
+             ("grad_norm", "grad {:.2f}"), ("tokens_per_s", "{:,.0f} tok/s")]
+    parts = [fmt.format(latest[key]) for key, fmt in shown if key in latest]
+    if "peak_memory_mb" in latest:
+        parts.append(f"mem {human_bytes(int(latest['peak_memory_mb'] * 2**20))}")
+    return " · ".join(parts) or "no metrics yet"
+
+
+def steps_text(progress: RunProgress) -> str:
+    steps = f"{progress.done:,}/{progress.total:,} steps" if progress.total else f"{progress.done:,} steps"
+    return steps + (f" · ETA {format_duration(progress.eta_s)}" if progress.eta_s is not None else "")
+
+
+class RunView(Vertical):
+    """Title, state, progress with ETA, latest metrics, the loss plot and the log tail of a run."""
+
+    @dataclass
+    class EventsRead(Message):
+        run: str
+        events: list[Event]
+
+    @dataclass
+    class StatusRead(Message):
+        run: str
+        status: RunStatus
+        alive: bool  # a stopped run records its state a moment before its process has ended
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.run: RunDir | None = None
+        self.progress = RunProgress()
+        self.status: RunStatus | None = None
+        self.alive = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("No run yet: press n to start one, or o to open one.", id="run-title")
+        yield Static("", id="run-state")
+        with Horizontal(id="run-progress"):
+            yield ProgressBar(total=None, show_eta=False, id="run-bar")
+            yield Static("", id="run-steps")
+        yield Static("", id="run-metrics")
+        yield LossPlot(id="run-plot")
+        yield Log(max_lines=500, id="run-log")
+
+    def on_mount(self) -> None:
+        self.query_one("#run-plot").border_title = "loss"
+        self._set_visible(False)
+
+    def _set_visible(self, visible: bool) -> None:
+        for selector in ("#run-state", "#run-progress", "#run-metrics", "#run-plot", "#run-log"):
+            self.query_one(selector).display = visible
+
+    def attach(self, run: RunDir) -> None:
+        """Show `run`, reading its history from the start and following it from there."""
+        self.run, self.progress, self.status, self.alive = run, RunProgress(), None, False
+        config = run.config()
+        self.query_one("#run-title", Static).update(
+            Text.assemble((run.name, "bold"), f"  {config.adapter.method} · {config.model.base}"))
+        self.query_one("#run-log", Log).clear()
+        self._set_visible(True)
+        self._render_progress()
+        self.follow(run)
+
+    @work(thread=True, exclusive=True, group="follow")
+    @reports_errors("following the run")
+    def follow(self, run: RunDir) -> None:
+        worker = get_current_worker()
+        offset, last_status, checked = 0, None, 0.0
+        while not worker.is_cancelled:
+            if run.events.size() > offset:
+                events, offset = run.events.read_from(offset)
+                if events:
+                    self.post_message(self.EventsRead(run.name, events))
+            if time.monotonic() - checked >= STATUS_EVERY_S:
+                checked = time.monotonic()
+                status = (run.status(), run.is_alive())
+                if status != last_status:
+                    last_status = status
+                    self.post_message(self.StatusRead(run.name, *status))
+            time.sleep(POLL_S)
+
+    def on_run_view_events_read(self, message: EventsRead) -> None:
+        if self.run is None or message.run != self.run.name:
+            return  # from the follower of a run no longer shown
+        self.query_one("#run-log", Log).write_lines(self.progress.add(message.events))
+        self._render_progress()
+
+    def on_run_view_status_read(self, message: StatusRead) -> None:
+        if self.run is None or message.run != self.run.name:
+            return
+        self.status, self.alive = message.status, message.alive
+        self.query_one("#run-state", Static).update(state_text(message.status))
+
+    def _render_progress(self) -> None:
+        progress = self.progress
+        bar = self.query_one("#run-bar", ProgressBar)
+        bar.update(total=progress.total or 100, progress=progress.done if progress.total else 0)
+        self.query_one("#run-steps", Static).update(steps_text(progress))
+        self.query_one("#run-metrics", Static).update(metrics_text(progress.latest))
+        plot = self.query_one("#run-plot", LossPlot)
+        plot.plot(progress.losses, progress.eval_losses)
+        plot.border_subtitle = "[$accent]⣀[/] train" + (" [$warning]⣀[/] eval" if progress.eval_losses else "")
