@@ -10,7 +10,7 @@ data for one epoch, in its own process so that peak memory is measured alone:
 
 Tokens/s counts the dataset's real (non-padding) tokens over the trainer's own train time.
 
-    PYTHONPATH=. python bench/bench_train.py [--examples 96] [--max-length 512]
+    PYTHONPATH=. python bench/bench_train.py [--examples 32] [--max-length 256]
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ def child(variant: str, data: Path, limit: int, max_length: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SAMPLE)
-    parser.add_argument("--examples", type=int, default=96)
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--examples", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ExportError
 from export.gguf_model import TensorNamer, architecture, load_hf_config, read_config
+from export.lora_keys import LORA_KEY, check_fits
 from export.gguf_tensors import (
     PlannedTensor,
     check_dtype,
@@ -27,7 +27,6 @@ from export.gguf_tensors import (
 
 __all__ = ["write_lora_gguf"]
 
-_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
 _MERGE_HINT = "export the merged model instead (write_gguf on the merged folder)"
 
 
@@ -95,7 +94,7 @@ def _plan_pairs(folder: Path, namer: TensorNamer, base_shapes: dict[str, tuple[i
                           hint="save the adapter with safe_serialization")
     plan: list[PlannedTensor] = []
     for key, (path, shape, _stored) in safetensors_index([weights]).items():
-        match = _KEY.match(key)
+        match = LORA_KEY.match(key)
         if match is None:
             raise ExportError(f"the adapter holds {key}, which is not a LoRA A/B matrix", where=str(path),
                               hint=_MERGE_HINT)
@@ -105,7 +104,7 @@ def _plan_pairs(folder: Path, namer: TensorNamer, base_shapes: dict[str, tuple[i
         if gguf_name is None or base_name not in base_shapes:
             raise ExportError(f"the adapter targets {module}, which the base model has no GGUF tensor for",
                               where=str(path), hint="adapters on embeddings or the output head: " + _MERGE_HINT)
-        _check_fits(shape, part, base_shapes[base_name], module, path)
+        check_fits(shape, part, base_shapes[base_name], module, path)
         # B carries the output rows, so it takes the base tensor's Q/K reordering; A is per input column
         transform = (lambda values, name=base_name: namer.to_gguf_rows(name, values)) if part == "B" else (lambda v: v)
         plan.append(PlannedTensor(f"{gguf_name}.lora_{part.lower()}", shape, dtype,
@@ -116,10 +115,3 @@ def _plan_pairs(folder: Path, namer: TensorNamer, base_shapes: dict[str, tuple[i
                           hint="the file may be damaged; save the adapter again")
     return plan
 
-
-def _check_fits(shape: tuple[int, ...], part: str, base: tuple[int, ...], module: str, path: Path) -> None:
-    out_features, in_features = base
-    fits = shape[1] == in_features if part == "A" else shape[0] == out_features
-    if len(shape) != 2 or not fits:
-        raise ExportError(f"the adapter's {module} matrix {part} {list(shape)} does not fit the base weight "
-                          f"{list(base)}", where=str(path), hint="the adapter was trained on a different base model")

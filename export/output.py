@@ -1,7 +1,8 @@
 """Write one export artifact safely: a writable folder, enough free space, temp name, rename.
 
-Every writer in `export` goes through `artifact_file`, so a full disk or an unwritable folder
-always ends in the same clear `ExportError`, and never in a file that looks complete but is not.
+Every writer in `export` goes through `artifact_file` or `artifact_directory`, so a full disk or
+an unwritable folder always ends in the same clear `ExportError`, and never in a file or folder
+that looks complete but is not.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.atomic import atomic_file
+from engine.atomic import atomic_directory, atomic_file
 from engine.errors import ExportError
 from engine.textwidth import human_bytes
 
@@ -22,19 +24,44 @@ _SPACE_MARGIN = 1.05
 _SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
 _SHORT_WRITE = "requested and"
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how safetensors (Rust) reports an OS error
 
 
 @contextlib.contextmanager
 def artifact_file(out: Path, *, expected_bytes: int) -> Iterator[Path]:
     """Yield a temporary path to write `out` through; it is renamed to `out` only on success."""
     out = Path(out)
-    folder = _writable_folder(out)
+    if out.is_dir():
+        raise ExportError(f"the output path {out} is a folder", where=str(out),
+                          hint="give a file name ending in .gguf")
+    folder = writable_folder(out.parent)
     check_free_space(folder, expected_bytes, what=out.name)
     try:
         with atomic_file(out) as tmp:
             yield tmp
-    except OSError as exc:
-        raise _write_error(exc, out) from None
+    except Exception as exc:
+        error = _write_failure(exc, out)
+        if error is None:
+            raise
+        raise error from None
+
+
+@contextlib.contextmanager
+def artifact_directory(out: Path, *, expected_bytes: int) -> Iterator[Path]:
+    """Yield a temporary folder to write `out` into; it replaces `out` in one rename on success."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"the output path {out} is a file", where=str(out), hint="choose another output folder")
+    folder = writable_folder(out.parent)
+    check_free_space(folder, expected_bytes, what=f"{out.name}/")
+    try:
+        with atomic_directory(out) as tmp:
+            yield tmp
+    except Exception as exc:
+        error = _write_failure(exc, out)
+        if error is None:
+            raise
+        raise error from None
 
 
 def check_free_space(folder: Path, needed_bytes: int, *, what: str) -> None:
@@ -47,11 +74,9 @@ def check_free_space(folder: Path, needed_bytes: int, *, what: str) -> None:
         )
 
 
-def _writable_folder(out: Path) -> Path:
-    folder = out.parent
-    if out.is_dir():
-        raise ExportError(f"the output path {out} is a folder", where=str(out),
-                          hint="give a file name ending in .gguf")
+def writable_folder(folder: Path) -> Path:
+    """Create `folder` if needed and check it can be written, or raise a clear ExportError."""
+    folder = Path(folder)
     blocking_file = next((parent for parent in (folder, *folder.parents) if parent.is_file()), None)
     if blocking_file is not None:
         raise ExportError(f"cannot create the output folder {folder}: {blocking_file} is a file",
@@ -65,6 +90,17 @@ def _writable_folder(out: Path) -> Path:
         raise ExportError(f"the output folder {folder} is not writable", where=str(folder),
                           hint="choose a folder you can write to, or fix its permissions")
     return folder
+
+
+def _write_failure(exc: Exception, out: Path) -> ExportError | None:
+    """A failed write as a clear ExportError; None when `exc` is not an OS error."""
+    if isinstance(exc, OSError):
+        return _write_error(exc, out)
+    match = _RUST_OS_ERROR.search(str(exc))
+    if match:
+        code = int(match.group(1))
+        return _write_error(OSError(code, os.strerror(code)), out)
+    return None
 
 
 def _write_error(exc: OSError, out: Path) -> ExportError:

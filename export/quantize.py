@@ -1,17 +1,15 @@
 """Quantize an F32/F16/BF16 GGUF with llama.cpp's own quantizer (through llama-cpp-python).
 
-The quantizer runs in a child process: llama.cpp writes its progress straight to the terminal
-and a fault in native code would kill the caller (the TUI) outright; in a child both are
-contained, and its last log lines become the error message.
+The quantizer runs in a child process (engine.models.llama_quantize), so its terminal output
+and any native fault stay contained.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from engine.errors import ExportError
+from engine.models.llama_quantize import QuantizeFailed, run_llama_quantize
 from export.output import artifact_file
 
 __all__ = ["QUANT_TYPES", "normalize_quant", "quantize_gguf"]
@@ -22,7 +20,6 @@ _FTYPES = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K",
            "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
            "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
 _BITS_PER_WEIGHT = {"q8_0": 8.5, "q6_k": 6.6, "q5_k_m": 5.7, "q4_k_m": 4.9, "q4_0": 4.5}
-_LOG_LINES_IN_ERROR = 5
 
 
 def quantize_gguf(src: Path, out: Path, quant: str, *, threads: int | None = None) -> Path:
@@ -50,22 +47,9 @@ def normalize_quant(quant: str) -> str:
     return name
 
 
-# Run by the child interpreter: argv = src, out, LLAMA_FTYPE_* name, threads (0 = all cores).
-_WORKER = """
-import sys, llama_cpp
-params = llama_cpp.llama_model_quantize_default_params()
-params.ftype = getattr(llama_cpp, sys.argv[3])
-params.nthread = int(sys.argv[4])
-status = llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), params)
-sys.exit(f"llama_model_quantize returned {status}" if status else 0)
-"""
-
-
 def _run_quantizer(src: Path, out: Path, quant: str, threads: int | None) -> None:
-    command = [sys.executable, "-c", _WORKER, str(src), str(out), _FTYPES[quant], str(threads or 0)]
-    result = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
-    if result.returncode != 0:
-        log = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        reason = " / ".join(log[-_LOG_LINES_IN_ERROR:]) or f"exit status {result.returncode}"
-        raise ExportError(f"llama.cpp could not quantize {src.name} to {quant.upper()}: {reason}",
-                          where=str(src), hint="check that the source is an unquantized GGUF (F32, F16 or BF16)")
+    try:
+        run_llama_quantize(src, out, _FTYPES[quant], threads=threads)
+    except QuantizeFailed as exc:
+        raise ExportError(f"llama.cpp could not quantize {src.name} to {quant.upper()}: {exc}",
+                          where=str(src), hint="check that the source is an unquantized GGUF (F32, F16 or BF16)") from None

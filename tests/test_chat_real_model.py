@@ -128,13 +128,17 @@ def _tanren(*args: str, home: Home) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "TANREN_HOME": str(home.root)})
 
 
-def test_cli_answers_paris_through_transformers_and_an_f16_gguf(shared_home: Home, default_model_dir: Path,
-                                                                f16_gguf: Path) -> None:
+def test_cli_answers_paris_through_both_backends_and_compares_them(shared_home: Home, default_model_dir: Path,
+                                                                   f16_gguf: Path) -> None:
     question = ["--prompt", "What is the capital of France?", "--temperature", "0"]
-    for target in (DEFAULT_MODEL, str(f16_gguf)):
-        result = _tanren("chat", target, *question, home=shared_home)
+    for extra in ([DEFAULT_MODEL], [DEFAULT_MODEL, "--backend", "llama.cpp"], [str(f16_gguf)]):
+        result = _tanren("chat", *extra, *question, home=shared_home)
         assert result.returncode == 0, result.stderr
         assert "Paris" in result.stdout and "tokens/s" in result.stderr
-    result = _tanren("chat", DEFAULT_MODEL, "--backend", "llama.cpp", *question, "--max-new-tokens", "16",
+    # the built-in model through llama.cpp runs an F16 copy of its shipped weights, and agrees
+    result = _tanren("chat", DEFAULT_MODEL, "--vs", "llama.cpp", *question, "--max-new-tokens", "16",
                      home=shared_home)
-    assert result.returncode == 0 and result.stdout.strip() and "[llama.cpp]" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert f"== {DEFAULT_MODEL} [transformers] ==" in result.stdout
+    assert f"== {DEFAULT_MODEL}.F16.gguf [llama.cpp] ==" in result.stdout
+    assert "\n-- " in result.stdout and result.stderr.count("tokens/s") == 2

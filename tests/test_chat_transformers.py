@@ -202,6 +202,14 @@ def test_adapters_hot_swap_on_one_base(backend: TransformersBackend, adapters: d
     assert compare(adapted, adapted, QUESTION, sampled).parted_at is None
 
 
+def test_a_model_without_chat_template_is_a_clear_error(tiny_model_dir: Path) -> None:
+    backend = TransformersBackend.load(tiny_model_dir, ModelConfig(base=str(tiny_model_dir)))
+    backend.tokenizer.chat_template = None
+    backend = TransformersBackend(backend.model, backend.tokenizer, name="plain")
+    with pytest.raises(TanrenError, match="plain has no chat template"):
+        list(backend.stream_chat(QUESTION, GREEDY))
+
+
 def test_adapter_errors_are_clear(backend: TransformersBackend, adapters: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(TanrenError, match="not loaded"):
         list(backend.stream_chat(QUESTION, GREEDY, adapter="nope"))

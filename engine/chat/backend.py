@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +31,6 @@ from engine.messages import Message
 # The longest context a chat uses unless told otherwise: both backends apply the same cap, so
 # they drop the same old turns. Beyond it a CPU answer would take minutes anyway.
 DEFAULT_MAX_CONTEXT = 4096
-
-STOP_REASONS = ("stop", "length", "cancelled")
-
 
 @dataclass(frozen=True)
 class GenerationStats:
@@ -60,12 +58,18 @@ class Decoder:
 
 
 class ChatBackend(ABC):
-    """A loaded model that answers conversations. Subclasses: transformers and llama.cpp."""
+    """A loaded model that answers conversations. Subclasses: transformers and llama.cpp.
+
+    Besides chat, a backend scores token sequences (`score`, for perplexity) and answers many
+    conversations greedily (`greedy_answers`, for ROUGE); `tokenizer` renders data examples
+    the way training does (an HF tokenizer, or llama.cpp's behind the same interface).
+    """
 
     kind: str  # transformers or llama.cpp
     name: str
     context_length: int
     stop_ids: frozenset[int]
+    tokenizer: Any
     adapters: tuple[str, ...] = ()
 
     def __init__(self) -> None:
@@ -83,6 +87,37 @@ class ChatBackend(ABC):
     @abstractmethod
     def _decoding(self, prompt_ids: list[int], adapter: str | None) -> contextlib.AbstractContextManager[Decoder]:
         """Run the prompt through the model; the decoder's state is freed when the block ends."""
+
+    @abstractmethod
+    def _score(self, sequences: list[list[int]], adapter: str | None) -> list[np.ndarray]:
+        """`score` for sequences already checked, with the backend held."""
+
+    def score(self, sequences: Sequence[Sequence[int]], *, adapter: str | None = None) -> list[np.ndarray]:
+        """For each token sequence, run from an empty context: log p(ids[i] | ids[:i]) for i >= 1
+        (float64, one value fewer than the sequence has tokens)."""
+        self.check_adapter(adapter)
+        for ids in sequences:
+            if not 2 <= len(ids) <= self.context_length:
+                raise TanrenError(f"a sequence of {len(ids)} tokens cannot be scored by {self.name}: "
+                                  f"it needs 2 to {self.context_length} tokens (the context window)")
+        with self._busy:
+            return self._score([list(ids) for ids in sequences], adapter)
+
+    def greedy_answers(self, conversations: Sequence[Sequence[Message]], *, max_new_tokens: int,
+                       adapter: str | None = None) -> list[str]:
+        """Each conversation's greedy answer (no repetition penalty), up to an end-of-turn token.
+
+        One at a time through the chat decode loop; transformers overrides it to answer a batch
+        at once, which gives the same tokens.
+        """
+        params = GenerationConfig(temperature=0, repetition_penalty=1.0, max_new_tokens=max_new_tokens, seed=0)
+        return ["".join(self.stream_chat(messages, params, adapter=adapter)) for messages in conversations]
+
+    def fitted_prompt(self, messages: Sequence[Message], *, answer_tokens: int) -> list[int]:
+        """Prompt ids of `messages` with the oldest turns dropped until `answer_tokens` more fit."""
+        fitted = fit_to_context(messages, self.count_tokens, context_length=self.context_length,
+                                answer_tokens=answer_tokens)
+        return self.encode(fitted.messages)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.encode(messages))

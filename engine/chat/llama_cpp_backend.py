@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend, Decoder
+from engine.chat.llama_cpp_tokenizer import LlamaCppTokenizer
 from engine.chat.template import render_chat, stop_token_ids
 from engine.errors import TanrenError
 from engine.messages import Message
@@ -92,6 +93,8 @@ class LlamaCppBackend(ChatBackend):
         self._special_tokens = {key: self._token_text(token) for key, token in (("bos_token", bos), ("eos_token", eos))
                                 if token >= 0}
         self.stop_ids = stop_token_ids([eos, llama_cpp.llama_vocab_eot(self._vocab)], self._single_token)
+        self.tokenizer = LlamaCppTokenizer(llm, template=self._template, special_tokens=self._special_tokens,
+                                           model=name)
 
     @classmethod
     def load(cls, path: Path, *, max_context: int = DEFAULT_MAX_CONTEXT, threads: int | None = None) -> LlamaCppBackend:
@@ -138,6 +141,35 @@ class LlamaCppBackend(ChatBackend):
         finally:
             llm.reset()
 
+    def _score(self, sequences: list[list[int]], adapter: str | None) -> list[np.ndarray]:
+        return [self._score_one(ids) for ids in sequences]
+
+    def _score_one(self, ids: list[int]) -> np.ndarray:
+        """Decode `ids` from an empty cache in batches that ask for every position's logits
+        (the chat decoder asks only for the last one, and `Llama(logits_all=True)` would keep
+        a context-sized copy of all logits for every chat)."""
+        lib, ctx = self._lib, self.llm.ctx
+        n_vocab, n_batch = lib.llama_vocab_n_tokens(self._vocab), self.llm.n_batch
+        logprobs = np.empty(len(ids) - 1, dtype=np.float64)
+        batch = lib.llama_batch_init(n_batch, 0, 1)
+        self.llm.reset()
+        lib.llama_memory_clear(lib.llama_get_memory(ctx), True)
+        try:
+            for start in range(0, len(ids) - 1, n_batch):  # the last token predicts nothing
+                chunk = ids[start:min(start + n_batch, len(ids) - 1)]
+                batch.n_tokens = len(chunk)
+                for i, token in enumerate(chunk):
+                    batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, start + i, 1, True
+                    batch.seq_id[i][0] = 0
+                if (status := lib.llama_decode(ctx, batch)) != 0:
+                    raise TanrenError(f"llama.cpp could not run {self.name} on {len(ids)} tokens (status {status})")
+                logits = np.ctypeslib.as_array(lib.llama_get_logits(ctx), shape=(len(chunk), n_vocab))
+                logprobs[start:start + len(chunk)] = _target_logprobs(logits, ids[start + 1:start + 1 + len(chunk)])
+        finally:
+            lib.llama_batch_free(batch)
+            self.llm.reset()
+        return logprobs
+
     def _token_text(self, token: int) -> str:
         return self._detokenize([token], remove_special=False, unparse_special=True)
 
@@ -155,3 +187,10 @@ class LlamaCppBackend(ChatBackend):
                 return buffer.raw[:n].decode("utf-8", errors="replace")
             size = -n
         raise TanrenError(f"llama.cpp could not turn {len(ids)} tokens of {self.name} into text")
+
+
+def _target_logprobs(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:
+    """log_softmax(logits)[i, targets[i]] for each row (sums in float64)."""
+    top = logits.max(axis=1)
+    log_norm = top + np.log(np.exp(logits - top[:, None]).sum(axis=1, dtype=np.float64))
+    return logits[np.arange(len(targets)), targets].astype(np.float64) - log_norm

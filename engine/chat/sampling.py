@@ -37,21 +37,23 @@ class Sampler:
             self._seen = np.union1d(self._seen, [token])
 
     def __call__(self, logits: np.ndarray) -> int:
-        scores = self._penalized(np.asarray(logits, dtype=np.float64))
         if self.params.temperature == 0:
-            return int(np.argmax(scores))
-        ids, probs = self.distribution(scores / self.params.temperature)
+            return int(np.argmax(self._penalized(logits)))
+        ids, probs = self.candidates(logits)
         return int(ids[self._rng.choice(len(ids), p=probs)])
 
-    def distribution(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The candidate ids after top-k and top-p, likeliest first, with their probabilities."""
+    def candidates(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ids that top-k and top-p leave, likeliest first, with their sampling probabilities."""
+        scores = self._penalized(logits)
         k = self.params.top_k
-        if 0 < k < scores.size:
-            ids = np.argpartition(-scores, k - 1)[:k]
+        if 0 < k < scores.size:  # float32 like the logits: a partition of 49k float64 costs 4x more
+            ids = np.argpartition(scores, scores.size - k)[scores.size - k:]
         else:
             ids = np.arange(scores.size)
         ids = ids[np.argsort(-scores[ids], kind="stable")]
-        probs = np.exp(scores[ids] - scores[ids[0]])
+        # Temperature scales every logit alike, so it changes no ranking: apply it to the few left.
+        scaled = scores[ids].astype(np.float64) / self.params.temperature
+        probs = np.exp(scaled - scaled[0])
         probs /= probs.sum()
         # Keep a token while the mass of the likelier tokens is below top_p (transformers' rule).
         mass_before = np.cumsum(probs) - probs
@@ -60,7 +62,8 @@ class Sampler:
         ids, probs = ids[keep], probs[keep]
         return ids, probs / probs.sum()
 
-    def _penalized(self, scores: np.ndarray) -> np.ndarray:
+    def _penalized(self, logits: np.ndarray) -> np.ndarray:
+        scores = np.asarray(logits, dtype=np.float32)
         penalty = self.params.repetition_penalty
         if penalty == 1.0 or self._seen.size == 0:
             return scores

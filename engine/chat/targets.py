@@ -68,8 +68,13 @@ def open_backend(config: ModelConfig, home: Home, *, backend: str = "auto", adap
                               hint="merge the adapter and export it to GGUF, then chat with that file")
         from engine.chat.llama_cpp_backend import LlamaCppBackend
 
-        on_status(f"loading {resolved.gguf_source.name} with llama.cpp")
-        return LlamaCppBackend.load(resolved.gguf_source, max_context=max_context)
+        gguf = resolved.gguf_source
+        if resolved.kind == "builtin":
+            from engine.models.gguf_float import float_gguf
+
+            gguf = float_gguf(gguf, spec, home)
+        on_status(f"loading {gguf.name} with llama.cpp")
+        return LlamaCppBackend.load(gguf, max_context=max_context)
 
     from engine.chat.transformers_backend import TransformersBackend
     from engine.models.loading import model_folder

@@ -19,8 +19,9 @@ END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end_of_turn|>", "<end_of_tu
 
 
 def render_chat(template: str | None, messages: Sequence[Message], *, special_tokens: dict[str, str],
-                model: str) -> str:
-    """The prompt text for `messages`, ending with the header that starts the assistant's turn."""
+                model: str, add_generation_prompt: bool = True) -> str:
+    """The prompt text for `messages`, ending with the header that starts the assistant's turn
+    (or, without the generation prompt, the conversation as it is, e.g. to score it)."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
     if not template:
@@ -30,7 +31,7 @@ def render_chat(template: str | None, messages: Sequence[Message], *, special_to
         )
     try:
         rendered, _ = render_jinja_template(
-            conversations=[as_dicts(messages)], chat_template=template, add_generation_prompt=True,
+            conversations=[as_dicts(messages)], chat_template=template, add_generation_prompt=add_generation_prompt,
             **special_tokens,
         )
     except Exception as exc:  # templates raise their own errors, e.g. "roles must alternate"

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend, Decoder
 from engine.chat.template import render_chat, stop_token_ids
 from engine.config import ModelConfig
@@ -46,8 +48,8 @@ class TransformersBackend(ChatBackend):
         local = Path(config.base).expanduser()
         name = local.name if local.exists() else config.base  # a folder by its name, a hub id whole
         backend = cls(load_model(folder, config), load_tokenizer(folder, config), name=name, max_context=max_context)
-        for name, path in (adapters or {}).items():
-            backend.add_adapter(name, path)
+        for adapter, path in (adapters or {}).items():
+            backend.add_adapter(adapter, path)
         return backend
 
     def add_adapter(self, name: str, folder: Path) -> None:
@@ -97,6 +99,46 @@ class TransformersBackend(ChatBackend):
         with self._adapter(adapter):
             yield Decoder(forward(prompt_ids), lambda token: forward([token]))
 
+    def _score(self, sequences: list[list[int]], adapter: str | None) -> list[np.ndarray]:
+        """One forward pass over the right-padded batch (padding comes after every real token,
+        so it changes nothing they see)."""
+        import torch
+
+        width = max(map(len, sequences))
+        ids = torch.tensor([seq + [0] * (width - len(seq)) for seq in sequences])
+        attention = torch.tensor([[1] * len(seq) + [0] * (width - len(seq)) for seq in sequences])
+        with self._adapter(adapter), torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1].float()
+            targets = ids[:, 1:].unsqueeze(-1)
+            # log_softmax at the targets without a second vocabulary-sized tensor
+            logprobs = (logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)).double()
+        return [logprobs[row, : len(seq) - 1].numpy() for row, seq in enumerate(sequences)]
+
+    def greedy_answers(self, conversations: Sequence[Sequence[Message]], *, max_new_tokens: int,
+                       adapter: str | None = None) -> list[str]:
+        """The batch answered at once by `generate`: prompts left-padded (transformers derives the
+        positions from the attention mask), greedy, stopping at the end-of-turn tokens."""
+        import torch
+        from transformers import GenerationConfig as HFGenerationConfig
+
+        self.check_adapter(adapter)
+        prompts = [self.fitted_prompt(messages, answer_tokens=max_new_tokens) for messages in conversations]
+        if not prompts:
+            return []
+        stops = sorted(self.stop_ids)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stops[0]
+        width = max(map(len, prompts))
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        # Unset fields are filled from the model's generation_config: the ones that act on greedy
+        # decoding are set here so that a model's own defaults (penalties, bans) cannot leak in.
+        config = HFGenerationConfig(do_sample=False, num_beams=1, repetition_penalty=1.0, no_repeat_ngram_size=0,
+                                    min_length=0, max_new_tokens=max_new_tokens, eos_token_id=stops,
+                                    pad_token_id=pad)
+        with self._busy, self._adapter(adapter), torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=attention, generation_config=config)
+        return [self.decode(_until_stop(row.tolist(), self.stop_ids)) for row in out[:, width:]]
+
     def _adapter(self, adapter: str | None) -> contextlib.AbstractContextManager:
         if not self.adapters:
             return contextlib.nullcontext()
@@ -104,6 +146,14 @@ class TransformersBackend(ChatBackend):
             return self.model.disable_adapter()
         self.model.set_adapter(self._peft_names[adapter], inference_mode=True)
         return contextlib.nullcontext()
+
+
+def _until_stop(ids: list[int], stop_ids: frozenset[int]) -> list[int]:
+    """The answer's tokens: up to the first end-of-turn token (the rest of a row is padding)."""
+    for index, token in enumerate(ids):
+        if token in stop_ids:
+            return ids[:index]
+    return ids
 
 
 def _peft_name(name: str, *, taken) -> str:

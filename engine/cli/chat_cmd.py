@@ -63,8 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _chat(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as hf_logging
+
     from engine.chat.sessions import ChatSession, load_session
 
+    hf_logging.disable_progress_bar()  # a weights-loading bar would garble the terminal chat
     home = Home.from_env()
     session = load_session(home, args.load) if args.load else ChatSession(target=args.target or DEFAULT_MODEL)
     params = _params(args, session.params)

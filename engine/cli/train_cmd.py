@@ -97,8 +97,11 @@ def _launched(run: RunDir, pid: int, args: argparse.Namespace, *, resume: bool, 
     return follow(run, offset=offset)
 
 
-def follow(run: RunDir, *, offset: int = 0) -> int:
-    """Print the run's events as they come; the exit code is the run's outcome."""
+def follow(run: RunDir, *, offset: int = 0, again: str | None = None) -> int:
+    """Print the run's events as they come; the exit code is the run's outcome.
+
+    `again` is the command that follows it again, shown when the user stops following.
+    """
     formatter = EventFormatter()
     last_state = None
     try:
@@ -109,7 +112,7 @@ def follow(run: RunDir, *, offset: int = 0) -> int:
             if isinstance(event, Status):
                 last_state = event.state
     except KeyboardInterrupt:
-        print(f"\nstopped following; {run.name} keeps running. Follow again: tanren logs {run.name} -f",
+        print(f"\nstopped following; {run.name} keeps running. Follow again: {again or f'tanren logs {run.name} -f'}",
               file=sys.stderr)
         return 0
     state = last_state if last_state in FINAL_STATES else run.status().state

@@ -30,7 +30,7 @@ def launch_detached(run: RunDir, module: str, args: Sequence[str] = (), *, nproc
             command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", *dist_args,
                        "-m", module, str(run.path), *args]
         run.stop_file.unlink(missing_ok=True)
-        env = {**os.environ, "TANREN_HOME": str(run.path.parent.parent), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "TANREN_HOME": str(run.home.root), "PYTHONUNBUFFERED": "1"}
         with open(run.log_file, "ab") as log:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

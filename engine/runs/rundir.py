@@ -42,6 +42,16 @@ class RunDir:
         return self.path.name
 
     @property
+    def home(self) -> Home:
+        """The home folder the run belongs to (runs/<name> inside it)."""
+        return Home(self.path.parent.parent)
+
+    @property
+    def crash_hint(self) -> str:
+        """What to do when the process died without recording why."""
+        return f"continue from the last checkpoint with: tanren resume {self.name}"
+
+    @property
     def config_file(self) -> Path:
         return self.path / "config.yaml"
 
@@ -100,7 +110,7 @@ class RunDir:
             return RunStatus("queued", "not started yet")
         if status.state not in FINAL_STATES and not self.is_alive():
             return RunStatus("failed", "the run's process ended without saying why (killed, or the machine went down)",
-                             f"continue from the last checkpoint with: tanren resume {self.name}", status.updated)
+                             self.crash_hint, status.updated)
         return status
 
     def pid(self) -> int | None:

@@ -1,4 +1,9 @@
-"""The README.md model card written next to a trained adapter (YAML front matter + tables)."""
+"""The README.md model card written next to a trained adapter (YAML front matter + tables).
+
+`eval_results` is what `tanren eval` keeps in the run folder (eval_results.json): `dataset`
+(path, split, sha256, examples), `settings`, and `results`, one row per model measured, each
+with a `label`, a `role` (base or tuned) and its `metrics`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from engine.atomic import atomic_write_text
 from engine.config import RunConfig
 from engine.models.registry import BUILTIN_MODELS
 
@@ -29,7 +35,7 @@ def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
         "metrics": {k: round(v, 6) for k, v in metrics.items()},
     }
     if eval_results:
-        front["eval_results"] = eval_results
+        front["eval_results"] = _eval_summary(eval_results)
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
         f"# {name}", "",
@@ -40,6 +46,8 @@ def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
         "## Results", "", "| metric | value |", "| --- | --- |",
         *[f"| {key} | {value:.4f} |" for key, value in metrics.items()], "",
     ]
+    if eval_results:
+        lines += _evaluation(eval_results)
     if method != "full":
         lines += [
             "## Use", "", "```python",
@@ -66,3 +74,58 @@ def _hyperparameters(config: RunConfig) -> dict[str, Any]:
         packing=training.packing, lr_scheduler=training.lr_scheduler, seed=training.seed,
     )
     return values
+
+
+def refresh_model_card(folder: Path, name: str, config: RunConfig, eval_results: dict[str, Any]) -> None:
+    """Rewrite the card in `folder` with new evaluation results, keeping its training metrics."""
+    card = folder / "README.md"
+    front = read_card_front_matter(card) if card.is_file() else {}
+    metrics = front.get("metrics") or {}
+    atomic_write_text(card, render_model_card(name, config, metrics, eval_results))
+
+
+def read_card_front_matter(card: Path) -> dict[str, Any]:
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---\n") or "\n---\n" not in text[4:]:
+        return {}
+    front = yaml.safe_load(text[4:text.index("\n---\n", 4)])
+    return front if isinstance(front, dict) else {}
+
+
+_EVAL_COLUMNS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+
+
+def _eval_summary(eval_results: dict[str, Any]) -> dict[str, Any]:
+    dataset = eval_results.get("dataset", {})
+    return {
+        "dataset": dataset.get("path"), "split": dataset.get("split"), "examples": dataset.get("examples"),
+        "dataset_sha256": dataset.get("sha256"), "time": eval_results.get("time"),
+        "results": {row["label"]: {k: round(v, 6) for k, v in row["metrics"].items() if k in _EVAL_COLUMNS}
+                    for row in eval_results.get("results", [])},
+    }
+
+
+def _evaluation(eval_results: dict[str, Any]) -> list[str]:
+    dataset, rows = eval_results.get("dataset", {}), eval_results.get("results", [])
+    columns = [key for key in _EVAL_COLUMNS if any(key in row["metrics"] for row in rows)]
+    split = f" ({dataset['split']} split)" if dataset.get("split") else ""
+    settings = eval_results.get("settings", {})
+    tokens = "assistant tokens" if settings.get("assistant_only", True) else "all tokens"
+    return [
+        "## Evaluation", "",
+        f"Measured by `tanren eval` on {dataset.get('examples')} examples of `{dataset.get('path')}`{split} "
+        f"({eval_results.get('time')}): perplexity on the {tokens}, ROUGE F1 of greedy answers.", "",
+        "| model | " + " | ".join(_EVAL_COLUMNS[key] for key in columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+        *["| " + " | ".join([_row_name(row), *[_metric(row["metrics"].get(key)) for key in columns]]) + " |"
+          for row in rows],
+        "",
+    ]
+
+
+def _row_name(row: dict[str, Any]) -> str:
+    return "base" if row.get("role") == "base" else f"{row['label']} (fine-tuned)" if row.get("role") == "tuned" else row["label"]
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

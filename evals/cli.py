@@ -1,0 +1,165 @@
+"""`tanren eval TARGET`: perplexity and ROUGE of a run (before and after its adapter) or a model.
+
+Results go to stdout (a table, or JSON with --json); loading messages and the progress bar go
+to stderr. A run's results are also kept in the run folder (eval_results.json) and its model
+card. Ctrl-C stops the evaluation with exit status 130 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TextIO
+
+from engine.config import ModelConfig
+from engine.paths import Home
+from engine.textwidth import format_table
+
+EXAMPLES = """examples:
+  tanren eval my-run                          base vs base + adapter on the run's held-out split
+  tanren eval my-run --data heldout.jsonl --metrics perplexity
+  tanren eval exports/merged --data heldout.jsonl     a merged HF folder
+  tanren eval model.Q8_0.gguf --data heldout.jsonl    a GGUF file, through llama.cpp
+  tanren eval smollm2-135m-instruct --adapter my-run --data heldout.jsonl --json"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="perplexity and ROUGE: a run before and after its adapter, or any model or GGUF file",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        description="Measure perplexity (on the assistant's tokens, as training weighs them) and ROUGE-1/2/L of "
+        "greedy answers (Japanese-aware). A run is measured before and after: its base, then base + adapter.",
+    )
+    parser.add_argument("target", help="a run name, or a model: built-in name, HF folder (e.g. a merged export), "
+                        ".gguf file or cached hub id")
+    parser.add_argument("--data", metavar="PATH", help="data file (.jsonl, .json, .csv, .parquet); default for a run: "
+                        "its held-out split (test, else validation)")
+    parser.add_argument("--adapter", action="append", default=[], metavar="RUN",
+                        help="with a model: also measure it with this adapter, a run name or PEFT folder (repeatable)")
+    parser.add_argument("--metrics", default="perplexity,rouge", help="comma-separated: perplexity, rouge (default both)")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N examples")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--max-length", type=int, metavar="TOKENS",
+                        help="perplexity window; longer texts slide (default: a run's data.max_length, else the context)")
+    parser.add_argument("--stride", type=int, metavar="TOKENS", help="sliding window step (default: half the window)")
+    parser.add_argument("--all-tokens", action="store_true",
+                        help="perplexity on every token, not only the assistant's answers")
+    parser.add_argument("--max-new-tokens", type=int, metavar="N",
+                        help="longest answer for ROUGE (default: a run's generation.max_new_tokens, else 256)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="answers generated at once with transformers (default 8)")
+    parser.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto",
+                        help="auto: llama.cpp for .gguf files, transformers otherwise")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                        help="transformers weights dtype for a model target")
+    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle-based .bin/.pt weights")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run Python code shipped with the model")
+    parser.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from evals.evaluate import RESULTS_FILE, Settings, evaluate, save_to_run
+    from evals.targets import plan_targets, select_data
+
+    home = Home.from_env()
+    model = ModelConfig(dtype=args.dtype, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
+    plan = plan_targets(args.target, home, adapters=args.adapter, model=model)
+    settings = Settings.for_plan(
+        plan, metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()), max_length=args.max_length,
+        stride=args.stride, assistant_only=False if args.all_tokens else None, max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, limit=args.limit, backend=args.backend,
+    )
+    dataset = select_data(plan, args.data, limit=args.limit)
+    bar = ProgressBar(sys.stderr)
+    try:
+        report = evaluate(plan, dataset, settings, home, on_status=bar.status, progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        print("evaluation cancelled; nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    results = report.to_dict()
+    if plan.run is not None:
+        save_to_run(plan.run, report)
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        print(format_results(results))
+        if plan.run is not None:
+            print(f"saved to {plan.run.path / RESULTS_FILE}; the model card shows them")
+    return 0
+
+
+def format_results(results: dict) -> str:
+    """The before/after table: one row per model, perplexity change against the base."""
+    dataset, rows = results["dataset"], results["results"]
+    split = f" ({dataset['split']} split)" if dataset["split"] else ""
+    tokens = "all tokens" if not results["settings"]["assistant_only"] else "assistant tokens"
+    base = next((row["metrics"] for row in rows if row["role"] == "base"), None)
+    columns = [key for key in ("perplexity", "rouge1", "rouge2", "rougeL") if any(key in r["metrics"] for r in rows)]
+    headers = ["model", "backend", *[_HEADERS[key] for key in columns]]
+    table = []
+    for row in rows:
+        name = f"{row['label']} (fine-tuned)" if row["role"] == "tuned" else row["label"]
+        cells = [_cell(key, row["metrics"], base if row["role"] == "tuned" else None) for key in columns]
+        table.append([name, row["backend"], *cells])
+    lines = [f"{dataset['examples']} examples of {dataset['path']}{split}, sha256 {dataset['sha256'][:12]}"]
+    if "perplexity" in columns:
+        lines[0] += f"; perplexity on the {tokens}"
+    return "\n".join([*lines, "", format_table(headers, table)])
+
+
+_HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+
+
+def _cell(key: str, metrics: dict, base: dict | None) -> str:
+    value = metrics.get(key)
+    if value is None:
+        return "-"
+    text = f"{value:.3f}" if key == "perplexity" else f"{value:.4f}"
+    if base is not None and base.get(key):
+        change = (value / base[key] - 1) * 100 if key == "perplexity" else (value - base[key]) * 100
+        text += f" ({change:+.1f}%)" if key == "perplexity" else f" ({change:+.1f} pt)"
+    return text
+
+
+class ProgressBar:
+    """`what [#####.....] done/total` redrawn on one stderr line; one line per finished step when
+    stderr is not a terminal (logs stay readable)."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.open_line = False
+        self.last_draw = 0.0
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        finished = done >= total
+        if not self.tty:
+            if finished:
+                print(f"{what}: {done}/{total} done", file=self.stream, flush=True)
+            return
+        now = time.monotonic()
+        if not finished and now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        filled = self.WIDTH * done // max(total, 1)
+        self.stream.write(f"\r{what} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}\x1b[K")
+        self.stream.flush()
+        self.open_line = True
+        if finished:
+            self.close()
+
+    def status(self, message: str) -> None:
+        self.close()
+        print(message, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open_line = False

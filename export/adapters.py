@@ -1,0 +1,126 @@
+"""The adapters an export merges: which folders, with what weights, and whether they fit the base.
+
+Every check here reads only JSON and safetensors headers, so a wrong adapter is refused in a
+second, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ExportError
+from engine.paths import Home
+from export.lora_keys import LORA_KEY, check_fits
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+_PREFIX = "base_model.model."
+
+
+@dataclass(frozen=True)
+class AdapterInput:
+    """One PEFT LoRA adapter to merge; its change to the base is scaled by `weight`."""
+
+    name: str
+    folder: Path
+    weight: float = 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "folder": str(self.folder), "weight": self.weight}
+
+
+def parse_adapter(spec: str, home: Home) -> AdapterInput:
+    """`RUN`, `PATH`, `RUN:WEIGHT` or `PATH:WEIGHT` (run names never hold ':')."""
+    from engine.chat.targets import resolve_adapter
+
+    target, weight = spec, 1.0
+    head, sep, tail = spec.rpartition(":")
+    if sep and head:
+        try:
+            weight = float(tail)
+        except ValueError:
+            pass  # a ':' inside a path, not a weight
+        else:
+            target = head
+    if not math.isfinite(weight) or weight == 0:
+        raise ExportError(f"adapter weight {tail} in {spec!r} must be a finite number other than 0",
+                          where=spec, hint="e.g. RUN:0.5 merges half of the adapter's change")
+    ref = resolve_adapter(target, home)
+    return AdapterInput(ref.name, ref.folder.resolve(), weight)
+
+
+def adapter_settings(adapter: AdapterInput) -> dict[str, Any]:
+    """The adapter's adapter_config.json, after checking the folder holds a LoRA adapter."""
+    path = adapter.folder / ADAPTER_CONFIG
+    if not path.is_file():
+        raise ExportError(f"{adapter.folder} has no {ADAPTER_CONFIG}, so it is not a PEFT adapter folder",
+                          where=str(adapter.folder), hint="point at the adapter folder a training run saved")
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{ADAPTER_CONFIG} cannot be read: {exc}", where=str(path)) from None
+    if not isinstance(settings, dict) or settings.get("peft_type") != "LORA":
+        kind = settings.get("peft_type") if isinstance(settings, dict) else None
+        raise ExportError(f"{adapter.name} is a {kind or 'non-LoRA'} adapter; only LoRA adapters are merged",
+                          where=str(path))
+    if not (adapter.folder / ADAPTER_WEIGHTS).is_file():
+        raise ExportError(f"{adapter.folder} has no {ADAPTER_WEIGHTS}", where=str(adapter.folder),
+                          hint="the run may not have finished; adapters are read from safetensors only")
+    if adapter.weight != 1.0 and settings.get("modules_to_save"):
+        raise ExportError(f"{adapter.name} also trains whole modules ({', '.join(settings['modules_to_save'])}), "
+                          "which cannot be scaled by a weight", where=str(path), hint="merge it with weight 1")
+    return settings
+
+
+def check_adapters_fit(adapters: list[AdapterInput], base_shapes: dict[str, tuple[int, ...]], *,
+                       tied_head: bool = False) -> None:
+    """Refuse adapters whose matrices do not fit the base weights (trained on another model).
+
+    With `tied_head` the output head is the input embedding matrix (the file stores it once), so
+    an adapter on the head is refused: merging it would change the embeddings as well.
+    """
+    with_modules = [a.name for a in adapters if adapter_settings(a).get("modules_to_save")]
+    if with_modules and len(adapters) > 1:
+        raise ExportError(f"{', '.join(with_modules)} replaces whole modules, so it cannot be combined with "
+                          "other adapters", hint="merge it alone, then use the merged model as the next base")
+    for adapter in adapters:
+        _check_fits_base(adapter, base_shapes, tied_head)
+
+
+def _check_fits_base(adapter: AdapterInput, base_shapes: dict[str, tuple[int, ...]], tied_head: bool) -> None:
+    from export.gguf_tensors import safetensors_index
+
+    weights = adapter.folder / ADAPTER_WEIGHTS
+    pairs = 0
+    for key, (path, shape, _dtype) in safetensors_index([weights]).items():
+        match = LORA_KEY.match(key)
+        if match is None:
+            _check_whole_module(key, shape, base_shapes, path)
+            continue
+        module = match["module"]
+        if tied_head and module == "lm_head":
+            raise ExportError(f"{adapter.name} adapts lm_head, which this base shares with its input embeddings: "
+                              "merging would change both", where=str(path),
+                              hint="train adapters on the attention and MLP layers (target_modules all-linear)")
+        base = base_shapes.get(f"{module}.weight")
+        if base is None or len(base) != 2:
+            raise ExportError(f"{adapter.name} adapts {module}, which the base model does not have",
+                              where=str(path), hint="the adapter was trained on a different base model")
+        check_fits(shape, match["part"], base, module, path)
+        pairs += 1
+    if not pairs:
+        raise ExportError(f"{weights.name} holds no LoRA matrices", where=str(weights),
+                          hint="the file may be damaged; save the adapter again")
+
+
+def _check_whole_module(key: str, shape: tuple[int, ...], base_shapes: dict[str, tuple[int, ...]],
+                        path: Path) -> None:
+    """A fully trained module (modules_to_save) must have the shape of the weight it replaces."""
+    name = key.removeprefix(_PREFIX)
+    if name in base_shapes and tuple(base_shapes[name]) != tuple(shape):
+        raise ExportError(f"the adapter's {name} {list(shape)} does not fit the base weight {list(base_shapes[name])}",
+                          where=str(path), hint="the adapter was trained on a different base model")

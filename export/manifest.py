@@ -1,0 +1,81 @@
+"""The export manifest: what went in, what came out (sizes, hashes), how it was verified, with what.
+
+`manifest.json` is written last and atomically, so an artifacts folder with a manifest saying
+"passed" holds exactly the files it lists; a failed export gets a manifest saying "failed"
+and why, so its leftovers can never be mistaken for a good export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from engine.atomic import atomic_write_text
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+_TOOLS = ("tanren", "torch", "transformers", "peft", "safetensors", "gguf", "llama_cpp_python", "huggingface_hub")
+_CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str  # relative to the folder it was listed from
+    size_bytes: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path, root: Path) -> FileRecord:
+        return cls(str(path.relative_to(root)), path.stat().st_size, sha256(path))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def records(paths: Iterable[Path], root: Path) -> list[dict[str, Any]]:
+    """Every file under `paths` (files, or folders walked in name order), relative to `root`."""
+    files = []
+    for path in paths:
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [FileRecord.of(p, root).__dict__ for p in files]
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def write_manifest(folder: Path, *, status: str, error: str | None = None, **sections: Any) -> Path:
+    """Write `folder/manifest.json`: status ("passed" or "failed"), the error if any, and sections."""
+    document = {"format": FORMAT_VERSION, "status": status, "error": error,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **sections, "tools": tool_versions()}
+    path = Path(folder) / MANIFEST
+    atomic_write_text(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    return path
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"status": "unreadable"}

@@ -1,0 +1,65 @@
+"""README.md for an export folder: the Hub model card, also read by people who find the folder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import yaml
+
+from engine.config import RunConfig
+from engine.textwidth import human_bytes
+from engine.train.model_card import base_model_id
+from export.verify import Verification
+
+
+@dataclass(frozen=True)
+class CardFile:
+    name: str
+    kind: str  # "f16", "q8_0", ... or "merged HF folder"
+    size_bytes: int
+
+
+def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tuple[str, float]],
+                       files: Sequence[CardFile], verification: Verification, *, modelfile_from: str,
+                       ollama_name: str) -> str:
+    checks = {m.name: m for m in verification.models}
+    merged = checks["merged"]
+    rows = ["| file | type | size | perplexity | vs reference | same greedy answers |", "| --- | --- | --- | --- | --- | --- |"]
+    for file in files:
+        check = checks.get(file.kind)
+        if check is None or check.perplexity_delta is None:
+            perplexity = f"{merged.perplexity:.3f}" if file.kind == "merged HF folder" else "-"
+            rows.append(f"| `{file.name}` | {file.kind} | {human_bytes(file.size_bytes)} | {perplexity} | - | - |")
+        else:
+            rows.append(f"| `{file.name}` | {file.kind.upper()} | {human_bytes(file.size_bytes)} | {check.perplexity:.3f} | "
+                        f"{check.perplexity_delta:+.2%} vs {check.reference} | {check.same_answers}/{len(check.answers)} |")
+    merged_from = ", ".join(f"`{name}`" + (f" × {weight:g}" if weight != 1 else "") for name, weight in adapters)
+    verdict = "passed" if verification.passed else "FAILED: " + "; ".join(verification.failures)
+    front = {"base_model": base_model_id(config), "pipeline_tag": "text-generation",
+             "tags": ["tanren", "gguf", "ollama", config.adapter.method]}
+    lines = [
+        "---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
+        f"# {run_name}",
+        "",
+        f"`{front['base_model']}` fine-tuned with tanren ({config.adapter.method})"
+        + (f", adapters merged in full precision: {merged_from}." if merged_from else "."),
+        "",
+        *rows,
+        "",
+        f"Verification {verdict}. Perplexity is measured on {verification.examples} held-out chat examples "
+        f"({verification.data}), answers only; F16 must be within 1 % of the merged model, Q8_0 within 1 % and "
+        "Q4_K_M within 5 % of F16, and every GGUF must stop at the end of its turn where the merged model does.",
+        "",
+        "## Use",
+        "",
+        "```sh",
+        f"ollama create {ollama_name} -f Modelfile    # runs {modelfile_from}",
+        f"ollama run {ollama_name}",
+        f"llama-cli -m {modelfile_from} -cnv          # the chat template is inside the GGUF",
+        "```",
+        "",
+        "`manifest.json` lists every file with its SHA-256, the inputs, the verification results and tool versions.",
+        "",
+    ]
+    return "\n".join(lines)

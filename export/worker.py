@@ -1,0 +1,61 @@
+"""A detached export process: `python -m export.worker EXPORT_DIR`.
+
+It records how the export ended in the export's folder: done (verified), failed (with the
+reason, also when verification failed), or cancelled (`cancel_export`, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from engine.errors import TanrenError
+from engine.events import Log
+from export.jobs import ExportDir
+
+
+class ExportCancelled(BaseException):
+    """Raised in the worker by SIGTERM: unwinding removes every temporary file on the way out."""
+
+    message = "cancelled on request"
+
+
+def _cancel(_signum, _frame) -> None:
+    raise ExportCancelled()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.worker")
+    parser.add_argument("export_dir", type=Path)
+    args = parser.parse_args(argv)
+    export = ExportDir(args.export_dir)
+    export.pid_file.write_text(f"{os.getpid()}\n")
+    signal.signal(signal.SIGTERM, _cancel)
+    export.set_status("running", "started")
+    export.events.append(Log(f"pid {os.getpid()}, python {sys.version.split()[0]}"))
+    try:
+        from export.pipeline import run_export
+
+        outcome = run_export(export)
+    except ExportCancelled:
+        export.set_status("cancelled", "stopped on request; files written completely were kept, nothing half-written",
+                          f"start it again: tanren export {export.run_name}")
+        return 130
+    except TanrenError as exc:
+        export.set_status("failed", exc.message, exc.hint or "")
+        return 1
+    except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
+        traceback.print_exc()
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        export.set_status("failed", f"{type(exc).__name__}: {first_line}", f"the full traceback is in {export.log_file}")
+        return 1
+    export.set_status("done" if outcome.passed else "failed", outcome.reason, outcome.hint)
+    return 0 if outcome.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""`tanren export`: the whole pipeline as a detached process on the tiny model, and its failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import ExportError, InvalidNameError, TanrenError
+from engine.events import Progress
+from engine.locking import try_lock
+from engine.paths import Home
+from engine.runs.rundir import RunError
+from export import verify, worker
+from export.jobs import cancel_export, create_export, list_exports, open_export, prepare_export, start_export
+from export.manifest import read_manifest, sha256
+from tests.cli import tanren, tanren_env
+from tests.export_runs import run_with_adapter, save_lora
+from tests.llama_cpp_runner import llama_logits
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _wait_for(condition, timeout: float = 300.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, subprocess.CompletedProcess]:
+    """One export of a run on the tiny model through the CLI, followed to the end."""
+    home = Home(tmp_path_factory.mktemp("export-home") / "home")
+    run_with_adapter(home, tiny_model_dir, "tiny")
+    env = {**tanren_env(home), "PATH": str(Path(sys.executable).parent)}  # no ollama on PATH
+    result = subprocess.run([str(Path(sys.executable).with_name("tanren")), "export", "tiny", "--follow",
+                             "--ollama", "tiny-test", "--name", "first"],
+                            capture_output=True, text=True, env=env, timeout=600, check=False)
+    return home, result
+
+
+def test_export_writes_verified_artifacts_and_a_manifest(exported) -> None:
+    home, result = exported
+    assert result.returncode == 0, result.stdout + result.stderr
+    export = open_export("tiny", "first", home)
+    assert export.status().state == "done"
+    out = export.out
+    assert out == export.path / "artifacts"
+    assert {p.name for p in out.iterdir()} >= {"merged", "tiny-f16.gguf", "tiny-q8_0.gguf", "tiny-q4_k_m.gguf",
+                                                  "Modelfile", "README.md", "manifest.json"}
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+    manifest = read_manifest(out)
+    assert manifest["status"] == "passed" and manifest["error"] is None
+    listed = {o["path"]: o for o in manifest["outputs"]}
+    for name in ("tiny-f16.gguf", "tiny-q8_0.gguf", "tiny-q4_k_m.gguf", "Modelfile", "README.md",
+                 "merged/model.safetensors"):
+        assert listed[name]["size_bytes"] == (out / name).stat().st_size
+        assert listed[name]["sha256"] == sha256(out / name)
+    adapter = manifest["inputs"]["adapters"][0]
+    assert adapter["name"] == "tiny" and adapter["weight"] == 1.0
+    assert {f["path"] for f in adapter["files"]} == {"adapter_model.safetensors", "adapter_config.json"}
+    assert manifest["merge"]["max_logit_diff"] < 1e-4
+    assert {"torch", "transformers", "peft", "gguf", "llama_cpp_python"} <= set(manifest["tools"])
+
+    models = {m["name"]: m for m in manifest["verification"]["models"]}
+    assert list(models) == ["merged", "f16", "q8_0", "q4_k_m"]  # every quantized file loaded and answered
+    assert abs(models["f16"]["perplexity_delta"]) < 0.01 and models["f16"]["reference"] == "merged"
+    assert models["q8_0"]["reference"] == models["q4_k_m"]["reference"] == "f16"
+    for model in models.values():
+        assert np.isfinite(model["perplexity"]) and model["scored_tokens"] > 100
+        assert len(model["answers"]) == len(verify.SMOKE_PROMPTS)
+    assert manifest["ollama"] == {"name": "tiny-test", "created": False,
+                                  "command": f"ollama create tiny-test -f {out / 'Modelfile'}"}
+    assert manifest["modelfile"]["from"] == "q8_0" and "<|im_end|>" in manifest["modelfile"]["stops"]
+    assert "FROM ./tiny-q8_0.gguf" in (out / "Modelfile").read_text()
+
+
+def test_export_reports_progress_and_the_ollama_command(exported) -> None:
+    home, result = exported
+    assert "[1/9] locating the base model" in result.stdout
+    assert "ollama is not installed here; create the model with: ollama create tiny-test" in result.stdout
+    assert "[done] verified (perplexity F16" in result.stdout
+    progress = [e for e in open_export("tiny", "first", home).events.read() if isinstance(e, Progress)]
+    assert [p.done for p in progress] == list(range(9)) and {p.total for p in progress} == {9}
+    listing = tanren("exports", "tiny", home=home)
+    assert listing.returncode == 0 and "first" in listing.stdout and "passed" in listing.stdout
+
+
+def test_f16_gguf_logits_match_the_merged_model(exported) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    home, _result = exported
+    out = open_export("tiny", "first", home).out
+    tokenizer = AutoTokenizer.from_pretrained(out / "merged")
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "日本の首都は？ The capital of France?"}],
+                                         add_generation_prompt=True, tokenize=False)
+    ids = tokenizer.encode(text + "東京です。Paris.", add_special_tokens=False)
+    model = AutoModelForCausalLM.from_pretrained(out / "merged", dtype=torch.float32)
+    with torch.no_grad():
+        expected = model(torch.tensor([ids])).logits[0].numpy()
+    got = llama_logits(out / "tiny-f16.gguf", ids)
+    assert np.abs(got - expected).max() <= 5e-3 * np.abs(expected).max()
+
+
+def test_push_needs_a_token_and_network_and_says_so(exported, tmp_path) -> None:
+    home, _result = exported
+    env = {**tanren_env(home), "HF_HOME": str(tmp_path / "hf")}
+    env.pop("HF_TOKEN", None)
+    tanren_bin = str(Path(sys.executable).with_name("tanren"))
+    no_token = subprocess.run([tanren_bin, "push", "tiny", "--repo", "taro/tiny"], capture_output=True, text=True,
+                              env=env, timeout=60, check=False)
+    assert no_token.returncode == 1
+    assert "error: no Hugging Face token found" in no_token.stderr and "HF_TOKEN" in no_token.stderr
+    started = time.monotonic()
+    offline = subprocess.run([tanren_bin, "push", "tiny", "--repo", "taro/tiny"], capture_output=True, text=True,
+                             env={**env, "HF_TOKEN": "hf_not_a_real_token"}, timeout=120, check=False)
+    assert offline.returncode == 1
+    assert "error: the Hugging Face Hub cannot be reached" in offline.stderr and "Traceback" not in offline.stderr
+    assert time.monotonic() - started < 60
+    bad_repo = tanren("push", "tiny", "--repo", "not a repo", home=home)
+    assert bad_repo.returncode == 1 and "is not a Hub repository id" in bad_repo.stderr
+
+
+def test_failed_verification_fails_the_export_and_is_not_pushed(tiny_model_dir, home, monkeypatch) -> None:
+    """A limit no file can meet stands for a quantization that lost too much quality."""
+    monkeypatch.setitem(verify.PERPLEXITY_LIMITS, "q8_0", (-1.0, "f16"))
+    run_with_adapter(home, tiny_model_dir, "strict")
+    export = create_export(prepare_export("strict", home, quants="q8_0", ollama="strict"), home)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert worker.main([str(export.path)]) == 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    status = export.status()
+    assert status.state == "failed" and status.reason.startswith("verification failed: Q8_0 perplexity")
+    manifest = read_manifest(export.out)
+    assert manifest["status"] == "failed" and "at most -100% is allowed" in manifest["error"]
+    assert manifest["ollama"]["created"] is False
+    from export.hub import PushError, push_source
+
+    with pytest.raises(PushError, match="did not pass verification"):
+        push_source(str(export.out), home)
+    with pytest.raises(PushError, match="has no verified export"):
+        push_source("strict", home)
+
+
+def test_cancelled_export_leaves_nothing_half_written(tiny_model_dir, home) -> None:
+    run_with_adapter(home, tiny_model_dir, "cancel-me")
+    export = start_export(prepare_export("cancel-me", home, quants="q8_0"), home)
+    _wait_for(lambda: any(isinstance(e, Progress) and e.message.startswith("verifying") for e in export.events.read()),
+              what="the verification stage")
+    assert cancel_export(export)
+    _wait_for(lambda: export.status().state != "running", what="the export to stop")
+    assert export.status().state == "cancelled"
+    _wait_for(lambda: not export.is_alive(), what="the worker to exit")
+    assert not [p for p in export.out.rglob("*") if p.name.endswith(".tmp") or ".tmp" in p.name]
+    assert read_manifest(export.out)["status"] == "failed"
+    assert read_manifest(export.out)["error"] == "cancelled on request"
+
+
+def test_full_disk_fails_the_export_without_a_complete_looking_artifact(tiny_model_dir, home) -> None:
+    """A file-size limit makes the kernel refuse writes past 64 KiB, as a full disk would."""
+    run_with_adapter(home, tiny_model_dir, "full-disk")
+    export = create_export(prepare_export("full-disk", home, quants="q8_0"), home)
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))\n"
+        "from export.worker import main\n"
+        f"sys.exit(main([{str(export.path)!r}]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TANREN_HOME": str(home.root)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False,
+                            timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    status = export.status()
+    assert status.state == "failed" and "disk filled up while writing merged" in status.reason
+    assert {p.name for p in export.out.iterdir()} <= {"manifest.json", ".tanren-export.lock"}
+    assert read_manifest(export.out)["status"] == "failed"
+
+
+def test_bad_requests_are_refused_before_anything_starts(tiny_model_dir, home, tmp_path) -> None:
+    with pytest.raises(RunError, match="no run named ghost"):
+        prepare_export("ghost", home)
+    run = run_with_adapter(home, tiny_model_dir, "good")
+    for kwargs, message in [
+        ({"quants": "q3_k"}, "unknown quantization type 'q3_k'"),
+        ({"quants": ""}, "no GGUF type given"),
+        ({"ollama": "Bad Name"}, "not a valid Ollama model name"),
+        ({"weight": float("nan")}, "finite number other than 0"),
+        ({"adapters": [str(tmp_path / "missing")]}, "holds no adapter_config.json"),
+    ]:
+        with pytest.raises(TanrenError, match=message):
+            prepare_export("good", home, **kwargs)
+    with pytest.raises(InvalidNameError):
+        prepare_export("good", home, name="../escape")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ExportError, match="a-file is a file"):
+        prepare_export("good", home, out=tmp_path / "a-file" / "out")
+    held = try_lock(run.lock_file)  # as a training process holds it
+    try:
+        with pytest.raises(ExportError, match="good is still running"):
+            prepare_export("good", home)
+    finally:
+        held.release()
+    create_export(prepare_export("good", home, name="once"), home)
+    with pytest.raises(ExportError, match="already has an export named once"):
+        prepare_export("good", home, name="once")
+    assert [e.name for e in list_exports("good", home)] == ["once"]
+
+    bare = run_with_adapter(home, tiny_model_dir, "bare")
+    for path in bare.adapter.iterdir():
+        path.unlink()
+    bare.adapter.rmdir()
+    with pytest.raises(ExportError, match="bare has no adapter yet"):
+        prepare_export("bare", home)
+    result = tanren("export", "bare", home=home)
+    assert result.returncode == 1 and result.stderr.startswith("error: bare has no adapter yet")
+
+
+def test_extra_adapters_are_merged_with_their_weights(tiny_model_dir, home, tmp_path) -> None:
+    run_with_adapter(home, tiny_model_dir, "two")
+    extra = save_lora(tiny_model_dir, tmp_path / "extra", seed=5, targets=("o_proj",))
+    request = prepare_export("two", home, quants="f16", weight=0.5, adapters=[f"{extra}:2"])
+    assert [(a.name, a.weight) for a in request.extra_adapters] == [("extra", 2.0)]
+    assert request.quants == ("f16",)
+    export = create_export(request, home)
+    assert export.request() == request  # the request survives its JSON round trip
