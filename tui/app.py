@@ -6,28 +6,33 @@ them, so the first frame comes in well under a second.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 
 from engine.paths import Home
 from engine.system import SystemSample, sample_system
 from tui.commands import BindingsProvider
 from tui.errors import describe
 from tui.nav import place_bindings
-from tui.screens.chat import ChatScreen
 from tui.screens.dashboard import DashboardScreen
-from tui.screens.data import DataScreen
-from tui.screens.train import TrainScreen
 
 DARK, LIGHT = "textual-dark", "textual-light"
+
+
+def later(module: str, name: str) -> Callable[[], Screen]:
+    """A screen whose module is imported when the screen is first shown, not at start-up."""
+    return lambda: getattr(importlib.import_module(f"tui.screens.{module}"), name)()
 
 
 class TanrenApp(App[int]):
     TITLE = "鍛錬 tanren"
     CSS_PATH = "tanren.tcss"
-    MODES = {"dashboard": DashboardScreen, "data": DataScreen, "train": TrainScreen, "chat": ChatScreen}
+    MODES = {"dashboard": DashboardScreen, "data": later("data", "DataScreen"),
+             "train": later("train", "TrainScreen"), "chat": later("chat", "ChatScreen")}
     COMMANDS = App.COMMANDS | {BindingsProvider}
     BINDINGS = [
         *place_bindings(),
@@ -56,16 +61,12 @@ class TanrenApp(App[int]):
     async def open_run(self, name: str) -> None:
         """Show a run's live view on the Train screen."""
         await self.switch_mode("train")
-        screen = self.screen
-        assert isinstance(screen, TrainScreen)
-        screen.show_run(name)
+        self.screen.show_run(name)
 
     async def new_run(self, *, data: str | None = None, base: str | None = None) -> None:
         """Open the new-run form on the Train screen, with a data file and base filled in."""
         await self.switch_mode("train")
-        screen = self.screen
-        assert isinstance(screen, TrainScreen)
-        screen.action_new_run(data, base)
+        self.screen.action_new_run(data, base)
 
     def report_error(self, exc: BaseException, doing: str) -> None:
         """Show an error as a notification; safe to call from worker threads."""

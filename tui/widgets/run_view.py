@@ -137,11 +137,15 @@ class RunView(Vertical):
         self.query_one("#run-state", Static).update(state_text(message.status))
 
     def _render_progress(self) -> None:
+        # Called for every batch of events, a few times a second while a run trains: the lines
+        # have a fixed height, so they repaint without a layout pass over the whole screen.
         progress = self.progress
-        bar = self.query_one("#run-bar", ProgressBar)
-        bar.update(total=progress.total or 100, progress=progress.done if progress.total else 0)
-        self.query_one("#run-steps", Static).update(steps_text(progress))
-        self.query_one("#run-metrics", Static).update(metrics_text(progress.latest))
+        self.query_one("#run-bar", ProgressBar).update(total=progress.total or 100,
+                                                        progress=progress.done if progress.total else 0)
+        self.query_one("#run-steps", Static).update(steps_text(progress), layout=False)
+        self.query_one("#run-metrics", Static).update(metrics_text(progress.latest), layout=False)
         plot = self.query_one("#run-plot", LossPlot)
         plot.plot(progress.losses, progress.eval_losses)
-        plot.border_subtitle = "[$accent]⣀[/] train" + (" [$warning]⣀[/] eval" if progress.eval_losses else "")
+        legend = "[$accent]⣀[/] train" + (" [$warning]⣀[/] eval" if progress.eval_losses else "")
+        if plot.border_subtitle != legend:
+            plot.border_subtitle = legend
