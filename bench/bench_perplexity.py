@@ -7,12 +7,13 @@ files made from that same folder in a temporary directory - F16 by export.gguf.w
 Q8_0 by export.quantize.quantize_gguf. Each is measured once to warm up, then timed. The
 perplexities are printed too: the F16 file must agree with transformers.
 
-    PYTHONPATH=. python bench/bench_perplexity.py [--repeat N] [--quant q8_0]
+    PYTHONPATH=. python bench/bench_perplexity.py [--repeat N] [--limit N] [--threads N] [--quant q8_0]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -32,10 +33,16 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2, help="timed passes over the data (default 2)")
+    parser.add_argument("--limit", type=int, help="only the first N held-out examples (default all 40)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="CPU threads for both backends (default: all cores)")
     parser.add_argument("--quant", default="q8_0", help="quantization of the second GGUF (default q8_0)")
     args = parser.parse_args()
 
-    examples = load_examples(SAMPLE_HELDOUT)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    examples = load_examples(SAMPLE_HELDOUT)[:args.limit]
     folder = model_folder(ModelConfig(), Home.from_env(), on_status=print)
 
     def timed(backend, **options) -> tuple[float, float, int]:
@@ -54,11 +61,12 @@ def main() -> None:
         f16 = write_gguf(folder, Path(scratch) / "default.F16.gguf", dtype="f16")
         quantized = quantize_gguf(f16, Path(scratch) / f"default.{args.quant.upper()}.gguf", args.quant)
         for label, path in (("llama.cpp F16", f16), (f"llama.cpp {args.quant.upper()}", quantized)):
-            with LlamaCppBackend.load(path) as gguf:
+            with LlamaCppBackend.load(path, threads=args.threads) as gguf:
                 rows.append((label, *timed(gguf)))
 
     reference = rows[0][1]
-    print(f"\n{len(examples)} held-out examples, {rows[0][3]} tokens scored per pass, {args.repeat} timed passes\n")
+    print(f"\n{len(examples)} held-out examples, {rows[0][3]} tokens scored per pass, {args.repeat} timed passes, "
+          f"{args.threads} threads\n")
     print(format_table(
         ["backend", "tokens/s", "vs transformers", "perplexity"],
         [[label, f"{speed:,.0f}", f"{speed / reference:.2f}x", f"{ppl:.4f}"] for label, speed, ppl, _ in rows],

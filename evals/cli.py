@@ -38,17 +38,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "its held-out split (test, else validation)")
     parser.add_argument("--adapter", action="append", default=[], metavar="RUN",
                         help="with a model: also measure it with this adapter, a run name or PEFT folder (repeatable)")
-    parser.add_argument("--metrics", default="perplexity,rouge", help="comma-separated: perplexity, rouge (default both)")
+    parser.add_argument("--metrics", default="perplexity,rouge",
+                        help="comma-separated: perplexity, rouge (default both)")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N examples")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--max-length", type=int, metavar="TOKENS",
-                        help="perplexity window; longer texts slide (default: a run's data.max_length, else the context)")
+                        help="perplexity window; longer texts slide (default: a run's data.max_length, "
+                        "else the context)")
     parser.add_argument("--stride", type=int, metavar="TOKENS", help="sliding window step (default: half the window)")
     parser.add_argument("--all-tokens", action="store_true",
                         help="perplexity on every token, not only the assistant's answers")
     parser.add_argument("--max-new-tokens", type=int, metavar="N",
                         help="longest answer for ROUGE (default: a run's generation.max_new_tokens, else 256)")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="answers generated at once with transformers (default 8)")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="answers generated at once with transformers (default 8)")
     parser.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto",
                         help="auto: llama.cpp for .gguf files, transformers otherwise")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",

@@ -68,11 +68,9 @@ def references(examples: Sequence[Example]) -> list[Reference]:
         messages = example.messages
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
         if example.is_text or last is None or not any(m.role == "user" for m in messages[:last]):
-            raise EvalError(
-                "ROUGE needs a reference answer, and this example has no assistant turn answering a user"
-                if not example.is_text else "ROUGE needs a reference answer, and this example is raw text",
-                where=example.source, hint="use chat or instruction data, or measure only perplexity (--metrics perplexity)",
-            )
+            lacks = "is raw text" if example.is_text else "has no assistant turn answering a user"
+            raise EvalError(f"ROUGE needs a reference answer, and this example {lacks}", where=example.source,
+                            hint="use chat or instruction data, or measure only perplexity (--metrics perplexity)")
         if not RougeTokenizer().tokenize(messages[last].content):
             raise EvalError("the reference answer has no words to compare with", where=example.source,
                             hint="remove the example or write its answer")

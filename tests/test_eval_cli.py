@@ -119,6 +119,24 @@ def test_models_gguf_files_and_adapters_on_a_data_file(run_home: Home, tiny_mode
     assert not home.runs.exists()  # nothing is written for a model
 
 
+def test_full_fine_tuning_run_compares_the_base_with_the_run_s_model(tiny_model_dir: Path, tmp_path: Path, in_home,
+                                                                     capsys) -> None:
+    from tests.tiny_model import build_tiny_model
+
+    home = in_home(Home(tmp_path / "home"))
+    config = apply_overrides(RunConfig(), [f"model.base={tiny_model_dir}", f"data.path={SAMPLE_HELDOUT}",
+                                           "adapter.method=full", "name=whole"])
+    run = create_run(config, home)
+    build_tiny_model(run.path / "model", seed=5)  # stands in for the fully trained weights
+    (run.path / "model" / "README.md").write_text(render_model_card("whole", config, {}), encoding="utf-8")
+    assert main(["eval", "whole", "--metrics", "perplexity", "--json"]) == 0
+    base, tuned = json.loads(capsys.readouterr().out)["results"]
+    assert (base["model"], tuned["model"], tuned["adapter"]) == (str(tiny_model_dir), str(run.path / "model"), None)
+    assert tuned["metrics"]["tokens"] == base["metrics"]["tokens"]
+    assert tuned["metrics"]["perplexity"] != pytest.approx(base["metrics"]["perplexity"], rel=1e-4)
+    assert "| whole (fine-tuned) |" in (run.path / "model" / "README.md").read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["eval", "no-such-run-or-model"], "unknown target 'no-such-run-or-model'"),
     (["eval", "tuned", "--metrics", "perplexity,bleu"], "unknown metric bleu"),

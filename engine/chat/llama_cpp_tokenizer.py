@@ -42,8 +42,8 @@ class LlamaCppTokenizer:
                             add_generation_prompt: bool = False) -> str:
         if tokenize:
             raise NotImplementedError("render the text, then call the tokenizer on it")
-        return render_chat(self.chat_template, from_dicts(conversation), special_tokens=self._special_tokens, model=self._model,
-                           add_generation_prompt=add_generation_prompt)
+        return render_chat(self.chat_template, from_dicts(conversation), special_tokens=self._special_tokens,
+                           model=self._model, add_generation_prompt=add_generation_prompt)
 
     def __call__(self, text: str, *, add_special_tokens: bool = True,
                  return_offsets_mapping: bool = False) -> dict[str, Any]:

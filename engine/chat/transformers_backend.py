@@ -104,14 +104,14 @@ class TransformersBackend(ChatBackend):
         so it changes nothing they see)."""
         import torch
 
-        width = max(map(len, sequences))
-        ids = torch.tensor([seq + [0] * (width - len(seq)) for seq in sequences])
-        attention = torch.tensor([[1] * len(seq) + [0] * (width - len(seq)) for seq in sequences])
+        width, device = max(map(len, sequences)), self.model.device
+        ids = torch.tensor([seq + [0] * (width - len(seq)) for seq in sequences], device=device)
+        attention = torch.tensor([[1] * len(seq) + [0] * (width - len(seq)) for seq in sequences], device=device)
         with self._adapter(adapter), torch.inference_mode():
             logits = self.model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1].float()
             targets = ids[:, 1:].unsqueeze(-1)
             # log_softmax at the targets without a second vocabulary-sized tensor
-            logprobs = (logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)).double()
+            logprobs = (logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)).double().cpu()
         return [logprobs[row, : len(seq) - 1].numpy() for row, seq in enumerate(sequences)]
 
     def greedy_answers(self, conversations: Sequence[Sequence[Message]], *, max_new_tokens: int,
@@ -127,9 +127,9 @@ class TransformersBackend(ChatBackend):
             return []
         stops = sorted(self.stop_ids)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stops[0]
-        width = max(map(len, prompts))
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        width, device = max(map(len, prompts)), self.model.device
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
         # Unset fields are filled from the model's generation_config: the ones that act on greedy
         # decoding are set here so that a model's own defaults (penalties, bans) cannot leak in.
         config = HFGenerationConfig(do_sample=False, num_beams=1, repetition_penalty=1.0, no_repeat_ngram_size=0,

@@ -109,12 +109,13 @@ def _evaluation(eval_results: dict[str, Any]) -> list[str]:
     dataset, rows = eval_results.get("dataset", {}), eval_results.get("results", [])
     columns = [key for key in _EVAL_COLUMNS if any(key in row["metrics"] for row in rows)]
     split = f" ({dataset['split']} split)" if dataset.get("split") else ""
-    settings = eval_results.get("settings", {})
-    tokens = "assistant tokens" if settings.get("assistant_only", True) else "all tokens"
+    tokens = "assistant" if eval_results.get("settings", {}).get("assistant_only", True) else "all"
+    measured = [f"perplexity on {tokens} tokens"] * ("perplexity" in columns)
+    measured += ["ROUGE F1 of greedy answers"] * ("rouge1" in columns)
     return [
         "## Evaluation", "",
-        f"Measured by `tanren eval` on {dataset.get('examples')} examples of `{dataset.get('path')}`{split} "
-        f"({eval_results.get('time')}): perplexity on the {tokens}, ROUGE F1 of greedy answers.", "",
+        f"Measured by `tanren eval` on {dataset.get('examples')} examples of `{dataset.get('path')}`{split}, "
+        f"{eval_results.get('time')}: {', '.join(measured)}.", "",
         "| model | " + " | ".join(_EVAL_COLUMNS[key] for key in columns) + " |",
         "| --- |" + " --- |" * len(columns),
         *["| " + " | ".join([_row_name(row), *[_metric(row["metrics"].get(key)) for key in columns]]) + " |"
@@ -124,7 +125,7 @@ def _evaluation(eval_results: dict[str, Any]) -> list[str]:
 
 
 def _row_name(row: dict[str, Any]) -> str:
-    return "base" if row.get("role") == "base" else f"{row['label']} (fine-tuned)" if row.get("role") == "tuned" else row["label"]
+    return {"base": "base", "tuned": f"{row['label']} (fine-tuned)"}.get(row.get("role"), row["label"])
 
 
 def _metric(value: float | None) -> str:
