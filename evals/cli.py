@@ -97,35 +97,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 def format_results(results: dict) -> str:
     """The before/after table: one row per model, perplexity change against the base."""
-    dataset, rows = results["dataset"], results["results"]
-    split = f" ({dataset['split']} split)" if dataset["split"] else ""
-    tokens = "all tokens" if not results["settings"]["assistant_only"] else "assistant tokens"
-    base = next((row["metrics"] for row in rows if row["role"] == "base"), None)
-    columns = [key for key in ("perplexity", "rouge1", "rouge2", "rougeL") if any(key in r["metrics"] for r in rows)]
-    headers = ["model", "backend", *[_HEADERS[key] for key in columns]]
-    table = []
-    for row in rows:
-        name = f"{row['label']} (fine-tuned)" if row["role"] == "tuned" else row["label"]
-        cells = [_cell(key, row["metrics"], base if row["role"] == "tuned" else None) for key in columns]
-        table.append([name, row["backend"], *cells])
-    lines = [f"{dataset['examples']} examples of {dataset['path']}{split}, sha256 {dataset['sha256'][:12]}"]
-    if "perplexity" in columns:
-        lines[0] += f"; perplexity on the {tokens}"
-    return "\n".join([*lines, "", format_table(headers, table)])
+    from evals.table import describe_data, results_table
 
-
-_HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
-
-
-def _cell(key: str, metrics: dict, base: dict | None) -> str:
-    value = metrics.get(key)
-    if value is None:
-        return "-"
-    text = f"{value:.3f}" if key == "perplexity" else f"{value:.4f}"
-    if base is not None and base.get(key):
-        change = (value / base[key] - 1) * 100 if key == "perplexity" else (value - base[key]) * 100
-        text += f" ({change:+.1f}%)" if key == "perplexity" else f" ({change:+.1f} pt)"
-    return text
+    headers, rows = results_table(results)
+    return "\n".join([describe_data(results), "", format_table(headers, rows)])
 
 
 class ProgressBar:

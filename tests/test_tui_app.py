@@ -19,11 +19,13 @@ from tui.nav import PLACES
 from tui.screens.chat import ChatParamsScreen, ChatScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.data import DataScreen
+from tui.screens.evals import EvalsScreen
+from tui.screens.export import ExportScreen
 from tui.screens.new_run import NewRunScreen
 from tui.screens.picker import Picker
 from tui.screens.train import TrainScreen
 
-SCREENS = (DashboardScreen, DataScreen, TrainScreen, ChatScreen)
+SCREENS = (DashboardScreen, DataScreen, TrainScreen, ChatScreen, EvalsScreen, ExportScreen)
 MODALS = (NewRunScreen, ChatParamsScreen, Picker)
 
 
@@ -73,7 +75,9 @@ async def test_the_command_palette_lists_every_action_of_the_screen(home: Home) 
         await pilot.press("3")
         provider = BindingsProvider(app.screen)
         names = {name for name, _help, _run in provider._commands()}
-        assert {"New run", "Open run", "Theme", "Quit", "Dashboard", "Data", "Train", "Chat"} <= names
+        assert {"New run", "Open run", "Theme", "Quit", "Dashboard", "Data", "Train", "Chat", "Evals",
+                "Export"} <= names
+        assert not {"Stop", "Resume"} & names  # offered only when there is a run they apply to
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)
         await pilot.press(*"new run", "enter")
@@ -91,6 +95,23 @@ async def test_errors_become_notifications_and_the_app_stays_up(home: Home, tmp_
         assert note.severity == "error" and "missing.jsonl does not exist" in note.message
         assert "Traceback" not in note.message
         assert isinstance(app.screen, DataScreen)
+
+
+async def test_a_damaged_run_folder_is_reported_not_a_crash(home: Home) -> None:
+    finished_run(home, "fine")
+    damaged = finished_run(home, "damaged")
+    damaged.config_file.write_text("model: [unclosed\n", encoding="utf-8")
+    app = TanrenApp(home, sample_system=fixed_system)
+    async with app.run_test(size=(120, 40)) as pilot:
+        runs = app.screen.query_one("#runs", DataTable)
+        await wait_until(pilot, lambda: runs.row_count == 2, "both runs listed")
+        states = {runs.get_row_at(i)[0]: str(runs.get_row_at(i)[1]) for i in range(2)}
+        assert states == {"damaged": "unreadable", "fine": "done"}
+        await pilot.press("3")  # the newest run is the damaged one: a notification says why
+        await wait_until(pilot, lambda: app._notifications, "a notification")
+        assert any("not valid YAML" in n.message and "config.yaml" in n.message for n in app._notifications)
+        app.screen.show_run("fine")  # and the rest still works
+        await wait_until(pilot, lambda: app.screen.view.status is not None, "the fine run")
 
 
 def test_start_up_imports_no_model_library() -> None:

@@ -8,16 +8,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Static
 
 from engine.chat.pool import TargetSpec
 from engine.paths import Home
+from evals.evaluate import RESULTS_FILE
 from tests.tui_helpers import finished_run, fixed_system, wait_until, write_chat_data
 from tui.app import TanrenApp
 from tui.screens.chat import ChatPane
 
 SIZES = [(80, 24), (120, 40)]
+EVAL_RESULTS = {
+    "run": "ja-chat-qlora", "time": "2026-01-05T09:30:00+00:00", "duration_s": 42.0,
+    "dataset": {"path": "chat.jsonl", "split": "test", "sha256": "0123456789abcdef", "examples": 11},
+    "settings": {"assistant_only": True, "metrics": ["perplexity", "rouge"]},
+    "results": [
+        {"label": "base", "role": "base", "model": "smollm2-135m-instruct", "adapter": None, "backend": "transformers",
+         "metrics": {"perplexity": 12.5, "rouge1": 0.21, "rouge2": 0.08, "rougeL": 0.19}},
+        {"label": "ja-chat-qlora", "role": "tuned", "model": "smollm2-135m-instruct", "adapter": "adapter",
+         "backend": "transformers", "metrics": {"perplexity": 4.2, "rouge1": 0.48, "rouge2": 0.31, "rougeL": 0.45}},
+    ],
+}
 
 
 @pytest.fixture
@@ -30,7 +44,10 @@ def stage(home: Home, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.
     write_chat_data(work / "chat.jsonl", examples=12)
     (work / "tiny-llama").symlink_to(tiny_model_dir)
     finished_run(home, "ja-chat-lora", state="cancelled")
-    finished_run(home, "ja-chat-qlora")
+    tuned = finished_run(home, "ja-chat-qlora")
+    tuned.adapter.mkdir()
+    (tuned.adapter / "adapter_config.json").write_text("{}")  # enough to be listed as trained
+    (tuned.path / RESULTS_FILE).write_text(json.dumps(EVAL_RESULTS, ensure_ascii=False), encoding="utf-8")
     return home
 
 
@@ -103,7 +120,7 @@ def test_chat_side_by_side(stage: Home, snap_compare, size) -> None:
         await pilot.press("4")
         screen = pilot.app.screen
         await screen.query_one("#chat-panes").mount(
-            ChatPane(TargetSpec("adapter", "smollm2-135m-instruct", adapter="ja-chat-qlora"), id="pane-b"))
+            ChatPane(TargetSpec("base", "smollm2-135m-instruct"), id="pane-b"))
         for pane, answer in zip(screen.panes(), ("東京です。日本の首都は東京都です。", "The capital of Japan is Tokyo (東京).")):
             pane.add_user("日本の首都はどこですか？")
             pane.add_delta(answer)
@@ -112,3 +129,21 @@ def test_chat_side_by_side(stage: Home, snap_compare, size) -> None:
         await pilot.pause()
 
     assert snap_compare(app_for(stage), terminal_size=size, run_before=converse)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_evals_before_and_after(stage: Home, snap_compare, size) -> None:
+    async def show(pilot) -> None:
+        await pilot.press("5")
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#eval-results", DataTable).row_count == 2, "rows")
+        steady_cursors(pilot)
+
+    assert snap_compare(app_for(stage), terminal_size=size, run_before=show)
+
+
+def test_export_ready(stage: Home, snap_compare) -> None:
+    async def show(pilot) -> None:
+        await pilot.press("6")
+        steady_cursors(pilot)
+
+    assert snap_compare(app_for(stage), run_before=show)

@@ -54,10 +54,9 @@ def test_tanren_opens_moves_through_the_screens_and_quits_cleanly(tmux: Tmux, ho
     screen = tmux.wait_for("smollm2-135m-instruct")  # the models table, filled by a worker
     assert "1 Dashboard" in screen and "4 Chat" in screen and "Base models" in screen
     for key, expected in (("2", "sample · ja_en_chat.jsonl"), ("3", "No run yet"), ("4", "Enter sends"),
-                          ("F2", "Pick a file"), ("1", "Base models")):
-        if key == "F2":
-            tmux("send-keys", "-t", "tanren", "Escape")  # out of the chat prompt; F2 would work from it too
-        tmux("send-keys", "-t", "tanren", key)
+                          ("F5", "No trained run yet"), ("6", "No trained run to export"), ("F2", "Pick a file"),
+                          ("1", "Base models")):
+        tmux("send-keys", "-t", "tanren", key)  # F-keys switch even from the chat prompt
         tmux.wait_for(expected)
     tmux("send-keys", "-t", "tanren", "q")
     screen = tmux.wait_for("tanren-exit=")

@@ -32,7 +32,8 @@ class TanrenApp(App[int]):
     TITLE = "鍛錬 tanren"
     CSS_PATH = "tanren.tcss"
     MODES = {"dashboard": DashboardScreen, "data": later("data", "DataScreen"),
-             "train": later("train", "TrainScreen"), "chat": later("chat", "ChatScreen")}
+             "train": later("train", "TrainScreen"), "chat": later("chat", "ChatScreen"),
+             "evals": later("evals", "EvalsScreen"), "export": later("export", "ExportScreen")}
     COMMANDS = App.COMMANDS | {BindingsProvider}
     BINDINGS = [
         *place_bindings(),

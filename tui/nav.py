@@ -20,6 +20,8 @@ PLACES = (
     Place("data", "Data", "2"),
     Place("train", "Train", "3"),
     Place("chat", "Chat", "4"),
+    Place("evals", "Evals", "5"),
+    Place("export", "Export", "6"),
 )
 
 def place_bindings() -> list[Binding]:

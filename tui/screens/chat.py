@@ -17,6 +17,7 @@ from textual.widgets import Input, Static
 
 from engine.chat.pool import TargetPool, TargetSpec, chat_targets, spec_for
 from engine.config import GenerationConfig, RunConfig, apply_overrides
+from engine.errors import TanrenError
 from engine.messages import Message as ChatMessage
 from engine.models.registry import DEFAULT_MODEL
 from engine.runs.rundir import list_runs
@@ -33,7 +34,10 @@ def default_target(home) -> TargetSpec:
     """The adapter of the newest finished run, or the default base."""
     for run in list_runs(home):
         if (run.adapter / "adapter_config.json").is_file():
-            return TargetSpec("adapter", run.config().model.base, adapter=run.name)
+            try:
+                return TargetSpec("adapter", run.config().model.base, adapter=run.name)
+            except TanrenError:
+                continue  # a damaged run folder: the Dashboard says so
     return TargetSpec("base", DEFAULT_MODEL)
 
 
@@ -271,6 +275,7 @@ class ChatScreen(TanrenScreen):
         picker = Picker(title, options, typed="or type a model: name, HF folder or .gguf file (Enter)")
         self.app.push_screen(picker, lambda picked: self._picked(message.pane, specs, picked))
 
+    @reports_errors("choosing the target")
     def _picked(self, pane_id: str, specs: list[TargetSpec], picked: Picked | None) -> None:
         if picked is None:
             return

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from engine.errors import TanrenError
 from engine.models.catalog import ModelEntry, list_models
 from engine.runs.progress import FollowedRun
 from engine.runs.rundir import list_runs
@@ -112,13 +113,22 @@ class DashboardScreen(TanrenScreen):
     def read_runs(self) -> None:
         rows = []
         for run in list_runs(self.home):
-            followed = self._followed.setdefault(run.name, FollowedRun(run))
-            followed.poll()  # only what was appended since the last refresh
-            progress, config = followed.progress, followed.config
-            loss = progress.latest.get("loss")
-            rows.append(RunRow(run.name, run.status().state, f"{progress.done}/{progress.total or '?'}",
-                               f"{loss:.4f}" if loss is not None else "-", config.adapter.method, config.model.base))
+            try:
+                rows.append(self._row(run))
+            except TanrenError as exc:  # one damaged run folder must not hide the others
+                self._followed.pop(run.name, None)
+                rows.append(RunRow(run.name, "unreadable", "-", "-", "-", exc.message))
         self.post_message(self.RunsRead(rows))
+
+    def _row(self, run) -> RunRow:
+        if run.name not in self._followed:
+            self._followed[run.name] = FollowedRun(run)
+        followed = self._followed[run.name]
+        followed.poll()  # only what was appended since the last refresh
+        progress, config = followed.progress, followed.config
+        loss = progress.latest.get("loss")
+        return RunRow(run.name, run.status().state, f"{progress.done}/{progress.total or '?'}",
+                      f"{loss:.4f}" if loss is not None else "-", config.adapter.method, config.model.base)
 
     @work(thread=True, exclusive=True, group="models")
     @reports_errors("listing the base models")

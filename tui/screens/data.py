@@ -95,7 +95,7 @@ class DataScreen(TanrenScreen):
             yield Label("Base", classes="form-label")
             yield Input(DEFAULT_MODEL, id="data-base", compact=True,
                         tooltip="the base model whose tokenizer and chat template render the data")
-            yield Label("Max length", classes="form-label")
+            yield Label("Max length", classes="inline-label")
             yield Input(str(RunConfig().data.max_length), id="data-max-length", compact=True, type="integer")
         yield OptionList(id="data-files")
         with VerticalScroll(id="data-result"):

@@ -37,6 +37,7 @@ class TrainScreen(TanrenScreen):
     def compose_body(self) -> ComposeResult:
         yield RunView(id="run-view")
 
+    @reports_errors("opening the newest run")
     def on_mount(self) -> None:
         runs = list_runs(self.home)
         if runs and self.view.run is None:

@@ -1,13 +1,7 @@
-"""The live view of one run, following its events file from a worker thread.
-
-The follower reads the file from its start, so attaching (or reattaching after the workbench
-was closed) shows the whole history; then it reads only what is appended. It also polls the
-run's status, which notices a process that died without writing a last event.
-"""
+"""The live view of one training run, following its folder from a worker thread."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -16,7 +10,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Log, ProgressBar, Static
-from textual.worker import get_current_worker
 
 from engine.events import Event
 from engine.runs.progress import RunProgress
@@ -24,10 +17,9 @@ from engine.runs.rundir import RunDir, RunStatus
 from engine.runs.summary import format_duration
 from engine.textwidth import human_bytes
 from tui.errors import reports_errors
+from tui.follow import follow_folder
 from tui.widgets.loss_plot import LossPlot
 
-POLL_S = 0.25
-STATUS_EVERY_S = 1.0
 STATE_STYLES = {"running": "bold green", "queued": "yellow", "done": "cyan", "failed": "bold red",
                 "cancelled": "magenta"}
 
@@ -109,20 +101,8 @@ class RunView(Vertical):
     @work(thread=True, exclusive=True, group="follow")
     @reports_errors("following the run")
     def follow(self, run: RunDir) -> None:
-        worker = get_current_worker()
-        offset, last_status, checked = 0, None, 0.0
-        while not worker.is_cancelled:
-            if run.events.size() > offset:
-                events, offset = run.events.read_from(offset)
-                if events:
-                    self.post_message(self.EventsRead(run.name, events))
-            if time.monotonic() - checked >= STATUS_EVERY_S:
-                checked = time.monotonic()
-                status = (run.status(), run.is_alive())
-                if status != last_status:
-                    last_status = status
-                    self.post_message(self.StatusRead(run.name, *status))
-            time.sleep(POLL_S)
+        follow_folder(run, lambda events: self.post_message(self.EventsRead(run.name, events)),
+                      lambda status, alive: self.post_message(self.StatusRead(run.name, status, alive)))
 
     def on_run_view_events_read(self, message: EventsRead) -> None:
         if self.run is None or message.run != self.run.name:

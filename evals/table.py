@@ -1,0 +1,40 @@
+"""An evaluation report as a before/after table: the CLI prints it, the workbench shows it."""
+
+from __future__ import annotations
+
+HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+
+
+def describe_data(results: dict) -> str:
+    """One line: how many examples of which file (and split) were measured, and on which tokens."""
+    dataset, rows = results["dataset"], results["results"]
+    split = f" ({dataset['split']} split)" if dataset["split"] else ""
+    line = f"{dataset['examples']} examples of {dataset['path']}{split}, sha256 {dataset['sha256'][:12]}"
+    if any("perplexity" in row["metrics"] for row in rows):
+        tokens = "all tokens" if not results["settings"]["assistant_only"] else "assistant tokens"
+        line += f"; perplexity on the {tokens}"
+    return line
+
+
+def results_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows: one row per model, a fine-tuned one with its change against the base."""
+    rows = results["results"]
+    base = next((row["metrics"] for row in rows if row["role"] == "base"), None)
+    columns = [key for key in HEADERS if any(key in r["metrics"] for r in rows)]
+    table = []
+    for row in rows:
+        name = f"{row['label']} (fine-tuned)" if row["role"] == "tuned" else row["label"]
+        cells = [_cell(key, row["metrics"], base if row["role"] == "tuned" else None) for key in columns]
+        table.append([name, row["backend"], *cells])
+    return ["model", "backend", *[HEADERS[key] for key in columns]], table
+
+
+def _cell(key: str, metrics: dict, base: dict | None) -> str:
+    value = metrics.get(key)
+    if value is None:
+        return "-"
+    text = f"{value:.3f}" if key == "perplexity" else f"{value:.4f}"
+    if base is not None and base.get(key):
+        change = (value / base[key] - 1) * 100 if key == "perplexity" else (value - base[key]) * 100
+        text += f" ({change:+.1f}%)" if key == "perplexity" else f" ({change:+.1f} pt)"
+    return text

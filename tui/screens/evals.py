@@ -1,0 +1,220 @@
+"""Evals: perplexity and ROUGE of a run before and after its adapter (or of any model), in a
+worker thread, shown as the before/after table that `tanren eval` prints."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static
+
+from engine.runs.rundir import list_runs
+from tui.errors import reports_errors
+from tui.screens.base import TanrenScreen
+from tui.screens.picker import Picked, Picker
+
+METRIC_CHOICES = (("perplexity and ROUGE", "perplexity,rouge"), ("perplexity", "perplexity"), ("ROUGE", "rouge"))
+
+
+def trained_runs(home) -> list[str]:
+    """Runs with something to evaluate after training: an adapter or a whole model; newest first."""
+    return [run.name for run in list_runs(home)
+            if (run.adapter / "adapter_config.json").is_file() or (run.path / "model" / "config.json").is_file()]
+
+
+def saved_results(home, target: str) -> dict | None:
+    """The report a run keeps from its last evaluation (eval_results.json), if it is a run and has one."""
+    import json
+
+    from evals.evaluate import RESULTS_FILE
+
+    try:
+        path = home.run_dir(target) / RESULTS_FILE
+    except Exception:  # noqa: BLE001 - not a run name (a path or hub id): nothing saved
+        return None
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+class EvalsScreen(TanrenScreen):
+    MODE = "evals"
+    CSS_PATH = "evals.tcss"
+    AUTO_FOCUS = "#eval-results"
+    BINDINGS = [
+        Binding("ctrl+r", "run_eval", "Run eval", id="evals.run", tooltip="measure the target (before and after)"),
+        Binding("escape", "stop", "Stop", id="evals.stop", tooltip="stop the evaluation; nothing is written"),
+        Binding("ctrl+o", "pick_target", "Target", id="evals.target", tooltip="a run, or any model"),
+    ]
+
+    @dataclass
+    class Status(Message):
+        text: str
+
+    @dataclass
+    class Progressed(Message):
+        what: str
+        done: int
+        total: int
+
+    @dataclass
+    class Results(Message):
+        results: dict
+        note: str
+
+    @dataclass
+    class Finished(Message):
+        pass
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancel = threading.Event()
+        self.running = False
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="form-row"):
+            yield Label("Target", classes="form-label")
+            yield Input(placeholder="a run name, or a model: name, HF folder, .gguf file (Ctrl+O lists them)",
+                        id="eval-target", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("Data", classes="form-label")
+            yield Input(placeholder="a data file; empty: the run's held-out split", id="eval-data", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("Metrics", classes="form-label")
+            yield Select(METRIC_CHOICES, value="perplexity,rouge", allow_blank=False, id="eval-metrics", compact=True)
+            yield Label("Examples", classes="inline-label")
+            yield Input(placeholder="all", id="eval-limit", compact=True, type="integer")
+            yield Label("Answer tokens", classes="inline-label")
+            yield Input(placeholder="default", id="eval-max-new-tokens", compact=True, type="integer")
+        yield Static("", id="eval-status")
+        with Horizontal(id="eval-progress"):
+            yield ProgressBar(total=None, show_eta=False, id="eval-bar")
+            yield Static("", id="eval-what")
+        yield Static("", id="eval-data-line")
+        yield DataTable(id="eval-results", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#eval-progress").display = False
+        runs = trained_runs(self.home)
+        if runs:
+            self._set_target(runs[0])
+        else:
+            self._show_status("No trained run yet: train one (3), or type a model to measure.")
+
+    @reports_errors("reading the last evaluation")
+    def _set_target(self, target: str) -> None:
+        self.query_one("#eval-target", Input).value = target
+        results = saved_results(self.home, target)
+        self._show_table(results)
+        self._show_status(f"last evaluation of {target}, {results['time']}; Ctrl+R runs it again" if results
+                          else f"{target}: Ctrl+R evaluates it")
+
+    def _show_status(self, text: str) -> None:
+        self.query_one("#eval-status", Static).update(Text(text))
+
+    def _show_table(self, results: dict | None) -> None:
+        from evals.table import describe_data, results_table
+
+        table = self.query_one("#eval-results", DataTable)
+        table.clear(columns=True)
+        self.query_one("#eval-data-line", Static).update(Text(describe_data(results)) if results else "")
+        if results:
+            headers, rows = results_table(results)
+            table.add_columns(*headers)
+            table.add_rows(rows)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("run_eval", "pick_target"):
+            return None if self.running else True
+        return True
+
+    def action_run_eval(self) -> None:
+        if self.running:
+            return
+        target = self.query_one("#eval-target", Input).value.strip()
+        if not target:
+            self.notify("name a run or a model to evaluate (Ctrl+O lists them)", severity="warning")
+            return
+        self.running, self.cancel = True, threading.Event()
+        self.refresh_bindings()
+        self.query_one("#eval-progress").display = True
+        numbers = {key: self.query_one(f"#eval-{key.replace('_', '-')}", Input).value.strip()
+                   for key in ("limit", "max_new_tokens")}
+        self.evaluate(target, self.query_one("#eval-data", Input).value.strip() or None,
+                      str(self.query_one("#eval-metrics", Select).value),
+                      {key: int(value) for key, value in numbers.items() if value}, self.cancel)
+
+    @work(thread=True, exclusive=True, group="eval")
+    def evaluate(self, target: str, data: str | None, metrics: str, numbers: dict[str, int],
+                 cancel: threading.Event) -> None:
+        from evals.errors import EvalCancelled
+        from evals.evaluate import Settings, evaluate, save_to_run
+        from evals.targets import plan_targets, select_data
+
+        last = [0.0]
+
+        def progress(what: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if done == total or now - last[0] > 0.1:  # a few updates a second are plenty
+                last[0] = now
+                self.post_message(self.Progressed(what, done, total))
+
+        try:
+            plan = plan_targets(target, self.home)
+            settings = Settings.for_plan(plan, metrics=tuple(metrics.split(",")), **numbers)
+            dataset = select_data(plan, data, limit=numbers.get("limit"))
+            report = evaluate(plan, dataset, settings, self.home, cancel=cancel, progress=progress,
+                              on_status=lambda text: self.post_message(self.Status(text)))
+            if plan.run is not None:
+                save_to_run(plan.run, report)
+            note = f"saved to the run {plan.run.name} and its model card" if plan.run is not None else ""
+            self.post_message(self.Results(report.to_dict(), note))
+        except EvalCancelled as exc:
+            self.post_message(self.Status(exc.message))
+        except Exception as exc:  # noqa: BLE001 - a notification says what went wrong
+            self.app.report_error(exc, "evaluating")
+            self.post_message(self.Status("the evaluation failed; see the notification"))
+        finally:
+            self.post_message(self.Finished())
+
+    def on_evals_screen_status(self, message: Status) -> None:
+        self._show_status(message.text)
+
+    def on_evals_screen_progressed(self, message: Progressed) -> None:
+        self.query_one("#eval-bar", ProgressBar).update(total=message.total, progress=message.done)
+        self.query_one("#eval-what", Static).update(Text(f"{message.what} {message.done}/{message.total}"),
+                                                   layout=False)
+
+    def on_evals_screen_results(self, message: Results) -> None:
+        self._show_table(message.results)
+        self._show_status(f"done in {message.results['duration_s']:.0f} s" + (f"; {message.note}" if message.note else ""))
+
+    def on_evals_screen_finished(self) -> None:
+        self.running = False
+        self.query_one("#eval-progress").display = False
+        self.refresh_bindings()
+
+    def action_stop(self) -> None:
+        if self.running:
+            self.cancel.set()
+            self._show_status("stopping…")
+        else:
+            self.set_focus(None)
+
+    def action_pick_target(self) -> None:
+        options = [(Text.assemble(("run    ", "italic"), name), name) for name in trained_runs(self.home)]
+        picker = Picker("Evaluate (Enter)", options, typed="or type a model: name, HF folder or .gguf file (Enter)")
+        self.app.push_screen(picker, self._picked)
+
+    def _picked(self, picked: Picked | None) -> None:
+        if picked is not None:
+            self._set_target(picked.value)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_run_eval()

@@ -1,0 +1,217 @@
+"""Export: one key runs merge -> F16 GGUF -> quantize -> Modelfile -> verify for a run, as a
+detached process this screen follows (like a training run), ending with the verification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
+
+from engine.events import Event, Progress
+from engine.runs.rundir import RunStatus
+from engine.runs.summary import EventFormatter
+from tui.errors import reports_errors
+from tui.follow import follow_folder
+from tui.screens.base import TanrenScreen
+from tui.screens.picker import Picked, Picker
+from tui.widgets.run_view import state_text
+
+
+def exportable_runs(home) -> list[str]:
+    """Finished runs with an adapter or a whole model to export; newest first."""
+    from engine.runs.rundir import list_runs
+
+    return [run.name for run in list_runs(home)
+            if (run.adapter / "adapter_config.json").is_file() or (run.path / "model" / "config.json").is_file()]
+
+
+def verification_rows(manifest: dict) -> list[list[str]]:
+    """One row per checked model: perplexity, its change against its reference, answers, verdict."""
+    rows = []
+    for model in (manifest.get("verification") or {}).get("models", []):
+        change = (f"{model['perplexity_delta']:+.2%} vs {model['reference']}"
+                  if model.get("perplexity_delta") is not None else "reference")
+        answers = len(model.get("answers", []))
+        same = f"{model['same_answers']}/{answers} as merged" if model.get("same_answers") is not None else "-"
+        rows.append([model["name"], f"{model['perplexity']:.3f}", change, same,
+                     "FAILED: " + "; ".join(model["failures"]) if model.get("failures") else "ok"])
+    return rows
+
+
+class ExportScreen(TanrenScreen):
+    MODE = "export"
+    CSS_PATH = "export.tcss"
+    AUTO_FOCUS = "#export-log"
+    BINDINGS = [
+        Binding("ctrl+r", "export", "Export", id="export.start",
+                tooltip="merge, GGUF, quantize, Modelfile and verify, as a detached process"),
+        Binding("escape", "stop", "Stop", id="export.stop", tooltip="stop the export; finished files stay"),
+        Binding("ctrl+o", "pick_run", "Run", id="export.run", tooltip="the run to export"),
+    ]
+
+    @dataclass
+    class EventsRead(Message):
+        export: str
+        events: list[Event]
+
+    @dataclass
+    class StatusRead(Message):
+        export: str
+        status: RunStatus
+        alive: bool
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.export = None  # the ExportDir shown
+        self.alive = False
+        self.formatter = EventFormatter()
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="form-row"):
+            yield Label("Run", classes="form-label")
+            yield Input(placeholder="the run to export (Ctrl+O lists them)", id="export-run", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("GGUF types", classes="form-label")
+            yield Input("q8_0,q4_k_m", id="export-quants", compact=True,
+                        tooltip="besides F16; the first is what the Modelfile runs")
+            yield Label("Ollama name", classes="inline-label")
+            yield Input(placeholder="none: print the command", id="export-ollama", compact=True)
+        yield Static("", id="export-title")
+        yield Static("", id="export-state")
+        with Horizontal(id="export-progress"):
+            yield ProgressBar(total=None, show_eta=False, id="export-bar")
+            yield Static("", id="export-stage")
+        yield DataTable(id="export-verification", cursor_type="row", zebra_stripes=True)
+        yield Log(max_lines=500, id="export-log")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#export-verification", DataTable)
+        table.add_columns("model", "perplexity", "change", "answers", "verdict")
+        self._set_shown(False)
+        runs = exportable_runs(self.home)
+        if runs:
+            self._set_run(runs[0])
+        else:
+            self.query_one("#export-title", Static).update("No trained run to export yet: train one first (3).")
+
+    @reports_errors("opening the run's exports")
+    def _set_run(self, name: str) -> None:
+        """Show the run's newest export, if it has one, followed live if it is still going."""
+        from export.jobs import list_exports
+
+        self.query_one("#export-run", Input).value = name
+        exports = list_exports(name, self.home)
+        if exports:
+            self._show_export(exports[0])
+        else:
+            self.export = None
+            self._set_shown(False)
+            self.query_one("#export-title", Static).update(Text(f"{name}: Ctrl+R exports it"))
+
+    def _set_shown(self, shown: bool) -> None:
+        for selector in ("#export-state", "#export-progress", "#export-verification", "#export-log"):
+            self.query_one(selector).display = shown
+
+    def _show_export(self, export) -> None:
+        self.export, self.alive, self.formatter = export, False, EventFormatter()
+        self._set_shown(True)
+        request = export.request()
+        self.query_one("#export-title", Static).update(Text.assemble(
+            (f"{export.run_name} / {export.name}", "bold"), f"  {', '.join(['f16', *request.quants])} → {request.out}"))
+        self.query_one("#export-log", Log).clear()
+        self.query_one("#export-verification", DataTable).clear()
+        self.query_one("#export-bar", ProgressBar).update(total=100, progress=0)
+        self.query_one("#export-stage", Static).update("")
+        self.follow(export)
+
+    @work(thread=True, exclusive=True, group="follow-export")
+    @reports_errors("following the export")
+    def follow(self, export) -> None:
+        follow_folder(export, lambda events: self.post_message(self.EventsRead(export.name, events)),
+                      lambda status, alive: self.post_message(self.StatusRead(export.name, status, alive)))
+
+    def on_export_screen_events_read(self, message: EventsRead) -> None:
+        if self.export is None or message.export != self.export.name:
+            return
+        lines = []
+        for event in message.events:
+            if isinstance(event, Progress) and event.total:
+                self.query_one("#export-bar", ProgressBar).update(total=event.total, progress=event.done)
+                self.query_one("#export-stage", Static).update(
+                    Text(f"stage {min(event.done + 1, event.total)}/{event.total}: {event.message}"), layout=False)
+            if line := self.formatter.format(event):
+                lines.append(line)
+        self.query_one("#export-log", Log).write_lines(lines)
+
+    def on_export_screen_status_read(self, message: StatusRead) -> None:
+        if self.export is None or message.export != self.export.name:
+            return
+        self.alive = message.alive
+        self.query_one("#export-state", Static).update(state_text(message.status))
+        if message.status.state in ("done", "failed", "cancelled") and not message.alive:
+            self._show_verification()
+        self.refresh_bindings()
+
+    def _show_verification(self) -> None:
+        from export.manifest import read_manifest
+
+        manifest = read_manifest(self.export.out) or {}
+        table = self.query_one("#export-verification", DataTable)
+        table.clear()
+        table.add_rows(verification_rows(manifest))
+        if manifest.get("status") == "passed":
+            self.query_one("#export-bar", ProgressBar).update(total=1, progress=1)
+            self.query_one("#export-stage", Static).update(Text("verified", style="bold green"), layout=False)
+        elif manifest:
+            self.query_one("#export-stage", Static).update(
+                Text(f"not verified: {manifest.get('error') or manifest.get('status')}", style="bold red"),
+                layout=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("export", "pick_run"):
+            return None if self.alive else True
+        return True
+
+    @reports_errors("starting the export")
+    def action_export(self) -> None:
+        from export.jobs import prepare_export, start_export
+
+        run = self.query_one("#export-run", Input).value.strip()
+        if not run:
+            self.notify("name the run to export (Ctrl+O lists them)", severity="warning")
+            return
+        ollama = self.query_one("#export-ollama", Input).value.strip() or None
+        request = prepare_export(run, self.home, quants=self.query_one("#export-quants", Input).value, ollama=ollama)
+        self._show_export(start_export(request, self.home))
+        self.notify(f"export {request.name} started; it keeps going if you quit or lose the connection")
+
+    @reports_errors("stopping the export")
+    def action_stop(self) -> None:
+        from export.jobs import cancel_export
+
+        if self.export is not None and self.alive:
+            cancel_export(self.export)
+            self.notify("asked the export to stop; files it finished stay")
+        else:
+            self.set_focus(None)
+
+    def action_pick_run(self) -> None:
+        options = [(name, name) for name in exportable_runs(self.home)]
+        if not options:
+            self.notify("no trained run to export yet", severity="warning")
+            return
+        self.app.push_screen(Picker("Export which run (Enter)", options), self._picked)
+
+    def _picked(self, picked: Picked | None) -> None:
+        if picked is not None:
+            self._set_run(picked.value)
+
+    @on(Input.Submitted, "#export-run")
+    def _run_typed(self, event: Input.Submitted) -> None:
+        self._set_run(event.value.strip())
