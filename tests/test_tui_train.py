@@ -111,6 +111,7 @@ async def test_two_workbenches_share_the_runs_without_stepping_on_each_other(hom
         await wait_until(one, lambda: isinstance(first.screen, TrainScreen), "the run to start")
         await two.press("3")
         await two.press("o", "enter")  # the second workbench opens the same run from its list
+        await wait_until(two, lambda: isinstance(second.screen, TrainScreen), "the picked run to open")
         view_one, view_two = first.screen.view, second.screen.view
         await wait_until(two, lambda: view_two.run is not None and view_two.run.name == "shared", "the second view")
         await wait_until(two, lambda: view_two.status is not None and view_two.status.state == "running", "running")
