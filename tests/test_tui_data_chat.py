@@ -8,8 +8,9 @@ import pytest
 from rich.text import Text
 from textual.widgets import Input, Static
 
+from engine.chat.backend import ChatTarget
 from engine.paths import Home
-from tests.tui_helpers import fixed_system, type_text, wait_until, write_chat_data
+from tests.tui_helpers import fixed_system, pace, type_text, wait_until, write_chat_data
 from tui.app import TanrenApp
 from tui.screens.chat import ChatParamsScreen, ChatPane, ChatScreen
 from tui.screens.data import TRAINED_STYLE
@@ -59,7 +60,8 @@ async def test_data_check_reports_and_previews_with_trained_tokens_marked(home: 
 
 
 async def test_chat_streams_from_the_tiny_model_and_esc_stops_it(home: Home, tiny_model_dir: Path,
-                                                                 one_torch_thread) -> None:
+                                                                 one_torch_thread, monkeypatch) -> None:
+    pace(monkeypatch, ChatTarget, "stream_chat", 0.05)  # 400 tokens: 20 s unless stopped
     app = TanrenApp(home, sample_system=fixed_system)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("4")

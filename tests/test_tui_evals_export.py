@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Log, Static
 
+from engine.chat.transformers_backend import TransformersBackend
 from engine.paths import Home
 from evals.evaluate import RESULTS_FILE
 from export.jobs import list_exports
 from export.manifest import read_manifest
 from tests.export_runs import run_with_adapter
-from tests.tui_helpers import fixed_system, type_text, wait_until
+from tests.tui_helpers import fixed_system, pace, type_text, wait_until
 from tui.app import TanrenApp
 from tui.screens.evals import EvalsScreen
 from tui.screens.export import ExportScreen
@@ -34,7 +35,8 @@ async def fill(pilot, field_id: str, text: str) -> None:
     await type_text(pilot, text)
 
 
-async def test_evals_measure_before_and_after_and_esc_stops(home: Home, tuned) -> None:
+async def test_evals_measure_before_and_after_and_esc_stops(home: Home, tuned, monkeypatch) -> None:
+    pace(monkeypatch, TransformersBackend, "greedy_answers", 0.5)  # every held-out answer: many seconds unless stopped
     app = TanrenApp(home, sample_system=fixed_system)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("5")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -33,6 +34,29 @@ async def wait_until(pilot: Pilot, condition, what: str, timeout: float = 300.0)
             notes = "; ".join(n.message for n in pilot.app._notifications)
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (notifications: {notes or 'none'})")
         await pilot.pause(0.1)
+
+
+def pace(monkeypatch, owner: type, name: str, seconds: float) -> None:
+    """Slow `owner.name` down by `seconds` per call, or per item when it returns an iterator.
+
+    The tiny model writes 400 tokens in under a second on a quiet machine: faster than a screen
+    can be seen answering, and than Esc can reach it. Pacing the real engine call keeps the test
+    about streaming and stopping, whatever the machine's speed."""
+    original = getattr(owner, name)
+
+    def paced_items(items: Iterator) -> Iterator:
+        for item in items:
+            time.sleep(seconds)
+            yield item
+
+    def paced(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if isinstance(result, Iterator):
+            return paced_items(result)
+        time.sleep(seconds)
+        return result
+
+    monkeypatch.setattr(owner, name, paced)
 
 
 async def type_text(pilot: Pilot, text: str) -> None:

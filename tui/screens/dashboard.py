@@ -20,6 +20,7 @@ from engine.textwidth import human_bytes
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
 from tui.widgets.run_view import STATE_STYLES
+from tui.widgets.table import Table
 
 REFRESH_S = 2.0
 
@@ -76,9 +77,9 @@ class DashboardScreen(TanrenScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("…", id="system")
         yield Static("Runs", classes="section-title")
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Table(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("Base models", classes="section-title")
-        yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+        yield Table(id="models", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.query_one("#runs", DataTable).add_columns("Run", "Status", "Step", "Loss", "Method", "Base")

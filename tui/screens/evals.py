@@ -19,6 +19,7 @@ from engine.runs.rundir import list_runs
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker
+from tui.widgets.table import Table
 
 METRIC_CHOICES = (("perplexity and ROUGE", "perplexity,rouge"), ("perplexity", "perplexity"), ("ROUGE", "rouge"))
 
@@ -96,7 +97,7 @@ class EvalsScreen(TanrenScreen):
             yield ProgressBar(total=None, show_eta=False, id="eval-bar")
             yield Static("", id="eval-what")
         yield Static("", id="eval-data-line")
-        yield DataTable(id="eval-results", cursor_type="row", zebra_stripes=True)
+        yield Table(id="eval-results", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.query_one("#eval-progress").display = False

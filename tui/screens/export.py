@@ -21,6 +21,7 @@ from tui.follow import follow_folder
 from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker
 from tui.widgets.run_view import state_text
+from tui.widgets.table import Table
 
 
 def exportable_runs(home) -> list[str]:
@@ -87,7 +88,7 @@ class ExportScreen(TanrenScreen):
         with Horizontal(id="export-progress"):
             yield ProgressBar(total=None, show_eta=False, id="export-bar")
             yield Static("", id="export-stage")
-        yield DataTable(id="export-verification", cursor_type="row", zebra_stripes=True)
+        yield Table(id="export-verification", cursor_type="row", zebra_stripes=True)
         yield Log(max_lines=500, id="export-log")
 
     def on_mount(self) -> None:
