@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TextIO
 
-from engine.config import ModelConfig
+from engine.cli import add_loading_options, loading_config
 from engine.paths import Home
 from engine.textwidth import format_table
 
@@ -54,10 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="answers generated at once with transformers (default 8)")
     parser.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto",
                         help="auto: llama.cpp for .gguf files, transformers otherwise")
-    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                        help="transformers weights dtype for a model target")
-    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle-based .bin/.pt weights")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run Python code shipped with the model")
+    add_loading_options(parser)
     parser.set_defaults(handler=_eval)
 
 
@@ -66,7 +63,7 @@ def _eval(args: argparse.Namespace) -> int:
     from evals.targets import plan_targets, select_data
 
     home = Home.from_env()
-    model = ModelConfig(dtype=args.dtype, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
+    model = loading_config(args)
     plan = plan_targets(args.target, home, adapters=args.adapter, model=model)
     settings = Settings.for_plan(
         plan, metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()), max_length=args.max_length,

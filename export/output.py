@@ -27,35 +27,29 @@ _SHORT_WRITE = "requested and"
 _RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how safetensors (Rust) reports an OS error
 
 
-@contextlib.contextmanager
-def artifact_file(out: Path, *, expected_bytes: int) -> Iterator[Path]:
-    """Yield a temporary path to write `out` through; it is renamed to `out` only on success."""
+def artifact_file(out: Path, *, expected_bytes: int) -> contextlib.AbstractContextManager[Path]:
+    """A temporary path to write `out` through; it is renamed to `out` only on success."""
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"the output path {out} is a folder", where=str(out),
                           hint="give a file name ending in .gguf")
-    folder = writable_folder(out.parent)
-    check_free_space(folder, expected_bytes, what=out.name)
-    try:
-        with atomic_file(out) as tmp:
-            yield tmp
-    except Exception as exc:
-        error = _write_failure(exc, out)
-        if error is None:
-            raise
-        raise error from None
+    return _artifact(out, expected_bytes, atomic_file, what=out.name)
 
 
-@contextlib.contextmanager
-def artifact_directory(out: Path, *, expected_bytes: int) -> Iterator[Path]:
-    """Yield a temporary folder to write `out` into; it replaces `out` in one rename on success."""
+def artifact_directory(out: Path, *, expected_bytes: int) -> contextlib.AbstractContextManager[Path]:
+    """A temporary folder to write `out` into; it replaces `out` in one rename on success."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ExportError(f"the output path {out} is a file", where=str(out), hint="choose another output folder")
+    return _artifact(out, expected_bytes, atomic_directory, what=f"{out.name}/")
+
+
+@contextlib.contextmanager
+def _artifact(out: Path, expected_bytes: int, atomic, *, what: str) -> Iterator[Path]:
     folder = writable_folder(out.parent)
-    check_free_space(folder, expected_bytes, what=f"{out.name}/")
+    check_free_space(folder, expected_bytes, what=what)
     try:
-        with atomic_directory(out) as tmp:
+        with atomic(out) as tmp:
             yield tmp
     except Exception as exc:
         error = _write_failure(exc, out)

@@ -8,10 +8,25 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+# Short questions and answers, half Japanese, that every kind of test trains or chats on.
+QA = [
+    ("What is the capital of France?", "Paris."),
+    ("日本の首都はどこですか？", "東京です。"),
+    ("What is two plus two?", "Four."),
+    ("こんにちは！", "こんにちは。ご用件は何でしょうか？"),
+    ("Name a primary color.", "Red."),
+    ("富士山の高さは？", "3776メートルです。"),
+]
+
 
 def chat(user: str, assistant: str, system: str | None = None) -> dict[str, Any]:
     head = [{"role": "system", "content": system}] if system else []
     return {"messages": [*head, {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+
+
+def write_chat_data(path: Path, examples: int = 60) -> Path:
+    """`examples` chat records cycling through QA."""
+    return write_jsonl(path, [chat(*QA[i % len(QA)]) for i in range(examples)])
 
 
 def write_jsonl(path: Path, records: Iterable[Any], *, encoding: str = "utf-8") -> Path:

@@ -60,6 +60,15 @@ def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return {name: make_adapter(tiny_model_dir, root / name, seed) for seed, name in enumerate(["run.a", "run-b"])}
 
 
+@pytest.fixture(scope="module")
+def hf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The tiny model on transformers with one random adapter, `tuned`, loaded once per module."""
+    adapter = make_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter") / "tuned", seed=1)
+    with TransformersBackend.load(tiny_model_dir, ModelConfig(base=str(tiny_model_dir)),
+                                  adapters={"tuned": adapter}) as backend:
+        yield backend
+
+
 @pytest.fixture
 def backend(tiny_model_dir: Path) -> TransformersBackend:
     return TransformersBackend.load(tiny_model_dir, ModelConfig(base=str(tiny_model_dir)))

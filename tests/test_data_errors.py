@@ -9,7 +9,7 @@ import pytest
 
 from engine.data import check_file, load_examples
 from engine.errors import DataError
-from tests.data_files import chat, write_csv, write_json, write_jsonl, write_lines
+from tests.data_files import chat, write_csv, write_json, write_lines
 
 JAPANESE = '{"text": "日本の首都は東京です。"}\n'
 

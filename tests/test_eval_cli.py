@@ -20,7 +20,7 @@ from evals.cli import ProgressBar
 from evals.targets import examples_sha256
 from tests.cli import TANREN, tanren_env
 from tests.test_chat_transformers import make_adapter, one_torch_thread  # noqa: F401 (autouse fixture)
-from tests.test_training import QA
+from tests.data_files import QA
 from tui.entry import main
 
 

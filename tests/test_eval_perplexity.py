@@ -17,7 +17,7 @@ from engine.errors import DataError
 from engine.messages import Message
 from evals.errors import EvalCancelled, EvalError
 from evals.perplexity import measure_perplexity, model_perplexity, windows
-from tests.test_chat_transformers import make_adapter, one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.test_chat_transformers import hf, one_torch_thread  # noqa: F401 (fixtures)
 
 QA = [("What is the capital of France?", "The capital of France is Paris."),
       ("日本の首都はどこですか？", "日本の首都は東京です。"),
@@ -27,14 +27,6 @@ LONG_TEXT = " ".join(["The capital of France is Paris.", "日本の首都は東�
 
 def _chat(question: str, answer: str, line: int = 1) -> Example:
     return Example((Message("user", question), Message("assistant", answer)), None, f"test.jsonl:{line}")
-
-
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    adapter = make_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter") / "tuned", seed=1)
-    with TransformersBackend.load(tiny_model_dir, ModelConfig(base=str(tiny_model_dir)),
-                                  adapters={"tuned": adapter}) as backend:
-        yield backend
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,15 @@ references from data, and batched greedy answers equal to the chat loop's."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from engine.chat.backend import ChatBackend
-from engine.chat.transformers_backend import TransformersBackend
-from engine.config import ModelConfig
 from engine.data import SAMPLE_HELDOUT, Example, load_examples
 from engine.messages import Message
 from evals.errors import EvalError
 from evals.rouge import RougeTokenizer, measure_rouge, references, rouge_scores
-from tests.test_chat_transformers import make_adapter, one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.test_chat_transformers import hf, one_torch_thread  # noqa: F401 (fixtures)
 
 
 def test_tokens_are_cjk_characters_and_whole_latin_words() -> None:
@@ -70,14 +67,6 @@ def test_missing_references_name_the_example(example: Example, message: str) -> 
 def test_no_examples_is_an_error() -> None:
     with pytest.raises(EvalError, match="no examples"):
         references([])
-
-
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    adapter = make_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter") / "tuned", seed=1)
-    with TransformersBackend.load(tiny_model_dir, ModelConfig(base=str(tiny_model_dir)),
-                                  adapters={"tuned": adapter}) as backend:
-        yield backend
 
 
 def test_batched_greedy_answers_are_the_chat_loops_answers(hf) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +14,10 @@ from engine.errors import ExportError
 from export.gguf import GGUF_DTYPES, supported_architectures, write_gguf
 from export.gguf_vocab import LLAMA3_SPLIT_REGEX, QWEN2_SPLIT_REGEX
 from export.output import check_free_space
+from tests.full_disk import EXPORT_ERROR_EXIT, run_on_a_full_disk
 from tests.llama_cpp_runner import llama_is_end_of_generation, llama_logits, llama_tokenize
 from tests.tiny_model import CORPUS, build_tiny_model, build_tokenizer
 
-REPO = Path(__file__).resolve().parent.parent
 PROMPT = [{"role": "user", "content": "日本の首都は？ What is the capital of France?"}]
 TEXTS = [
     "The capital of France is Paris. I'm sure they've   gone.",
@@ -247,19 +245,8 @@ def test_disk_filling_up_mid_write_leaves_no_file(tiny_model_dir: Path, tmp_path
     """A file-size limit makes the kernel refuse writes past 64 KiB, as a full disk would."""
     out_folder = tmp_path / "out"
     out_folder.mkdir()
-    script = (
-        "import resource, signal, sys\n"
-        "from engine.errors import ExportError\n"
-        "from export.gguf import write_gguf\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))\n"
-        "try:\n"
-        f"    write_gguf({str(tiny_model_dir)!r}, {str(out_folder / 'm.gguf')!r}, dtype='f32')\n"
-        "except ExportError as exc:\n"
-        "    print(exc.render()); sys.exit(3)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
-    assert result.returncode == 3, result.stderr[-2000:]
+    result = run_on_a_full_disk("from export.gguf import write_gguf",
+                                f"write_gguf({str(tiny_model_dir)!r}, {str(out_folder / 'm.gguf')!r}, dtype='f32')")
+    assert result.returncode == EXPORT_ERROR_EXIT, result.stderr[-2000:]
     assert "disk filled up" in result.stdout
     assert list(out_folder.iterdir()) == []

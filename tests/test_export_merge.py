@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +10,10 @@ import pytest
 from engine.errors import ExportError, TanrenError
 from export.adapters import AdapterInput, parse_adapter
 from export.merge import merge_adapters
+from tests.full_disk import EXPORT_ERROR_EXIT, run_on_a_full_disk
 from tests.export_runs import save_lora
 from tests.tiny_model import build_tiny_model
 
-REPO = Path(__file__).resolve().parent.parent
 IDS = [[5, 17, 42, 99, 7, 300, 12], [1, 2, 3, 4, 250, 251]]
 
 
@@ -140,21 +137,10 @@ def test_disk_filling_up_during_the_merge_leaves_no_folder(tiny_model_dir, adapt
     """A file-size limit makes the kernel refuse writes past 64 KiB, as a full disk would."""
     out = tmp_path / "out"
     out.mkdir()
-    script = (
-        "import resource, signal, sys\n"
-        "from engine.errors import ExportError\n"
-        "from export.adapters import AdapterInput\n"
-        "from export.merge import merge_adapters\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))\n"
-        "try:\n"
-        f"    merge_adapters({str(tiny_model_dir)!r}, [AdapterInput('qv', __import__('pathlib').Path({str(adapters['qv'])!r}))], "
-        f"{str(out / 'merged')!r})\n"
-        "except ExportError as exc:\n"
-        "    print(exc.render()); sys.exit(3)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
-    assert result.returncode == 3, result.stderr[-2000:]
+    result = run_on_a_full_disk(
+        "from pathlib import Path\nfrom export.adapters import AdapterInput\nfrom export.merge import merge_adapters",
+        f"merge_adapters({str(tiny_model_dir)!r}, [AdapterInput('qv', Path({str(adapters['qv'])!r}))], "
+        f"{str(out / 'merged')!r})")
+    assert result.returncode == EXPORT_ERROR_EXIT, result.stderr[-2000:]
     assert "disk filled up" in result.stdout
     assert list(out.iterdir()) == []

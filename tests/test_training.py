@@ -19,27 +19,11 @@ from engine.runs.rundir import RunDir, RunError, create_run, open_run, remove_ru
 from engine.train import worker
 from engine.train.checkpoints import STAGING_PREFIX, complete_checkpoints
 from tests.cli import TANREN, tanren, tanren_env
-
-QA = [
-    ("What is the capital of France?", "Paris."),
-    ("日本の首都はどこですか？", "東京です。"),
-    ("What is two plus two?", "Four."),
-    ("こんにちは！", "こんにちは。ご用件は何でしょうか？"),
-    ("Name a primary color.", "Red."),
-    ("富士山の高さは？", "3776メートルです。"),
-]
-
+from tests.data_files import write_chat_data
 
 @pytest.fixture
 def chat_file(tmp_path: Path) -> Path:
-    path = tmp_path / "chat.jsonl"
-    lines = [
-        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
-                   ensure_ascii=False)
-        for i in range(80) for q, a in [QA[i % len(QA)]]
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_chat_data(tmp_path / "chat.jsonl", examples=80)
 
 
 def _config(base: Path, data: Path, *overrides: str) -> RunConfig:

@@ -10,7 +10,8 @@ from textual.widgets import Input, Static
 
 from engine.chat.backend import ChatTarget
 from engine.paths import Home
-from tests.tui_helpers import fixed_system, pace, type_text, wait_until, write_chat_data
+from tests.data_files import write_chat_data
+from tests.tui_helpers import fixed_system, pace, type_text, wait_until
 from tui.app import TanrenApp
 from tui.screens.chat import ChatParamsScreen, ChatPane, ChatScreen
 from tui.screens.data import TRAINED_STYLE

@@ -16,7 +16,8 @@ from textual.widgets import DataTable, Input, OptionList, Static
 from engine.chat.pool import TargetSpec
 from engine.paths import Home
 from evals.evaluate import RESULTS_FILE
-from tests.tui_helpers import finished_run, fixed_system, wait_until, write_chat_data
+from tests.data_files import write_chat_data
+from tests.tui_helpers import finished_run, fixed_system, wait_until
 from tui.app import TanrenApp
 from tui.screens.chat import ChatPane
 

@@ -11,7 +11,8 @@ from textual.widgets import Input, Log, Select, Static
 from engine.paths import Home
 from engine.runs.rundir import RunError, open_run
 from engine.runs.training import resume_training
-from tests.tui_helpers import finished_run, fixed_system, type_text, wait_until, write_chat_data
+from tests.data_files import write_chat_data
+from tests.tui_helpers import finished_run, fixed_system, type_text, wait_until
 from tui.app import TanrenApp
 from tui.screens.new_run import NewRunScreen
 from tui.screens.train import TrainScreen

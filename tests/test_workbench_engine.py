@@ -18,7 +18,8 @@ from engine.runs.progress import FollowedRun, RunProgress
 from engine.runs.rundir import RunError, create_run
 from engine.runs.training import start_training
 from engine.system import parse_gpu_line, sample_system
-from tests.tui_helpers import finished_run, write_chat_data
+from tests.data_files import write_chat_data
+from tests.tui_helpers import finished_run
 from tui.widgets.loss_plot import plot_cells
 
 

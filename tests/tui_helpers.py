@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from textual.pilot import Pilot
 
@@ -14,17 +13,6 @@ from engine.events import Log, Metrics, Progress, Status
 from engine.paths import Home
 from engine.runs.rundir import RunDir, create_run
 from engine.system import GpuSample, SystemSample
-from tests.data_files import chat, write_jsonl
-
-QA = [
-    ("What is the capital of France?", "Paris."),
-    ("日本の首都はどこですか？", "東京です。"),
-    ("What is two plus two?", "Four."),
-    ("こんにちは！", "こんにちは。ご用件は何でしょうか？"),
-    ("Name a primary color.", "Red."),
-    ("富士山の高さは？", "3776メートルです。"),
-]
-
 
 async def wait_until(pilot: Pilot, condition, what: str, timeout: float = 300.0) -> None:
     """Let the app run until `condition()` holds; the machine may be busy, so the timeout is generous."""
@@ -61,10 +49,6 @@ def pace(monkeypatch, owner: type, name: str, seconds: float) -> None:
 
 async def type_text(pilot: Pilot, text: str) -> None:
     await pilot.press(*text)
-
-
-def write_chat_data(path: Path, examples: int = 60) -> Path:
-    return write_jsonl(path, [chat(*QA[i % len(QA)]) for i in range(examples)])
 
 
 def fixed_system(_home: Home) -> SystemSample:

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import sys
 
+from engine.cli import add_loading_options, loading_config
 from engine.config import GenerationConfig, ModelConfig, RunConfig, apply_overrides
 from engine.errors import TanrenError
 from engine.messages import Message
@@ -55,10 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--context", type=int, default=4096, help="longest prompt + answer in tokens (default 4096)")
     parser.add_argument("--load", metavar="NAME", help="continue a saved chat")
     parser.add_argument("--save", metavar="NAME", help="save the chat to $TANREN_HOME/chats/NAME.jsonl")
-    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                        help="transformers weights dtype")
-    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle-based .bin/.pt weights")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run Python code shipped with the model")
+    add_loading_options(parser)
     parser.set_defaults(handler=_chat)
 
 
@@ -109,8 +107,7 @@ class _Chat:
         self.backend = self.current = self.other = None
 
     def _model_config(self, spec: str) -> ModelConfig:
-        return ModelConfig(base=spec, dtype=self.args.dtype, allow_pickle=self.args.allow_pickle,
-                           trust_remote_code=self.args.trust_remote_code)
+        return loading_config(self.args, base=spec)
 
     def _open(self, stack: contextlib.ExitStack, spec: str, backend: str, adapters=()):
         from engine.chat.targets import open_backend

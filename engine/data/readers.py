@@ -113,11 +113,7 @@ def _parse(text: str) -> Any:
 
 def _jsonl(path: Path, progress: Progress) -> Iterator[Record]:
     with path.open("rb") as handle:
-        size, done = _size(handle), 0
-        for line, raw in enumerate(handle, 1):
-            done += len(raw)
-            if line == 1:
-                raw = raw.removeprefix(UTF8_BOM)
+        for line, raw in _numbered_lines(handle, progress):
             try:
                 # Without its line break, which json would call a control character in an open string.
                 value = _parse(raw.rstrip(b"\r\n").decode("utf-8"))
@@ -134,9 +130,17 @@ def _jsonl(path: Path, progress: Progress) -> Iterator[Record]:
             if b"\\ud" in raw or b"\\uD" in raw:  # rare: check the escapes form whole characters
                 value = _with_whole_characters(value)
             yield line, value
-            if line % PROGRESS_EVERY == 0:
-                progress(done / size)
         progress(1.0)
+
+
+def _numbered_lines(handle: BinaryIO, progress: Progress) -> Iterator[tuple[int, bytes]]:
+    """The file's lines numbered from 1, the BOM dropped, with progress every few thousand lines."""
+    size, done = _size(handle), 0
+    for line, raw in enumerate(handle, 1):
+        done += len(raw)
+        yield line, (raw.removeprefix(UTF8_BOM) if line == 1 else raw)
+        if line % PROGRESS_EVERY == 0:
+            progress(done / size)
 
 
 _TOO_DEEP = RecordError("invalid-json", "nested too deeply")
@@ -160,17 +164,11 @@ class _NotUtf8(Exception):
 
 def _text_lines(path: Path, handle: BinaryIO, progress: Progress) -> Iterator[str]:
     """Decoded lines (BOM dropped); raises _NotUtf8 at the first line that is not UTF-8."""
-    size, done = _size(handle), 0
-    for line, raw in enumerate(handle, 1):
-        done += len(raw)
-        if line == 1:
-            raw = raw.removeprefix(UTF8_BOM)
+    for line, raw in _numbered_lines(handle, progress):
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _NotUtf8(line, not_utf8(path, raw, exc.start)) from None
-        if line % PROGRESS_EVERY == 0:
-            progress(done / size)
 
 
 def _csv(path: Path, delimiter: str, progress: Progress) -> Iterator[Record]:
