@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.chat.backend import ChatBackend
-from engine.data import Example, ensure_chat_template, load_examples, render_example
+from engine.data import Example, ensure_chat_template, load_examples, render_examples
 from engine.paths import Home
 from evals.errors import EvalCancelled, EvalError
 
@@ -126,8 +126,7 @@ def _jobs(backend: ChatBackend, examples: Sequence[Example], *, window: int, str
     jobs: list[_Window] = []
     measured = 0
     ensure_chat_template(backend.tokenizer)  # a base without one is trained with the plain template
-    for example in examples:
-        rendered = render_example(example, backend.tokenizer, max_length=sys.maxsize, assistant_only=assistant_only)
+    for rendered in render_examples(examples, backend.tokenizer, max_length=sys.maxsize, assistant_only=assistant_only):
         ids, mask = rendered.input_ids, rendered.assistant_mask
         found = [_Window(ids[begin:end], first - begin, mask[first:end])
                  for begin, end, first in windows(len(ids), max_length=window, stride=stride) if any(mask[first:end])]

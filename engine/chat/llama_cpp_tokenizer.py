@@ -1,7 +1,7 @@
 """llama.cpp's tokenizer behind the part of the HF tokenizer interface that data rendering uses.
 
-`engine.data.render_example` renders a conversation with `apply_chat_template`, tokenizes it
-with `tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)` and marks the
+`engine.data.render_examples` renders a conversation with `apply_chat_template`, tokenizes a batch
+of them with `tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)` and marks the
 assistant's tokens by their character offsets. Offering those few members over llama.cpp lets
 a GGUF file be scored on exactly the tokens llama.cpp runs (the chat prompt's tokenization:
 the template rendered by the same renderer, special tokens parsed, BOS only where the template
@@ -45,8 +45,15 @@ class LlamaCppTokenizer:
         return render_chat(self.chat_template, from_dicts(conversation), special_tokens=self._special_tokens,
                            model=self._model, add_generation_prompt=add_generation_prompt)
 
-    def __call__(self, text: str, *, add_special_tokens: bool = True,
+    def __call__(self, text: str | Sequence[str], *, add_special_tokens: bool = True,
                  return_offsets_mapping: bool = False) -> dict[str, Any]:
+        """Like a HF tokenizer: one text gives lists, a batch of texts gives lists of lists."""
+        if isinstance(text, str):
+            return self._encode(text, add_special_tokens, return_offsets_mapping)
+        encodings = [self._encode(one, add_special_tokens, return_offsets_mapping) for one in text]
+        return {key: [encoding[key] for encoding in encodings] for key in (encodings[0] if encodings else {})}
+
+    def _encode(self, text: str, add_special_tokens: bool, return_offsets_mapping: bool) -> dict[str, Any]:
         ids = self._llm.tokenize(text.encode("utf-8"), add_bos=add_special_tokens and self._adds_bos, special=True)
         encoding: dict[str, Any] = {"input_ids": ids}
         if return_offsets_mapping:

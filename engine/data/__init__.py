@@ -5,7 +5,7 @@ from engine.data.example import Example
 from engine.data.formats import FORMATS
 from engine.data.lengths import LengthStats
 from engine.data.loading import load_examples
-from engine.data.render import Rendered, ensure_chat_template, render_example
+from engine.data.render import Rendered, ensure_chat_template, render_example, render_examples
 from engine.data.bundled import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, SAMPLES_DIR
 from engine.data.split import Splits, load_splits, split_examples
 
@@ -26,5 +26,6 @@ __all__ = [
     "load_examples",
     "load_splits",
     "render_example",
+    "render_examples",
     "split_examples",
 ]

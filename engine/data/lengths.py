@@ -15,6 +15,7 @@ tokenizer does ~25k short strings/s), so:
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from engine.data.render import (
     chat_text,
     ensure_chat_template,
     render_example,
+    render_examples,
     rendered_lengths,
     rendered_text,
 )
@@ -82,6 +84,7 @@ class TokenLengths:
         self.overheads: dict[tuple[str, ...], int | DataError] = {}
         self.sample: list[Example] = []
         self.sample_size, self.random, self.seen = sample_size, random.Random(seed), 0
+        self.weight, self.next_kept = 1.0, 0  # for _skip_ahead
         self.failed: set[str] = set()  # sources already reported as template errors
         self.pending: list[Example] = []  # past the byte bound, to be measured exactly
         self.too_long = 0
@@ -120,14 +123,9 @@ class TokenLengths:
 
     def stats(self) -> LengthStats | None:
         self.flush()
-        lengths, trained = [], 0
-        for example in self.sample:
-            rendered = self._render(example, max_length=1 << 30)
-            if rendered is None:
-                continue
-            lengths.append(len(rendered.input_ids))
-            trained += sum(rendered.assistant_mask)
-        return length_stats("tokens", lengths, self.seen, trained)
+        rendered = render_examples(self.sample, self.tokenizer, max_length=1 << 30, on_error=self._template_error)
+        lengths = [len(r.input_ids) for r in rendered]
+        return length_stats("tokens", lengths, self.seen, sum(sum(r.assistant_mask) for r in rendered))
 
     def _overhead(self, roles: tuple[str, ...], source: str) -> int | DataError:
         if not roles:
@@ -142,10 +140,21 @@ class TokenLengths:
         self.seen += 1
         if len(self.sample) < self.sample_size:
             self.sample.append(example)
-            return
-        slot = self.random.randrange(self.seen)
-        if slot < self.sample_size:
-            self.sample[slot] = example
+            if len(self.sample) == self.sample_size:
+                self._skip_ahead()
+        elif self.seen == self.next_kept:
+            self.sample[self.random.randrange(self.sample_size)] = example
+            self._skip_ahead()
+
+    def _skip_ahead(self) -> None:
+        """Li's Algorithm L: draw which later example enters the sample next, instead of
+        drawing a random number for every example (a uniform sample all the same)."""
+        self.weight *= math.exp(math.log(self._uniform()) / self.sample_size)
+        self.next_kept = self.seen + 1 + math.floor(math.log(self._uniform()) / math.log1p(-self.weight))
+
+    def _uniform(self) -> float:
+        """Uniform in (0, 1): both logarithms above need it above 0."""
+        return 1.0 - self.random.random()
 
     def _template_error(self, example: Example, error: DataError) -> None:
         if example.source not in self.failed:

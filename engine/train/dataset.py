@@ -39,12 +39,10 @@ def build_datasets(config: RunConfig, tokenizer, events: EventLog) -> TrainData:
 def _tokenize(examples: Sequence, tokenizer, config: RunConfig) -> tuple[Any, int, int]:
     from datasets import Dataset
 
-    from engine.data import render_example
+    from engine.data import render_examples
 
-    rendered = [
-        render_example(e, tokenizer, max_length=config.data.max_length, assistant_only=config.data.assistant_only_loss)
-        for e in examples
-    ]
+    rendered = render_examples(examples, tokenizer, max_length=config.data.max_length,
+                               assistant_only=config.data.assistant_only_loss)
     dataset = Dataset.from_dict({
         "input_ids": [r.input_ids for r in rendered],
         "assistant_masks": [r.assistant_mask for r in rendered],
