@@ -90,7 +90,7 @@ class TokenLengths:
         self.too_long = 0
 
     def add(self, example: Example) -> None:
-        roles = tuple(m.role for m in example.messages)
+        roles = tuple([m.role for m in example.messages])
         overhead = self.overheads.get(roles)
         if overhead is None:
             overhead = self.overheads[roles] = self._overhead(roles, example.source)
