@@ -233,8 +233,13 @@ class _Export:
 
     def _outcome(self, verification: Verification) -> ExportOutcome:
         if not verification.passed:
-            return ExportOutcome(False, f"verification failed: {verification.failures[0]}",
-                                 f"details in {self.out / MANIFEST}; the Ollama model was not created")
+            hint = f"details in {self.out / MANIFEST}; the Ollama model was not created"
+            failed = {m.name for m in verification.models if m.failures}
+            passed = [quant for quant in self.request.quants if quant not in failed]
+            if passed and "f16" not in failed:  # the conversion is sound; some quantization costs too much
+                hint += (f". {', '.join(q.upper() for q in passed)} passed (small models lose more to 4-bit "
+                         f"quantization): `tanren export {self.run_dir.name} --quant {','.join(passed)}`")
+            return ExportOutcome(False, f"verification failed: {verification.failures[0]}", hint)
         deltas = ", ".join(f"{m.name.upper()} {m.perplexity_delta:+.2%}" for m in verification.models
                            if m.perplexity_delta is not None)
         return ExportOutcome(True, f"verified (perplexity {deltas}); files in {self.out}")

@@ -132,17 +132,19 @@ def test_push_needs_a_token_and_network_and_says_so(exported, tmp_path) -> None:
 
 
 def test_failed_verification_fails_the_export_and_is_not_pushed(tiny_model_dir, home, monkeypatch) -> None:
-    """A limit no file can meet stands for a quantization that lost too much quality."""
-    monkeypatch.setitem(verify.PERPLEXITY_LIMITS, "q8_0", (-1.0, "f16"))
+    """A limit no file can meet stands for a quantization that lost too much quality; the files
+    that passed are named, with the command that exports only them."""
+    monkeypatch.setitem(verify.PERPLEXITY_LIMITS, "q4_k_m", (-1.0, "f16"))
     run_with_adapter(home, tiny_model_dir, "strict")
-    export = create_export(prepare_export("strict", home, quants="q8_0", ollama="strict"), home)
+    export = create_export(prepare_export("strict", home, quants="q8_0,q4_k_m", ollama="strict"), home)
     previous = signal.getsignal(signal.SIGTERM)
     try:
         assert worker.main([str(export.path)]) == 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     status = export.status()
-    assert status.state == "failed" and status.reason.startswith("verification failed: Q8_0 perplexity")
+    assert status.state == "failed" and status.reason.startswith("verification failed: Q4_K_M perplexity")
+    assert "Q8_0 passed" in status.hint and "`tanren export strict --quant q8_0`" in status.hint
     manifest = read_manifest(export.out)
     assert manifest["status"] == "failed" and "at most -100% is allowed" in manifest["error"]
     assert manifest["ollama"]["created"] is False
