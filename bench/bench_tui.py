@@ -1,9 +1,12 @@
 """The workbench's responsiveness in a real terminal (tmux): cold start to first frame, and
-key-to-render latency with the machine idle and while a training run trains and is followed live.
+key-to-render latency with the machine idle and while a training run trains and is followed live:
+for the heaviest key (switching between the Dashboard and the Train screen, which redraws the
+whole terminal) and the most frequent one (a character typed into the chat prompt).
 
-Each figure is measured from outside, as a user sees it: tmux sends the key (or starts the
-process) and `capture-pane` is polled until the screen shows the result. Polling costs a few
-milliseconds per look, so the figures include that much measurement overhead.
+Each figure is measured from outside, as a user sees it: a cold start polls `capture-pane`
+every 10 ms until the first frame shows; a key's latency runs from tmux sending it until the
+application's output carrying the result reaches tmux's control-mode client (no polling). A
+minimal Textual app with two near-empty screens gives the floor for this machine.
 
     PYTHONPATH=. python bench/bench_tui.py [--starts 5] [--keys 40] [--base MODEL]
 
@@ -178,6 +181,16 @@ def switch_latencies(terminal: Terminal, count: int, train_marker: str) -> tuple
     return times, max(0.0, cpu) / count
 
 
+def typing_latencies(terminal: Terminal, count: int) -> list[float]:
+    """On the Chat screen, whose prompt has the focus: each typed character's time to its echo."""
+    terminal.tmux("send-keys", "-t", "bench", "4")
+    terminal.wait_for("Enter sends")
+    times = [terminal.key_latency("z", "z" * typed) for typed in range(1, count + 1)]
+    terminal.tmux("send-keys", "-t", "bench", "C-u", "F1")  # empty the prompt, back to the Dashboard
+    terminal.wait_for("Base models")
+    return times
+
+
 def import_time() -> float:
     code = "import time; t = time.perf_counter(); import tui.app; print(time.perf_counter() - t)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
@@ -226,6 +239,7 @@ def main() -> None:
         terminal = Terminal(home)
         terminal.start()
         idle, idle_cpu = switch_latencies(terminal, args.keys, "No run yet")
+        idle_typing = typing_latencies(terminal, args.keys)
         terminal.stop()
 
         subprocess.run([str(TANREN), "train", "--base", base, "--data", str(SAMPLE), "--name", "bench",
@@ -244,6 +258,7 @@ def main() -> None:
             time.sleep(5)
             following = (terminal.cpu_s() - following_start) / (time.perf_counter() - wall)
             training, training_cpu = switch_latencies(terminal, args.keys, "/100,000 steps")
+            training_typing = typing_latencies(terminal, args.keys)
         finally:
             terminal.stop()
             subprocess.run([str(TANREN), "stop", "bench"], env={**os.environ, "TANREN_HOME": str(home)},
@@ -251,6 +266,8 @@ def main() -> None:
         report("  floor: minimal Textual app, key to new screen", minimal, minimal_cpu)
         report("key to new screen, idle", idle, idle_cpu)
         report("key to new screen, while a run trains", training, training_cpu)
+        report("typed character to its echo, idle", idle_typing)
+        report("typed character to its echo, while a run trains", training_typing)
         print(f"CPU used by the workbench while it follows the training run (on the Dashboard): "
               f"{following:.1%} of one core")
         print(f"p95 while training / idle: {p95(training) / p95(idle):.2f}x; load average now "
