@@ -10,7 +10,8 @@ tokenizer does ~25k short strings/s), so:
 - Template: the template overhead is rendered once per distinct sequence of roles, so a
   template that refuses a role sequence (e.g. a system turn) is reported for every record.
 - Statistics: the length distribution comes from a seeded reservoir sample of examples,
-  rendered exactly (all examples when there are fewer than the sample size).
+  rendered exactly (all examples when there are fewer than the sample size); the share of
+  trained tokens from a random quarter of that sample, as locating the answers costs more.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from engine.errors import DataError
 from engine.messages import Message
 
 SAMPLE_SIZE = 1000
+TRAINED_SAMPLE_SIZE = 250
 BATCH = 64
 SLACK = 8  # tokens, for merges across the template/content boundaries
 
@@ -56,7 +58,8 @@ class LengthStats:
     trained_share: float | None  # share of tokens that are trained (tokens only)
 
 
-def length_stats(unit: str, lengths: Sequence[int], examples: int, trained: int | None = None) -> LengthStats | None:
+def length_stats(unit: str, lengths: Sequence[int], examples: int,
+                 trained_share: float | None = None) -> LengthStats | None:
     """Distribution of `lengths` (one per measured example; an array of millions is fine)."""
     import numpy as np
 
@@ -71,7 +74,7 @@ def length_stats(unit: str, lengths: Sequence[int], examples: int, trained: int 
     return LengthStats(
         unit=unit, measured=len(ordered), examples=examples, total=round(total * examples / len(ordered)),
         min=pick(0.0), p50=pick(0.5), p90=pick(0.9), p99=pick(0.99), max=int(ordered[-1]),
-        trained_share=None if trained is None else trained / max(1, total),
+        trained_share=trained_share,
     )
 
 
@@ -109,13 +112,7 @@ class TokenLengths:
 
     def flush(self) -> None:
         """Measure the pending examples exactly and report those longer than max_length."""
-        measured, texts = [], []
-        for example in self.pending:
-            try:
-                texts.append(rendered_text(example, self.tokenizer))
-                measured.append(example)
-            except DataError as error:
-                self._template_error(example, error)
+        measured, texts = self._texts(self.pending)
         self.pending = []
         for example, length in zip(measured, rendered_lengths(measured, texts, self.tokenizer)):
             if length > self.max_length:
@@ -123,9 +120,24 @@ class TokenLengths:
 
     def stats(self) -> LengthStats | None:
         self.flush()
-        rendered = render_examples(self.sample, self.tokenizer, max_length=1 << 30, on_error=self._template_error)
-        lengths = [len(r.input_ids) for r in rendered]
-        return length_stats("tokens", lengths, self.seen, sum(sum(r.assistant_mask) for r in rendered))
+        measured, texts = self._texts(self.sample)
+        # The trained share needs each answer located (two more template renderings per turn),
+        # so it comes from a smaller random part of the sample.
+        part = sorted(self.random.sample(range(len(measured)), min(TRAINED_SAMPLE_SIZE, len(measured))))
+        masked = render_examples([measured[i] for i in part], self.tokenizer, max_length=1 << 30)
+        trained = sum(sum(r.assistant_mask) for r in masked) / max(1, sum(len(r.input_ids) for r in masked))
+        return length_stats("tokens", rendered_lengths(measured, texts, self.tokenizer), self.seen, trained)
+
+    def _texts(self, examples: Sequence[Example]) -> tuple[list[Example], list[str]]:
+        """The examples the chat template renders, and their texts; the others are reported."""
+        measured, texts = [], []
+        for example in examples:
+            try:
+                texts.append(rendered_text(example, self.tokenizer))
+                measured.append(example)
+            except DataError as error:
+                self._template_error(example, error)
+        return measured, texts
 
     def _overhead(self, roles: tuple[str, ...], source: str) -> int | DataError:
         if not roles:
