@@ -28,14 +28,15 @@ class Tmux:
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "tanren")
 
-    def wait_for(self, text: str, timeout: float = 120.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 120.0) -> str:
+        """The screen once it shows every one of `texts`: a capture can catch a frame half written."""
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen()
-            if text in screen:
+            if all(text in screen for text in texts):
                 return screen
             if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} did not appear within {timeout:.0f} s; the screen:\n{screen}")
+                raise AssertionError(f"{texts!r} did not all appear within {timeout:.0f} s; the screen:\n{screen}")
             time.sleep(0.2)
 
 
@@ -51,8 +52,7 @@ def test_tanren_opens_moves_through_the_screens_and_quits_cleanly(tmux: Tmux, ho
     command = f"{TANREN}; echo tanren-exit=$?; sleep 600"
     tmux("new-session", "-d", "-s", "tanren", "-x", "80", "-y", "24", "-e", f"TANREN_HOME={env['TANREN_HOME']}",
          "-e", f"PYTHONPATH={env.get('PYTHONPATH', '')}", "-e", "TERM=xterm-256color", command)
-    screen = tmux.wait_for("smollm2-135m-instruct")  # the models table, filled by a worker
-    assert "1 Dashboard" in screen and "4 Chat" in screen and "Base models" in screen
+    tmux.wait_for("smollm2-135m-instruct", "1 Dashboard", "4 Chat", "Base models")  # a worker fills the models
     for key, expected in (("2", "sample · ja_en_chat.jsonl"), ("3", "No run yet"), ("4", "Enter sends"),
                           ("F5", "No trained run yet"), ("6", "No trained run to export"), ("F2", "Pick a file"),
                           ("1", "Base models")):
