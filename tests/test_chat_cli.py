@@ -49,6 +49,19 @@ def test_adapter_by_run_name_and_compare_with_base(run_with_adapter, monkeypatch
     assert "-- identical answers" in capsys.readouterr().out
 
 
+def test_a_run_name_chats_with_its_base_and_adapter(home: Home, tiny_model_dir: Path, capsys) -> None:
+    from tests.export_runs import run_with_adapter as finished_run
+
+    finished_run(home, tiny_model_dir, "tuned")
+    args = ["--prompt", "hello", "--temperature", "0", "--max-new-tokens", "8"]
+    assert main(["chat", "tuned", *args, "--vs", "base"]) == 0
+    out = capsys.readouterr().out
+    name = tiny_model_dir.name
+    assert f"== {name} [transformers] + tuned ==" in out and f"== {name} [transformers] ==" in out
+    assert main(["chat", "not-a-run", *args]) == 1
+    assert "unknown model 'not-a-run'" in capsys.readouterr().err
+
+
 def test_save_then_continue_a_chat(home: Home, tiny_model_dir: Path, capsys) -> None:
     args = ["chat", str(tiny_model_dir), "--max-new-tokens", "4", "--seed", "2"]
     assert main([*args, "--prompt", "日本の首都は？", "--save", "first"]) == 0

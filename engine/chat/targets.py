@@ -45,6 +45,21 @@ def is_adapter(spec: str, home: Home) -> bool:
     return True
 
 
+def run_target(name: str, home: Home) -> tuple[str, str | None] | None:
+    """A finished run named as what to chat with: (its base, its adapter) for a LoRA run, (its
+    model folder, None) for a full fine-tune; None when `name` is no trained run."""
+    if "/" in name or name.startswith(".") or not home.run_dir(name).is_dir():
+        return None
+    from engine.runs.rundir import open_run
+
+    run = open_run(name, home)
+    if (run.adapter / "adapter_config.json").is_file():
+        return run.config().model.base, name
+    if (run.path / "model" / "config.json").is_file():
+        return str(run.path / "model"), None
+    return None
+
+
 def open_backend(config: ModelConfig, home: Home, *, backend: str = "auto", adapters: Sequence[AdapterRef] = (),
                  max_context: int = DEFAULT_MAX_CONTEXT,
                  on_status: Callable[[str], None] = lambda _m: None) -> ChatBackend:

@@ -42,9 +42,21 @@ def loading_config(args: argparse.Namespace, **fields) -> ModelConfig:
                        **fields)
 
 
+def _quiet_libraries() -> None:
+    """Libraries' notices to their own users (transformers' v6 renames, bitsandbytes' optional
+    kernels) would clutter a terminal chat or a command's output; tanren's own errors still show."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
 def run(argv: Sequence[str], registrars: Sequence[Registrar]) -> int:
     parser = build_parser(registrars)
     args = parser.parse_args(list(argv))
+    _quiet_libraries()
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

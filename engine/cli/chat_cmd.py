@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import dataclasses
 import sys
+from pathlib import Path
 
 from engine.cli import add_loading_options, loading_config
 from engine.config import GenerationConfig, ModelConfig, RunConfig, apply_overrides
@@ -36,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=HELP,
     )
     parser.add_argument("target", nargs="?", help=f"base model: built-in name, HF folder, cached hub id or a .gguf "
-                        f"file (default: the loaded chat's, else {DEFAULT_MODEL})")
+                        f"file; or a finished run: its base with its adapter (default: the loaded chat's, "
+                        f"else {DEFAULT_MODEL})")
     parser.add_argument("--adapter", action="append", default=[], metavar="RUN",
                         help="a run name or PEFT adapter folder to load onto the base (repeatable; the first is active)")
     parser.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto",
@@ -60,6 +62,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_chat)
 
 
+def _run_as_target(args: argparse.Namespace, home: Home) -> None:
+    """`tanren chat RUN` chats with what the run trained: its base with its adapter on top."""
+    from engine.chat.targets import run_target
+    from engine.models.registry import BUILTIN_MODELS
+
+    if not args.target or args.target in BUILTIN_MODELS or Path(args.target).expanduser().exists():
+        return  # a model by that name comes first
+    found = run_target(args.target, home)
+    if found is not None:
+        args.target, adapter = found
+        args.adapter = ([adapter] if adapter else []) + args.adapter
+
+
 def _chat(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
@@ -67,6 +82,7 @@ def _chat(args: argparse.Namespace) -> int:
 
     hf_logging.disable_progress_bar()  # a weights-loading bar would garble the terminal chat
     home = Home.from_env()
+    _run_as_target(args, home)
     session = load_session(home, args.load) if args.load else ChatSession(target=args.target or DEFAULT_MODEL)
     params = _params(args, session.params)
     chat = _Chat(home, args, target=args.target or session.target or DEFAULT_MODEL,
