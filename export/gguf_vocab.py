@@ -6,11 +6,15 @@ answers worse without any error. llama.cpp's converter guesses the name from a h
 test string's token ids, which only knows published vocabularies; a tokenizer we trained or
 extended would not match. We read the pre-tokenizer's structure from tokenizer.json instead and
 accept only the structures whose llama.cpp twin is known, refusing anything else.
+
+SentencePiece BPE tokenizers (Llama 2, Mistral v0.x; byte fallback, "▁" for spaces) go to
+llama.cpp's own "llama" vocabulary, which needs a score per token instead of a merge list.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,8 @@ def add_tokenizer(writer, folder: Path, *, vocab_size: int) -> None:
     import gguf
 
     tokenizer_json = _read_tokenizer_json(folder)
+    if is_sentencepiece_bpe(tokenizer_json):
+        return _add_sentencepiece_bpe(writer, folder, tokenizer_json, vocab_size=vocab_size)
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(pre_tokenizer_name(tokenizer_json, folder))
     tokenizer = _load_tokenizer(folder)
@@ -52,6 +58,49 @@ def add_tokenizer(writer, folder: Path, *, vocab_size: int) -> None:
     special.add_to_gguf(writer, quiet=True)
 
 
+def is_sentencepiece_bpe(tokenizer_json: dict[str, Any]) -> bool:
+    """The HF form of a SentencePiece BPE model (Llama 2, Mistral v0.1-v0.3): BPE over "▁"-escaped
+    text, with bytes as <0xXX> tokens for characters outside the vocabulary."""
+    model = tokenizer_json.get("model") or {}
+    return model.get("type") == "BPE" and bool(model.get("byte_fallback"))
+
+
+def _add_sentencepiece_bpe(writer, folder: Path, tokenizer_json: dict[str, Any], *, vocab_size: int) -> None:
+    """llama.cpp's "llama" tokenizer merges the adjacent pair whose joined token scores highest,
+    so each token scores minus the rank of the first merge that makes it: the same merges, in
+    the same order, as the HF tokenizer's."""
+    import gguf
+
+    tokenizer = _load_tokenizer(folder)
+    tokens, types = _tokens_and_types(tokenizer, vocab_size, folder)
+    byte_token = re.compile(r"<0x[0-9A-F]{2}>")
+    types = [gguf.TokenType.BYTE if byte_token.fullmatch(token) else kind for token, kind in zip(tokens, types)]
+    if tokenizer.unk_token_id is not None:
+        types[tokenizer.unk_token_id] = gguf.TokenType.UNKNOWN
+    scores = [0.0] * len(tokens)
+    index = {token: token_id for token_id, token in enumerate(tokens)}
+    for rank, merge in enumerate(tokenizer_json["model"].get("merges") or []):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        token_id = index.get(left + right)
+        if token_id is not None and scores[token_id] == 0.0:
+            scores[token_id] = -float(rank + 1)
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_add_space_prefix(_prepends_space(tokenizer_json))
+    special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=vocab_size)
+    special.add_special_token.update(_adds_bos_eos(tokenizer))
+    special.add_to_gguf(writer, quiet=True)
+
+
+def _prepends_space(tokenizer_json: dict[str, Any]) -> bool:
+    """Whether the text gets a leading "▁" (Llama 2's normalizer, or a Metaspace pre-tokenizer)."""
+    text = json.dumps([tokenizer_json.get("normalizer"), tokenizer_json.get("pre_tokenizer")])
+    return '"Prepend"' in text or '"prepend_scheme": "always"' in text or '"prepend_scheme": "first"' in text
+
+
 def pre_tokenizer_name(tokenizer_json: dict[str, Any], folder: Path) -> str:
     model = tokenizer_json.get("model") or {}
     where = str(Path(folder) / "tokenizer.json")
@@ -59,7 +108,8 @@ def pre_tokenizer_name(tokenizer_json: dict[str, Any], folder: Path) -> str:
     if model.get("type") != "BPE" or model.get("byte_fallback") or decoder != "ByteLevel":
         raise ExportError(
             "GGUF export supports byte-level BPE tokenizers (GPT-2 style, as in SmolLM2, Qwen2 "
-            "and Llama 3); this tokenizer is of another kind (e.g. SentencePiece)",
+            "and Llama 3) and SentencePiece BPE ones with byte fallback (Llama 2, Mistral); this tokenizer is of "
+            "another kind (e.g. Unigram or WordPiece)",
             where=where, hint="export the merged model with transformers instead, or use a byte-level BPE base",
         )
     steps = _pre_tokenizer_steps(tokenizer_json.get("pre_tokenizer"), where)

@@ -16,7 +16,7 @@ from export.gguf_vocab import LLAMA3_SPLIT_REGEX, QWEN2_SPLIT_REGEX
 from export.output import check_free_space
 from tests.full_disk import EXPORT_ERROR_EXIT, run_on_a_full_disk
 from tests.llama_cpp_runner import llama_is_end_of_generation, llama_logits, llama_tokenize
-from tests.tiny_model import CORPUS, build_tiny_model, build_tokenizer
+from tests.tiny_model import CORPUS, build_sentencepiece_tokenizer, build_tiny_model, build_tokenizer
 
 PROMPT = [{"role": "user", "content": "日本の首都は？ What is the capital of France?"}]
 TEXTS = [
@@ -138,6 +138,24 @@ def test_llama_cpp_tokenizes_like_transformers(pre: str, tmp_path: Path) -> None
         assert llama_tokenize(gguf, text) == hf.encode(text), text
 
 
+def test_sentencepiece_tokenizers_export_and_tokenize_like_transformers(tmp_path: Path) -> None:
+    """Llama 2 / Mistral v0.x style: "▁"-escaped BPE with byte fallback (the emoji and the
+    full-width digits are not in the tiny vocabulary, so they become <0xXX> tokens)."""
+    from transformers import AutoTokenizer
+
+    folder = build_tiny_model(tmp_path / "spm", tokenizer=build_sentencepiece_tokenizer(TOKENIZER_CORPUS),
+                              seed=3, initializer_range=0.2)
+    gguf = write_gguf(folder, tmp_path / "spm.gguf", dtype="f32")
+    fields = _read_fields(gguf)
+    assert fields["tokenizer.ggml.model"] == "llama"
+    hf = AutoTokenizer.from_pretrained(folder)
+    for text in [*TEXTS, "絵文字 🎉 と全角２０２４", "x"]:
+        assert llama_tokenize(gguf, text) == hf.encode(text), text
+    assert any(hf.convert_ids_to_tokens(i).startswith("<0x") for i in hf.encode("🎉"))
+    ids = hf.encode("日本の首都は東京です。 The capital of France is Paris.")
+    _assert_close(llama_logits(gguf, ids), _hf_logits(folder, ids), 5e-3)
+
+
 @pytest.mark.parametrize(("model_type", "config"), [
     ("llama", {"tie_word_embeddings": False}),
     ("mistral", {"sliding_window": None}),
@@ -178,7 +196,7 @@ def test_unsupported_architecture_lists_the_supported_ones(tiny_model_dir: Path,
 
 
 @pytest.mark.parametrize("damage", ["no-config", "no-tokenizer", "no-weights", "missing-shard", "truncated-weights",
-                                    "missing-tensor", "quantized-weights", "sentencepiece"])
+                                    "missing-tensor", "quantized-weights", "wordpiece"])
 def test_broken_model_folders_fail_clearly_and_write_nothing(damage: str, tiny_model_dir: Path, tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
@@ -206,9 +224,9 @@ def test_broken_model_folders_fail_clearly_and_write_nothing(damage: str, tiny_m
         tensors = load_file(weights)
         tensors["model.layers.0.mlp.up_proj.weight"] = torch.zeros((128, 32), dtype=torch.uint8)
         save_file(tensors, weights)
-    elif damage == "sentencepiece":
+    elif damage == "wordpiece":  # a tokenizer llama.cpp's llama/gpt2 vocabularies cannot express
         tokenizer_json = json.loads((folder / "tokenizer.json").read_text())
-        tokenizer_json["model"]["byte_fallback"] = True
+        tokenizer_json["model"]["type"] = "WordPiece"
         (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json))
     with pytest.raises(ExportError) as caught:
         write_gguf(folder, tmp_path / "out" / "model.gguf")

@@ -46,6 +46,33 @@ def build_tokenizer(*, pre_tokenizer=None, ignore_merges: bool = False, corpus: 
     return tokenizer
 
 
+def build_sentencepiece_tokenizer(corpus: list[str] = CORPUS):
+    """A tokenizer of the kind Llama 2 and Mistral v0.x have in HF form: BPE over "▁"-escaped text
+    with a leading "▁", and <0xXX> byte tokens (ordinary vocabulary, as in Llama 2) for characters
+    outside the vocabulary; <s> and </s>, BOS added when encoding."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    byte_tokens = [f"<0x{value:02X}>" for value in range(256)]
+    core = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    core.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    core.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                      decoders.Strip(" ", 1, 0)])
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens],
+                                  show_progress=False)
+    core.train_from_iterator(corpus * 20, trainer=trainer)
+    spec = json.loads(core.to_str())  # the trainer makes byte tokens added ones; Llama 2 has them in the vocabulary
+    spec["added_tokens"] = [token for token in spec["added_tokens"] if not token["content"].startswith("<0x")]
+    core = Tokenizer.from_str(json.dumps(spec))
+    core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="</s>")
+    tokenizer.chat_template = CHAT_TEMPLATE.replace("<|im_start|>", "<s>").replace("<|im_end|>", "</s>")
+    return tokenizer
+
+
 def build_tiny_model(out: Path, *, seed: int = 0, model_type: str = "llama", tokenizer=None, **config) -> Path:
     """Save a tiny random causal LM; `model_type` (llama, mistral, qwen2...), the tokenizer and
     any config field (hidden_size, rope_scaling...) can be changed for tests that need them."""
