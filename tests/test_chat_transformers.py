@@ -219,6 +219,36 @@ def test_a_model_without_chat_template_is_a_clear_error(tiny_model_dir: Path) ->
         list(backend.stream_chat(QUESTION, GREEDY))
 
 
+def test_an_adapter_chats_with_the_template_it_was_trained_with(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A base without a chat template is trained with the plain one, which training saves beside
+    the adapter: chat with the adapter uses it, while the base alone still has none."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from engine.data.render import PLAIN_TEMPLATE
+
+    base = Path(shutil.copytree(tiny_model_dir, tmp_path / "base"))
+    for name in ("chat_template.jinja", "chat_template.json"):
+        (base / name).unlink(missing_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(base)
+    adapter = make_adapter(base, tmp_path / "run" / "adapter", seed=1)
+    tokenizer.chat_template = PLAIN_TEMPLATE
+    tokenizer.save_pretrained(adapter)
+
+    backend = TransformersBackend.load(base, ModelConfig(base=str(base)), adapters={"run": adapter})
+    assert "".join(backend.stream_chat(QUESTION, GREEDY, adapter="run"))
+    expected = tokenizer.apply_chat_template([m.as_dict() for m in QUESTION], add_generation_prompt=True,
+                                             tokenize=False)
+    assert expected.startswith("### User:\n")
+    assert backend.encode(QUESTION, "run") == tokenizer(expected, add_special_tokens=False)["input_ids"]
+    assert backend.last_stats.prompt_tokens == ChatTarget("run", backend, "run").count_tokens(QUESTION)
+    with pytest.raises(TanrenError, match="has no chat template"):
+        list(backend.stream_chat(QUESTION, GREEDY))
+
+
 def test_adapter_errors_are_clear(backend: TransformersBackend, adapters: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(TanrenError, match="not loaded"):
         list(backend.stream_chat(QUESTION, GREEDY, adapter="nope"))

@@ -77,8 +77,9 @@ class ChatBackend(ABC):
         self._busy = threading.Lock()
 
     @abstractmethod
-    def encode(self, messages: Sequence[Message]) -> list[int]:
-        """Prompt token ids: the chat template applied, ending with the assistant's header."""
+    def encode(self, messages: Sequence[Message], adapter: str | None = None) -> list[int]:
+        """Prompt token ids: the chat template (the one `adapter` was trained with, if it saved
+        one) applied, ending with the assistant's header."""
 
     @abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
@@ -113,19 +114,19 @@ class ChatBackend(ABC):
         params = GenerationConfig(temperature=0, repetition_penalty=1.0, max_new_tokens=max_new_tokens, seed=0)
         return ["".join(self.stream_chat(messages, params, adapter=adapter)) for messages in conversations]
 
-    def fitted_prompt(self, messages: Sequence[Message], *, answer_tokens: int) -> list[int]:
+    def fitted_prompt(self, messages: Sequence[Message], *, answer_tokens: int, adapter: str | None = None) -> list[int]:
         """Prompt ids of `messages` with the oldest turns dropped until `answer_tokens` more fit."""
-        fitted = fit_to_context(messages, self.count_tokens, context_length=self.context_length,
-                                answer_tokens=answer_tokens)
-        return self.encode(fitted.messages)
+        fitted = fit_to_context(messages, lambda kept: self.count_tokens(kept, adapter),
+                                context_length=self.context_length, answer_tokens=answer_tokens)
+        return self.encode(fitted.messages, adapter)
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self.encode(messages))
+    def count_tokens(self, messages: Sequence[Message], adapter: str | None = None) -> int:
+        return len(self.encode(messages, adapter))
 
     def prompt_logits(self, messages: Sequence[Message], *, adapter: str | None = None) -> np.ndarray:
         """The model's next-token logits after the formatted prompt (for checks and comparisons)."""
         self.check_adapter(adapter)
-        with self._busy, self._decoding(self.encode(messages), adapter) as decoder:
+        with self._busy, self._decoding(self.encode(messages, adapter), adapter) as decoder:
             return decoder.logits
 
     def close(self) -> None:
@@ -148,9 +149,10 @@ class ChatBackend(ABC):
         self.check_adapter(adapter)
         with self._busy:
             clock = _Clock(time.perf_counter())
-            fitted = fit_to_context(with_system_prompt(messages, params.system_prompt), self.count_tokens,
+            fitted = fit_to_context(with_system_prompt(messages, params.system_prompt),
+                                    lambda kept: self.count_tokens(kept, adapter),
                                     context_length=self.context_length, answer_tokens=params.max_new_tokens)
-            prompt_ids = self.encode(fitted.messages)
+            prompt_ids = self.encode(fitted.messages, adapter)
             seed = params.seed if params.seed is not None else fresh_seed()
             try:
                 tokens = self._tokens(prompt_ids, params, Sampler(params, prompt_ids, seed), cancel, adapter, clock)
@@ -235,7 +237,7 @@ class ChatTarget:
         return self.backend.last_stats
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
-        return self.backend.count_tokens(messages)
+        return self.backend.count_tokens(messages, self.adapter)
 
     def stream_chat(self, messages: Sequence[Message], params: GenerationConfig,
                     cancel: threading.Event | None = None) -> Iterator[str]:

@@ -118,7 +118,7 @@ class LlamaCppBackend(ChatBackend):
         with self._busy:
             self.llm.close()
 
-    def encode(self, messages: Sequence[Message]) -> list[int]:
+    def encode(self, messages: Sequence[Message], adapter: str | None = None) -> list[int]:
         text = render_chat(self._template, messages, special_tokens=self._special_tokens, model=self.name)
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 

@@ -41,6 +41,7 @@ class TransformersBackend(ChatBackend):
         self._template = tokenizer.chat_template
         self._special_tokens = dict(tokenizer.special_tokens_map)
         self._peft_names: dict[str, str] = {}
+        self._adapter_templates: dict[str, str] = {}
 
     @classmethod
     def load(cls, folder: Path, config: ModelConfig, *, adapters: Mapping[str, Path] | None = None,
@@ -70,10 +71,14 @@ class TransformersBackend(ChatBackend):
             raise TanrenError(f"the adapter in {folder} does not fit {self.name}: {exc}", where=str(folder),
                               hint="chat with the base model the adapter was trained on") from None
         self._peft_names[name] = peft_name
+        template = _saved_template(folder)
+        if template:  # e.g. the plain template training gave a base that has none
+            self._adapter_templates[name] = template
         self.adapters = (*self.adapters, name)
 
-    def encode(self, messages: Sequence[Message]) -> list[int]:
-        text = render_chat(self._template, messages, special_tokens=self._special_tokens, model=self.name)
+    def encode(self, messages: Sequence[Message], adapter: str | None = None) -> list[int]:
+        template = self._adapter_templates.get(adapter, self._template) if adapter else self._template
+        text = render_chat(template, messages, special_tokens=self._special_tokens, model=self.name)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -122,7 +127,8 @@ class TransformersBackend(ChatBackend):
         from transformers import GenerationConfig as HFGenerationConfig
 
         self.check_adapter(adapter)
-        prompts = [self.fitted_prompt(messages, answer_tokens=max_new_tokens) for messages in conversations]
+        prompts = [self.fitted_prompt(messages, answer_tokens=max_new_tokens, adapter=adapter)
+                   for messages in conversations]
         if not prompts:
             return []
         stops = sorted(self.stop_ids)
@@ -164,6 +170,18 @@ def _peft_name(name: str, *, taken) -> str:
         n += 1
         candidate = f"{base}_{n}"
     return candidate
+
+
+def _saved_template(folder: Path) -> str | None:
+    """The chat template saved with an adapter (tanren saves the training tokenizer), if any."""
+    if not (folder / "tokenizer_config.json").is_file():
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder).chat_template
+    except (OSError, ValueError, KeyError):
+        return None  # an unreadable tokenizer beside the adapter: the base's template still serves
 
 
 def _check_adapter_folder(folder: Path) -> None:
