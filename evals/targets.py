@@ -18,11 +18,11 @@ from pathlib import Path
 from engine.chat.targets import AdapterRef, resolve_adapter
 from engine.config import ModelConfig, RunConfig
 from engine.data import Example, load_examples, load_splits
-from engine.errors import InvalidNameError, ModelNotFoundError
+from engine.errors import ModelNotFoundError
 from engine.models.resolve import resolve_model
 from engine.paths import Home
-from engine.runs import RunDir, open_run
-from engine.runs.rundir import RunError
+from engine.runs import RunDir
+from engine.runs.rundir import find_run
 from evals.errors import EvalError
 
 
@@ -54,7 +54,7 @@ class Dataset:
 
 def plan_targets(spec: str, home: Home, *, adapters: Sequence[str] = (), model: ModelConfig | None = None) -> Plan:
     """The targets named by `spec` and `adapters`; `model` carries loading options for a model spec."""
-    run = _find_run(spec, home)
+    run = find_run(spec, home)
     if run is not None:
         if adapters:
             raise EvalError("--adapter goes with a model, not with a run (a run brings its own adapter)",
@@ -75,21 +75,13 @@ def plan_targets(spec: str, home: Home, *, adapters: Sequence[str] = (), model: 
     return Plan((Target(label, "base", config), *(Target(ref.name, "tuned", config, ref) for ref in refs)))
 
 
-def _find_run(spec: str, home: Home) -> RunDir | None:
-    try:
-        return open_run(spec, home)
-    except (RunError, InvalidNameError):  # no run by that name, or not a name at all (a path)
-        return None
-
-
 def _run_targets(run: RunDir, config: RunConfig) -> tuple[Target, ...]:
     base = Target("base", "base", config.model)
     if config.adapter.method == "full":
-        folder = run.path / "model"
-        if not (folder / "config.json").is_file():
+        if not run.has_model:
             raise _unfinished(run)
-        return base, Target(run.name, "tuned", replace(config.model, base=str(folder)))
-    if not (run.adapter / "adapter_config.json").is_file():
+        return base, Target(run.name, "tuned", replace(config.model, base=str(run.model)))
+    if not run.has_adapter:
         raise _unfinished(run)
     return base, Target(run.name, "tuned", config.model, AdapterRef(run.name, run.adapter))
 

@@ -184,7 +184,7 @@ def cancel_export(export: ExportDir) -> bool:
 
 def run_adapters(run: RunDir, request: ExportRequest) -> list[AdapterInput]:
     """The run's own adapter (none for full fine-tuning, which saved a whole model), then the extra ones."""
-    if (run.path / "model").is_dir() and not run.adapter.is_dir():
+    if run.is_full_fine_tune:
         if request.weight != 1.0:
             raise ExportError(f"{run.name} is a full fine-tune, whose model cannot be weighted", where="--weight")
         return list(request.extra_adapters)

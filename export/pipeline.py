@@ -113,8 +113,7 @@ class _Export:
         from engine.models.loading import model_folder
 
         with self.stages.stage("base", f"locating the base model {self.config.model.base}"):
-            full_model = self.run_dir.path / "model"
-            base = full_model if full_model.is_dir() and not self.run_dir.adapter.is_dir() else model_folder(
+            base = self.run_dir.model if self.run_dir.is_full_fine_tune else model_folder(
                 self.config.model, self.export.home, on_status=self.stages.log)
             self.inputs = {"run": self.run_dir.name, "base": {"spec": self.config.model.base, "folder": str(base),
                                                               "files": records(_model_files(base), base)},

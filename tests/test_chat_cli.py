@@ -60,6 +60,8 @@ def test_a_run_name_chats_with_its_base_and_adapter(home: Home, tiny_model_dir: 
     assert f"== {name} [transformers] + tuned ==" in out and f"== {name} [transformers] ==" in out
     assert main(["chat", "not-a-run", *args]) == 1
     assert "unknown model 'not-a-run'" in capsys.readouterr().err
+    assert main(["chat", "no:such run", *args]) == 1  # not even a run's name: the model's error, not the run's
+    assert "unknown model 'no:such run'" in capsys.readouterr().err
 
 
 def test_save_then_continue_a_chat(home: Home, tiny_model_dir: Path, capsys) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.chat.history import fit_to_context, with_system_prompt
+from engine.chat.history import FittedConversation, fit_to_context, with_system_prompt
 from engine.chat.sampling import Sampler, fresh_seed
 from engine.config import GenerationConfig
 from engine.errors import TanrenError
@@ -116,9 +116,19 @@ class ChatBackend(ABC):
 
     def fitted_prompt(self, messages: Sequence[Message], *, answer_tokens: int, adapter: str | None = None) -> list[int]:
         """Prompt ids of `messages` with the oldest turns dropped until `answer_tokens` more fit."""
-        fitted = fit_to_context(messages, lambda kept: self.count_tokens(kept, adapter),
-                                context_length=self.context_length, answer_tokens=answer_tokens)
-        return self.encode(fitted.messages, adapter)
+        return self._fitted(messages, answer_tokens, adapter)[0]
+
+    def _fitted(self, messages: Sequence[Message], answer_tokens: int,
+                adapter: str | None) -> tuple[list[int], FittedConversation]:
+        encoded: list[list[int]] = []  # the latest encoding only
+
+        def count(kept: Sequence[Message]) -> int:
+            encoded[:] = [self.encode(kept, adapter)]
+            return len(encoded[0])
+
+        # fit_to_context returns right after counting what it keeps: the last encoding is the prompt
+        fitted = fit_to_context(messages, count, context_length=self.context_length, answer_tokens=answer_tokens)
+        return encoded[0], fitted
 
     def count_tokens(self, messages: Sequence[Message], adapter: str | None = None) -> int:
         return len(self.encode(messages, adapter))
@@ -149,10 +159,8 @@ class ChatBackend(ABC):
         self.check_adapter(adapter)
         with self._busy:
             clock = _Clock(time.perf_counter())
-            fitted = fit_to_context(with_system_prompt(messages, params.system_prompt),
-                                    lambda kept: self.count_tokens(kept, adapter),
-                                    context_length=self.context_length, answer_tokens=params.max_new_tokens)
-            prompt_ids = self.encode(fitted.messages, adapter)
+            prompt_ids, fitted = self._fitted(with_system_prompt(messages, params.system_prompt),
+                                              params.max_new_tokens, adapter)
             seed = params.seed if params.seed is not None else fresh_seed()
             try:
                 tokens = self._tokens(prompt_ids, params, Sampler(params, prompt_ids, seed), cancel, adapter, clock)

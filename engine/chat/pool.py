@@ -60,10 +60,10 @@ def chat_targets(home: Home) -> list[TargetSpec]:
         if entry.name in BUILTIN_MODELS:
             specs.append(TargetSpec("gguf", entry.name, backend="llama.cpp"))
     for run in list_runs(home):
-        if (run.adapter / "adapter_config.json").is_file():
+        if run.has_adapter:
             specs.append(TargetSpec("adapter", run.config().model.base, adapter=run.name))
-        elif (run.path / "model" / "config.json").is_file():
-            specs.append(TargetSpec("merged", str(run.path / "model")))
+        elif run.has_model:
+            specs.append(TargetSpec("merged", str(run.model)))
     return specs
 
 

@@ -48,15 +48,15 @@ def is_adapter(spec: str, home: Home) -> bool:
 def run_target(name: str, home: Home) -> tuple[str, str | None] | None:
     """A finished run named as what to chat with: (its base, its adapter) for a LoRA run, (its
     model folder, None) for a full fine-tune; None when `name` is no trained run."""
-    if "/" in name or name.startswith(".") or not home.run_dir(name).is_dir():
-        return None
-    from engine.runs.rundir import open_run
+    from engine.runs.rundir import find_run
 
-    run = open_run(name, home)
-    if (run.adapter / "adapter_config.json").is_file():
+    run = find_run(name, home)
+    if run is None:
+        return None
+    if run.has_adapter:
         return run.config().model.base, name
-    if (run.path / "model" / "config.json").is_file():
-        return str(run.path / "model"), None
+    if run.has_model:
+        return str(run.model), None
     return None
 
 

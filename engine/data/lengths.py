@@ -124,7 +124,8 @@ class TokenLengths:
         # The trained share needs each answer located (two more template renderings per turn),
         # so it comes from a smaller random part of the sample.
         part = sorted(self.random.sample(range(len(measured)), min(TRAINED_SAMPLE_SIZE, len(measured))))
-        masked = render_examples([measured[i] for i in part], self.tokenizer, max_length=1 << 30)
+        masked = render_examples([measured[i] for i in part], self.tokenizer, max_length=1 << 30,
+                                 on_error=self._template_error)
         trained = sum(sum(r.assistant_mask) for r in masked) / max(1, sum(len(r.input_ids) for r in masked))
         return length_stats("tokens", rendered_lengths(measured, texts, self.tokenizer), self.seen, trained)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.atomic import atomic_write_text
 from engine.config import RunConfig, load_yaml, save_yaml
-from engine.errors import TanrenError
+from engine.errors import InvalidNameError, TanrenError
 from engine.events import FINAL_STATES, EventLog, Status
 from engine.locking import file_lock
 from engine.paths import Home, validate_name
@@ -87,6 +87,24 @@ class RunDir:
     def adapter(self) -> Path:
         return self.path / "adapter"
 
+    @property
+    def model(self) -> Path:
+        """Where full fine-tuning saves the whole model (LoRA runs save `adapter` instead)."""
+        return self.path / "model"
+
+    @property
+    def has_adapter(self) -> bool:
+        return (self.adapter / "adapter_config.json").is_file()
+
+    @property
+    def has_model(self) -> bool:
+        return (self.model / "config.json").is_file()
+
+    @property
+    def is_full_fine_tune(self) -> bool:
+        """A run that saved a whole model and no adapter (an export then has nothing to merge)."""
+        return self.model.is_dir() and not self.adapter.is_dir()
+
     def config(self) -> RunConfig:
         return load_yaml(self.config_file)
 
@@ -155,11 +173,24 @@ def open_run(name: str, home: Home) -> RunDir:
     return RunDir(path)
 
 
+def find_run(name: str, home: Home) -> RunDir | None:
+    """The run called `name`, or None if there is none (or `name` cannot be a run's name: a path...)."""
+    try:
+        return open_run(name, home)
+    except (RunError, InvalidNameError):
+        return None
+
+
 def list_runs(home: Home) -> list[RunDir]:
     if not home.runs.is_dir():
         return []
     runs = [RunDir(p) for p in home.runs.iterdir() if (p / "config.yaml").is_file()]
     return sorted(runs, key=lambda r: r.config_file.stat().st_mtime, reverse=True)
+
+
+def trained_runs(home: Home) -> list[RunDir]:
+    """Runs with something to chat with, evaluate or export: an adapter or a whole model; newest first."""
+    return [run for run in list_runs(home) if run.has_adapter or run.has_model]
 
 
 def remove_run(run: RunDir) -> None:

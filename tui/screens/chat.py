@@ -33,7 +33,7 @@ USER_STYLE, ANSWER_STYLE, NOTE_STYLE = "bold", "", "italic dim"
 def default_target(home) -> TargetSpec:
     """The adapter of the newest finished run, or the default base."""
     for run in list_runs(home):
-        if (run.adapter / "adapter_config.json").is_file():
+        if run.has_adapter:
             try:
                 return TargetSpec("adapter", run.config().model.base, adapter=run.name)
             except TanrenError:

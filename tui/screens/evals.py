@@ -15,19 +15,13 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static
 
-from engine.runs.rundir import list_runs
+from engine.runs.rundir import trained_runs
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker
 from tui.widgets.table import Table
 
 METRIC_CHOICES = (("perplexity and ROUGE", "perplexity,rouge"), ("perplexity", "perplexity"), ("ROUGE", "rouge"))
-
-
-def trained_runs(home) -> list[str]:
-    """Runs with something to evaluate after training: an adapter or a whole model; newest first."""
-    return [run.name for run in list_runs(home)
-            if (run.adapter / "adapter_config.json").is_file() or (run.path / "model" / "config.json").is_file()]
 
 
 def saved_results(home, target: str) -> dict | None:
@@ -101,7 +95,7 @@ class EvalsScreen(TanrenScreen):
 
     def on_mount(self) -> None:
         self.query_one("#eval-progress").display = False
-        runs = trained_runs(self.home)
+        runs = [run.name for run in trained_runs(self.home)]
         if runs:
             self._set_target(runs[0])
         else:
@@ -208,7 +202,7 @@ class EvalsScreen(TanrenScreen):
             self.set_focus(None)
 
     def action_pick_target(self) -> None:
-        options = [(Text.assemble(("run    ", "italic"), name), name) for name in trained_runs(self.home)]
+        options = [(Text.assemble(("run    ", "italic"), run.name), run.name) for run in trained_runs(self.home)]
         picker = Picker("Evaluate (Enter)", options, typed="or type a model: name, HF folder or .gguf file (Enter)")
         self.app.push_screen(picker, self._picked)
 

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
 
 from engine.events import Event, Progress
-from engine.runs.rundir import RunStatus
+from engine.runs.rundir import RunStatus, trained_runs
 from engine.runs.summary import EventFormatter
 from tui.errors import reports_errors
 from tui.follow import follow_folder
@@ -22,14 +22,6 @@ from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker
 from tui.widgets.run_view import state_text
 from tui.widgets.table import Table
-
-
-def exportable_runs(home) -> list[str]:
-    """Finished runs with an adapter or a whole model to export; newest first."""
-    from engine.runs.rundir import list_runs
-
-    return [run.name for run in list_runs(home)
-            if (run.adapter / "adapter_config.json").is_file() or (run.path / "model" / "config.json").is_file()]
 
 
 def verification_rows(manifest: dict) -> list[list[str]]:
@@ -95,7 +87,7 @@ class ExportScreen(TanrenScreen):
         table = self.query_one("#export-verification", DataTable)
         table.add_columns("model", "perplexity", "change", "answers", "verdict")
         self._set_shown(False)
-        runs = exportable_runs(self.home)
+        runs = [run.name for run in trained_runs(self.home)]
         if runs:
             self._set_run(runs[0])
         else:
@@ -203,7 +195,7 @@ class ExportScreen(TanrenScreen):
             self.set_focus(None)
 
     def action_pick_run(self) -> None:
-        options = [(name, name) for name in exportable_runs(self.home)]
+        options = [(run.name, run.name) for run in trained_runs(self.home)]
         if not options:
             self.notify("no trained run to export yet", severity="warning")
             return
