@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+from engine.train.model_card import METRIC_HEADERS as HEADERS
 
 
 def describe_data(results: dict) -> str:

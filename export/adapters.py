@@ -53,16 +53,22 @@ def parse_adapter(spec: str, home: Home) -> AdapterInput:
     return AdapterInput(ref.name, ref.folder.resolve(), weight)
 
 
+def read_adapter_config(folder: Path) -> Any:
+    """The parsed adapter_config.json of a PEFT adapter folder, or a clear ExportError."""
+    path = folder / ADAPTER_CONFIG
+    if not path.is_file():
+        raise ExportError(f"{folder} has no {ADAPTER_CONFIG}, so it is not a PEFT adapter folder",
+                          where=str(folder), hint="point at the adapter folder a training run saved")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{ADAPTER_CONFIG} cannot be read: {exc}", where=str(path)) from None
+
+
 def adapter_settings(adapter: AdapterInput) -> dict[str, Any]:
     """The adapter's adapter_config.json, after checking the folder holds a LoRA adapter."""
     path = adapter.folder / ADAPTER_CONFIG
-    if not path.is_file():
-        raise ExportError(f"{adapter.folder} has no {ADAPTER_CONFIG}, so it is not a PEFT adapter folder",
-                          where=str(adapter.folder), hint="point at the adapter folder a training run saved")
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"{ADAPTER_CONFIG} cannot be read: {exc}", where=str(path)) from None
+    settings = read_adapter_config(adapter.folder)
     if not isinstance(settings, dict) or settings.get("peft_type") != "LORA":
         kind = settings.get("peft_type") if isinstance(settings, dict) else None
         raise ExportError(f"{adapter.name} is a {kind or 'non-LoRA'} adapter; only LoRA adapters are merged",

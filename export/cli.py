@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from engine.cli.train_cmd import follow
 from engine.errors import ExportError
@@ -88,10 +89,10 @@ def _exports(args: argparse.Namespace) -> int:
 
 
 def _row(export: ExportDir) -> dict:
-    request = export.request()
-    manifest = read_manifest(export.out) or {}
-    return {"name": export.name, "state": export.status().state, "verification": manifest.get("status", "-"),
-            "quants": list(request.quants), "out": request.out, "reason": export.status().reason}
+    request, status = export.request(), export.status()
+    manifest = read_manifest(Path(request.out)) or {}
+    return {"name": export.name, "state": status.state, "verification": manifest.get("status", "-"),
+            "quants": list(request.quants), "out": request.out, "reason": status.reason}
 
 
 def _push(args: argparse.Namespace) -> int:

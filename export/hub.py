@@ -41,9 +41,10 @@ def push_source(spec: str, home: Home, *, export_name: str | None = None) -> Pat
     if export_name:
         return _pushable(open_export(spec, export_name, home).out)
     for export in list_exports(spec, home):
-        manifest = read_manifest(export.out)
+        out = export.out
+        manifest = read_manifest(out)
         if manifest is not None and manifest.get("status") == "passed":
-            return export.out
+            return out
     raise PushError(f"{spec} has no verified export to push", hint=f"export it first: tanren export {spec}")
 
 
@@ -113,4 +114,4 @@ def _hub_error(exc: Exception, repo: str) -> PushError:
 def _is_network_error(exc: Exception) -> bool:
     import httpx2
 
-    return isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError, OSError))
+    return isinstance(exc, (httpx2.TransportError, OSError))  # ConnectionError and TimeoutError are OSErrors

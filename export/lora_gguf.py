@@ -8,13 +8,13 @@ extra modules, per-module ranks or alphas, LoRA biases) are refused; export them
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ExportError
 from export.gguf_model import TensorNamer, architecture, load_hf_config, read_config
+from export.adapters import ADAPTER_CONFIG, read_adapter_config
 from export.lora_keys import LORA_KEY, check_fits
 from export.gguf_tensors import (
     PlannedTensor,
@@ -53,14 +53,8 @@ def write_lora_gguf(adapter_folder: Path, base_folder: Path, out: Path, *, dtype
 
 
 def _adapter_settings(folder: Path) -> dict[str, Any]:
-    path = folder / "adapter_config.json"
-    if not path.is_file():
-        raise ExportError(f"{folder} has no adapter_config.json, so it is not a PEFT adapter folder",
-                          where=str(folder), hint="point at the adapter folder a training run saved")
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"adapter_config.json cannot be read: {exc}", where=str(path)) from None
+    path = folder / ADAPTER_CONFIG
+    settings = read_adapter_config(folder)
     if not isinstance(settings.get("r"), int) or not isinstance(settings.get("lora_alpha"), (int, float)):
         raise ExportError("adapter_config.json lacks the LoRA rank r or lora_alpha", where=str(path))
     refusals = {

@@ -16,13 +16,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.child import failure_summary
 from engine.config import GenerationConfig
 from engine.errors import ExportError
 from export.chat_formats import DetectedFormat, detect_chat_format
 
 MODELFILE = "Modelfile"
 _OLLAMA_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$")
-_LOG_LINES_IN_ERROR = 5
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,6 @@ def ollama_create(name: str, modelfile: Path) -> bool:
     result = subprocess.run([executable, "create", check_ollama_name(name), "-f", str(modelfile)],
                             cwd=modelfile.parent, capture_output=True, text=True, errors="replace", check=False)
     if result.returncode != 0:
-        log = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        reason = " / ".join(log[-_LOG_LINES_IN_ERROR:]) or f"exit status {result.returncode}"
-        raise ExportError(f"ollama create {name} failed: {reason}", where=str(modelfile),
+        raise ExportError(f"ollama create {name} failed: {failure_summary(result)}", where=str(modelfile),
                           hint=f"check that the Ollama server runs (ollama serve), then: {ollama_command(name, modelfile)}")
     return True

@@ -21,8 +21,9 @@ from engine.data import SAMPLE_HELDOUT, Example, load_examples, load_splits
 from engine.errors import DataError, ExportError
 from engine.events import Artifact, EventLog, Log, Progress
 from engine.locking import try_lock
+from engine.models.catalog import folder_size
 from engine.runs.rundir import RunDir, open_run
-from export.adapters import AdapterInput
+from export.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterInput
 from export.jobs import OUT_LOCK, ExportDir, ExportRequest, run_adapters
 from export.manifest import MANIFEST, records, write_manifest
 from export.modelfile import MODELFILE, build_modelfile, ollama_command, ollama_create
@@ -256,9 +257,7 @@ class _Export:
 
 def _size(path: Path) -> int:
     """A file's size, or the total of the files in a folder."""
-    if not path.is_dir():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return folder_size(path) if path.is_dir() else path.stat().st_size
 
 
 def _model_files(folder: Path) -> list[Path]:
@@ -266,4 +265,4 @@ def _model_files(folder: Path) -> list[Path]:
 
 
 def _adapter_files(folder: Path) -> list[Path]:
-    return [p for p in (folder / "adapter_model.safetensors", folder / "adapter_config.json") if p.is_file()]
+    return [p for p in (folder / ADAPTER_WEIGHTS, folder / ADAPTER_CONFIG) if p.is_file()]

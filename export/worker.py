@@ -10,7 +10,6 @@ import argparse
 import os
 import signal
 import sys
-import traceback
 from pathlib import Path
 
 from engine.errors import TanrenError
@@ -43,15 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_export(export)
     except ExportCancelled:
         export.set_status("cancelled", "stopped on request; files written completely were kept, nothing half-written",
-                          f"start it again: tanren export {export.run_name}")
+                          export.crash_hint)
         return 130
     except TanrenError as exc:
         export.set_status("failed", exc.message, exc.hint or "")
         return 1
     except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
-        traceback.print_exc()
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        export.set_status("failed", f"{type(exc).__name__}: {first_line}", f"the full traceback is in {export.log_file}")
+        export.record_crash(exc)
         return 1
     export.set_status("done" if outcome.passed else "failed", outcome.reason, outcome.hint)
     return 0 if outcome.passed else 1

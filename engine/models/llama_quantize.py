@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-_LOG_LINES_IN_ERROR = 5
+from engine.child import failure_summary
+
 
 # Run by the child interpreter: argv = src, out, LLAMA_FTYPE_* name, threads (0 = all cores), requantize.
 _WORKER = """
@@ -36,5 +37,4 @@ def run_llama_quantize(src: Path, out: Path, ftype: str, *, threads: int | None 
                "1" if allow_requantize else "0"]
     result = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
     if result.returncode != 0:
-        log = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        raise QuantizeFailed(" / ".join(log[-_LOG_LINES_IN_ERROR:]) or f"exit status {result.returncode}")
+        raise QuantizeFailed(failure_summary(result))

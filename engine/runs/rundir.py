@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,6 +108,12 @@ class RunDir:
 
     def config(self) -> RunConfig:
         return load_yaml(self.config_file)
+
+    def record_crash(self, exc: BaseException) -> None:
+        """An unexpected error as the failure: its first line in the status, the traceback in the log."""
+        traceback.print_exc()
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        self.set_status("failed", f"{type(exc).__name__}: {first_line}", f"the full traceback is in {self.log_file}")
 
     def set_status(self, state: str, reason: str = "", hint: str = "") -> None:
         """Record a lifecycle change in both status.json (current) and the events log (history)."""

@@ -92,7 +92,8 @@ def read_card_front_matter(card: Path) -> dict[str, Any]:
     return front if isinstance(front, dict) else {}
 
 
-_EVAL_COLUMNS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+# How each metric of an evaluation report is headed, in column order (the CLI and the workbench too)
+METRIC_HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 
 
 def _eval_summary(eval_results: dict[str, Any]) -> dict[str, Any]:
@@ -100,14 +101,14 @@ def _eval_summary(eval_results: dict[str, Any]) -> dict[str, Any]:
     return {
         "dataset": dataset.get("path"), "split": dataset.get("split"), "examples": dataset.get("examples"),
         "dataset_sha256": dataset.get("sha256"), "time": eval_results.get("time"),
-        "results": {row["label"]: {k: round(v, 6) for k, v in row["metrics"].items() if k in _EVAL_COLUMNS}
+        "results": {row["label"]: {k: round(v, 6) for k, v in row["metrics"].items() if k in METRIC_HEADERS}
                     for row in eval_results.get("results", [])},
     }
 
 
 def _evaluation(eval_results: dict[str, Any]) -> list[str]:
     dataset, rows = eval_results.get("dataset", {}), eval_results.get("results", [])
-    columns = [key for key in _EVAL_COLUMNS if any(key in row["metrics"] for row in rows)]
+    columns = [key for key in METRIC_HEADERS if any(key in row["metrics"] for row in rows)]
     split = f" ({dataset['split']} split)" if dataset.get("split") else ""
     tokens = "assistant" if eval_results.get("settings", {}).get("assistant_only", True) else "all"
     measured = [f"perplexity on {tokens} tokens"] * ("perplexity" in columns)
@@ -116,7 +117,7 @@ def _evaluation(eval_results: dict[str, Any]) -> list[str]:
         "## Evaluation", "",
         f"Measured by `tanren eval` on {dataset.get('examples')} examples of `{dataset.get('path')}`{split}, "
         f"{eval_results.get('time')}: {', '.join(measured)}.", "",
-        "| model | " + " | ".join(_EVAL_COLUMNS[key] for key in columns) + " |",
+        "| model | " + " | ".join(METRIC_HEADERS[key] for key in columns) + " |",
         "| --- |" + " --- |" * len(columns),
         *["| " + " | ".join([_row_name(row), *[_metric(row["metrics"].get(key)) for key in columns]]) + " |"
           for row in rows],

@@ -85,13 +85,11 @@ def _supervised(run: RunDir, home: Home, resume: bool, stop: StopSignal) -> int:
         run.set_status("failed", exc.message, exc.hint or "")
         return 1
     except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
-        traceback.print_exc()
         if _is_oom(exc):
+            traceback.print_exc()
             run.set_status("failed", "out of memory", OOM_ADVICE)
         else:
-            first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-            run.set_status("failed", f"{type(exc).__name__}: {first_line}",
-                           f"the full traceback is in {run.log_file}")
+            run.record_crash(exc)
         return 1
     if outcome.stopped:
         run.set_status("cancelled", f"stopped at step {outcome.global_step}; a checkpoint was saved",
