@@ -34,7 +34,6 @@ sys.path.insert(0, str(REPO))
 from engine.runs.rundir import RunDir  # noqa: E402
 TANREN = Path(sys.executable).with_name("tanren")
 SAMPLE = REPO / "engine" / "data" / "samples" / "ja_en_chat.jsonl"
-POLL_S = 0.002
 
 
 class Terminal:

@@ -32,12 +32,9 @@ def q8_0_gguf(home: Home, folder: Path) -> Path:
     out = home.root / "bench" / f"{DEFAULT_MODEL}.Q8_0.gguf"
     if out.is_file():
         return out
-    try:
-        from export.gguf import write_gguf
-        from export.quantize import quantize_gguf
-    except ImportError:
-        sys.exit("this checkout has no GGUF export (export.gguf.write_gguf, export.quantize.quantize_gguf) "
-                 "yet: pass a Q8_0 file with --gguf PATH")
+    from export.gguf import write_gguf
+    from export.quantize import quantize_gguf
+
     f16 = out.with_name(f"{DEFAULT_MODEL}.F16.gguf")
     print(f"writing {f16.name} and {out.name} with the export module ...", file=sys.stderr)
     write_gguf(folder, f16, dtype="f16")

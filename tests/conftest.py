@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from engine.paths import Home
-from tests.tiny_model import build_tiny_model
+from tests.tiny_model import build_tiny_model, make_adapter
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,3 +39,28 @@ def default_model_dir(shared_home: Home) -> Path:
     from engine.models.loading import model_folder
 
     return model_folder(ModelConfig(), shared_home)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests: on a busy 2-core machine the OpenMP barrier between
+    two threads makes every layer wait for a time slice (tiny models: 30x slower, the default
+    model's training: 10x, measured). Modules ask for it with pytest.mark.usefixtures."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The tiny model on transformers with one random adapter, `tuned`, loaded once per module."""
+    from engine.chat.transformers_backend import TransformersBackend
+    from engine.config import ModelConfig
+
+    adapter = make_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter") / "tuned", seed=1)
+    with TransformersBackend.load(tiny_model_dir, ModelConfig(base=str(tiny_model_dir)),
+                                  adapters={"tuned": adapter}) as backend:
+        yield backend

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXPORT_ERROR_EXIT = 3
 
 
-def run_on_a_full_disk(imports: str, call: str) -> subprocess.CompletedProcess:
+def run_on_a_full_disk(imports: str, call: str, *, timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run `call` after `imports`; an ExportError is printed (as users see it) and exits 3."""
     script = (
         "import resource, signal, sys\n"
@@ -25,4 +25,5 @@ def run_on_a_full_disk(imports: str, call: str) -> subprocess.CompletedProcess:
         f"    print(exc.render()); sys.exit({EXPORT_ERROR_EXIT})\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False,
+                          timeout=timeout)

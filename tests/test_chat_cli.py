@@ -13,8 +13,10 @@ import pytest
 
 from engine.chat.sessions import load_session
 from engine.paths import Home
-from tests.test_chat_transformers import make_adapter, one_torch_thread  # noqa: F401 (autouse fixture)
+from tests.tiny_model import make_adapter
 from tui.entry import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,9 @@ from engine.chat.transformers_backend import TransformersBackend
 from engine.config import GenerationConfig, ModelConfig
 from engine.errors import TanrenError
 from engine.messages import Message
+from tests.tiny_model import make_adapter
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 QUESTION = [Message("user", "What is the capital of France?")]
 JAPANESE = [
@@ -25,49 +28,10 @@ SAMPLED = GenerationConfig(temperature=1.0, top_p=1.0, top_k=0, repetition_penal
 GREEDY = GenerationConfig(temperature=0, repetition_penalty=1.0, max_new_tokens=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny matrices gain nothing from a second thread, and on a busy machine the OpenMP barrier
-    between two threads makes every layer wait for a time slice (30x slower, measured)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
-    """A LoRA adapter whose B matrices are random, so (unlike a fresh one) it changes the outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    with torch.random.fork_rng():  # the same adapter for the same seed, whichever tests ran before
-        torch.manual_seed(seed)
-        peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-        with torch.no_grad():
-            for name, param in peft_model.named_parameters():
-                if "lora_B" in name:
-                    param.copy_(torch.randn(param.shape))
-    peft_model.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def adapters(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("adapters")
     return {name: make_adapter(tiny_model_dir, root / name, seed) for seed, name in enumerate(["run.a", "run-b"])}
-
-
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The tiny model on transformers with one random adapter, `tuned`, loaded once per module."""
-    adapter = make_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter") / "tuned", seed=1)
-    with TransformersBackend.load(tiny_model_dir, ModelConfig(base=str(tiny_model_dir)),
-                                  adapters={"tuned": adapter}) as backend:
-        yield backend
 
 
 @pytest.fixture

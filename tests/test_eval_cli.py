@@ -19,9 +19,11 @@ from engine.train.model_card import read_card_front_matter, render_model_card
 from evals.cli import ProgressBar
 from evals.targets import examples_sha256
 from tests.cli import TANREN, tanren_env
-from tests.test_chat_transformers import make_adapter, one_torch_thread  # noqa: F401 (autouse fixture)
-from tests.data_files import QA
+from tests.data_files import QA, chat, write_jsonl
+from tests.tiny_model import make_adapter
 from tui.entry import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +31,7 @@ def run_home(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """A home with a finished LoRA run `tuned` of the tiny model (a random adapter), whose card
     holds training metrics."""
     home = Home(tmp_path_factory.mktemp("eval-home"))
-    data = home.root / "chat.jsonl"
-    data.write_text("".join(
-        json.dumps({"messages": [{"role": "user", "content": f"{q} ({i})"}, {"role": "assistant", "content": a}]},
-                   ensure_ascii=False) + "\n" for i in range(30) for q, a in [QA[i % len(QA)]]), encoding="utf-8")
+    data = write_jsonl(home.root / "chat.jsonl", [chat(f"{q} ({i})", a) for i in range(30) for q, a in [QA[i % len(QA)]]])
     config = apply_overrides(RunConfig(), [f"model.base={tiny_model_dir}", f"data.path={data}", "data.max_length=96",
                                            "generation.max_new_tokens=6", "name=tuned"])
     run = create_run(config, home)

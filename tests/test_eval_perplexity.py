@@ -17,7 +17,8 @@ from engine.errors import DataError
 from engine.messages import Message
 from evals.errors import EvalCancelled, EvalError
 from evals.perplexity import measure_perplexity, model_perplexity, windows
-from tests.test_chat_transformers import hf, one_torch_thread  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 QA = [("What is the capital of France?", "The capital of France is Paris."),
       ("日本の首都はどこですか？", "日本の首都は東京です。"),

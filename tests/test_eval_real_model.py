@@ -16,19 +16,7 @@ from engine.runs import create_run
 from engine.train import worker
 from evals.perplexity import measure_perplexity
 
-pytestmark = pytest.mark.real_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """On a busy 2-core machine two OpenMP threads wait on each other at every layer: one
-    thread trains the default model about ten times faster there (measured)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.real_model, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from engine.data import SAMPLE_HELDOUT, Example, load_examples
 from engine.messages import Message
 from evals.errors import EvalError
 from evals.rouge import RougeTokenizer, measure_rouge, references, rouge_scores
-from tests.test_chat_transformers import hf, one_torch_thread  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_tokens_are_cjk_characters_and_whole_latin_words() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,19 +19,11 @@ from engine.runs.rundir import RunError
 from export import verify, worker
 from export.jobs import cancel_export, create_export, list_exports, open_export, prepare_export, start_export
 from export.manifest import read_manifest, sha256
-from tests.cli import tanren, tanren_env
+from tests.cli import TANREN, tanren, tanren_env, wait_for
+from tests.full_disk import run_on_a_full_disk
 from tests.export_runs import run_with_adapter, save_lora
 from tests.llama_cpp_runner import llama_logits
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _wait_for(condition, timeout: float = 300.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +32,7 @@ def exported(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     home = Home(tmp_path_factory.mktemp("export-home") / "home")
     run_with_adapter(home, tiny_model_dir, "tiny")
     env = {**tanren_env(home), "PATH": str(Path(sys.executable).parent)}  # no ollama on PATH
-    result = subprocess.run([str(Path(sys.executable).with_name("tanren")), "export", "tiny", "--follow",
+    result = subprocess.run([str(TANREN), "export", "tiny", "--follow",
                              "--ollama", "tiny-test", "--name", "first"],
                             capture_output=True, text=True, env=env, timeout=600, check=False)
     return home, result
@@ -116,7 +107,7 @@ def test_push_needs_a_token_and_network_and_says_so(exported, tmp_path) -> None:
     home, _result = exported
     env = {**tanren_env(home), "HF_HOME": str(tmp_path / "hf")}
     env.pop("HF_TOKEN", None)
-    tanren_bin = str(Path(sys.executable).with_name("tanren"))
+    tanren_bin = str(TANREN)
     no_token = subprocess.run([tanren_bin, "push", "tiny", "--repo", "taro/tiny"], capture_output=True, text=True,
                               env=env, timeout=60, check=False)
     assert no_token.returncode == 1
@@ -159,12 +150,12 @@ def test_failed_verification_fails_the_export_and_is_not_pushed(tiny_model_dir, 
 def test_cancelled_export_leaves_nothing_half_written(tiny_model_dir, home) -> None:
     run_with_adapter(home, tiny_model_dir, "cancel-me")
     export = start_export(prepare_export("cancel-me", home, quants="q8_0"), home)
-    _wait_for(lambda: any(isinstance(e, Progress) and e.message.startswith("verifying") for e in export.events.read()),
+    wait_for(lambda: any(isinstance(e, Progress) and e.message.startswith("verifying") for e in export.events.read()),
               what="the verification stage")
     assert cancel_export(export)
-    _wait_for(lambda: export.status().state != "running", what="the export to stop")
+    wait_for(lambda: export.status().state != "running", what="the export to stop")
     assert export.status().state == "cancelled"
-    _wait_for(lambda: not export.is_alive(), what="the worker to exit")
+    wait_for(lambda: not export.is_alive(), what="the worker to exit")
     assert not [p for p in export.out.rglob("*") if p.name.endswith(".tmp") or ".tmp" in p.name]
     assert read_manifest(export.out)["status"] == "failed"
     assert read_manifest(export.out)["error"] == "cancelled on request"
@@ -174,16 +165,8 @@ def test_full_disk_fails_the_export_without_a_complete_looking_artifact(tiny_mod
     """A file-size limit makes the kernel refuse writes past 64 KiB, as a full disk would."""
     run_with_adapter(home, tiny_model_dir, "full-disk")
     export = create_export(prepare_export("full-disk", home, quants="q8_0"), home)
-    script = (
-        "import resource, signal, sys\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))\n"
-        "from export.worker import main\n"
-        f"sys.exit(main([{str(export.path)!r}]))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TANREN_HOME": str(home.root)}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False,
-                            timeout=600)
+    result = run_on_a_full_disk("from export.worker import main", f"sys.exit(main([{str(export.path)!r}]))",
+                                timeout=600)
     assert result.returncode == 1, result.stderr[-2000:]
     status = export.status()
     assert status.state == "failed" and "disk filled up while writing merged" in status.reason

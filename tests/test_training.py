@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from engine.paths import Home
 from engine.runs.rundir import RunDir, RunError, create_run, open_run, remove_run
 from engine.train import worker
 from engine.train.checkpoints import STAGING_PREFIX, complete_checkpoints
-from tests.cli import TANREN, tanren, tanren_env
+from tests.cli import TANREN, tanren, tanren_env, wait_for
 from tests.data_files import write_chat_data
 
 @pytest.fixture
@@ -38,12 +38,7 @@ def _losses(run: RunDir) -> list[tuple[int, float]]:
     return [(e.step, e.values["loss"]) for e in run.events.read() if isinstance(e, Metrics) and "loss" in e.values]
 
 
-def _wait_for(condition, timeout: float = 900.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+_wait_for = functools.partial(wait_for, timeout=900.0, interval=0.05)  # training on a busy CPU is slow
 
 
 @pytest.mark.parametrize("method", ["lora", "qlora"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from rich.text import Text
 from textual.widgets import Input, Static
 
@@ -16,17 +15,6 @@ from tui.app import TanrenApp
 from tui.screens.chat import ChatParamsScreen, ChatPane, ChatScreen
 from tui.screens.data import TRAINED_STYLE
 from tui.screens.picker import Picker
-
-
-@pytest.fixture
-def one_torch_thread():
-    """The tiny model's matrices gain nothing from a second thread on this busy 2-core machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 async def test_data_check_reports_and_previews_with_trained_tokens_marked(home: Home, tiny_model_dir: Path,

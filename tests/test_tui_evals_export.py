@@ -14,7 +14,7 @@ from evals.evaluate import RESULTS_FILE
 from export.jobs import list_exports
 from export.manifest import read_manifest
 from tests.export_runs import run_with_adapter
-from tests.tui_helpers import fixed_system, pace, type_text, wait_until
+from tests.tui_helpers import fill, fixed_system, pace, wait_until
 from tui.app import TanrenApp
 from tui.screens.evals import EvalsScreen
 from tui.screens.export import ExportScreen
@@ -23,16 +23,6 @@ from tui.screens.export import ExportScreen
 @pytest.fixture
 def tuned(home: Home, tiny_model_dir: Path):
     return run_with_adapter(home, tiny_model_dir, "tuned")
-
-
-async def fill(pilot, field_id: str, text: str) -> None:
-    """Tab to a field and type over it."""
-    for _ in range(12):
-        if pilot.app.focused is not None and pilot.app.focused.id == field_id:
-            break
-        await pilot.press("tab")
-    await pilot.press("ctrl+a", "ctrl+k")
-    await type_text(pilot, text)
 
 
 async def test_evals_measure_before_and_after_and_esc_stops(home: Home, tuned, monkeypatch) -> None:

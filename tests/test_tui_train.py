@@ -12,7 +12,7 @@ from engine.paths import Home
 from engine.runs.rundir import RunError, open_run
 from engine.runs.training import resume_training
 from tests.data_files import write_chat_data
-from tests.tui_helpers import finished_run, fixed_system, type_text, wait_until
+from tests.tui_helpers import fill, finished_run, fixed_system, wait_until
 from tui.app import TanrenApp
 from tui.screens.new_run import NewRunScreen
 from tui.screens.train import TrainScreen
@@ -24,18 +24,6 @@ STEPS = 16
 @pytest.fixture
 def data_file(tmp_path: Path) -> Path:
     return write_chat_data(tmp_path / "chat.jsonl")
-
-
-async def fill(pilot, field_id: str, text: str) -> None:
-    """Put the cursor in a form field by keyboard (Tab) and type over its value."""
-    form = pilot.app.screen
-    for _ in range(len(form.FIELDS) + 1):
-        if form.focused is not None and form.focused.id == field_id:
-            break
-        await pilot.press("tab")
-    assert form.focused.id == field_id
-    await pilot.press("ctrl+a", "ctrl+k")  # start of field, delete to the end
-    await type_text(pilot, text)
 
 
 async def test_train_from_the_form_watch_stop_resume_and_reattach(home: Home, tiny_model_dir: Path,

@@ -87,7 +87,7 @@ def test_chat_targets_list_bases_builtin_ggufs_and_finished_adapters(home: Home,
 
 
 def test_a_base_and_its_adapter_share_one_loaded_model(home: Home, tiny_model_dir: Path, tmp_path: Path) -> None:
-    from tests.test_chat_transformers import make_adapter
+    from tests.tiny_model import make_adapter
 
     run = finished_run(home, "tuned", base=str(tiny_model_dir))
     make_adapter(tiny_model_dir, run.adapter, seed=1)

@@ -96,3 +96,21 @@ def build_tiny_model(out: Path, *, seed: int = 0, model_type: str = "llama", tok
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
+
+
+def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
+    """A LoRA adapter whose B matrices are random, so (unlike a fresh one) it changes the outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    with torch.random.fork_rng():  # the same adapter for the same seed, whichever tests ran before
+        torch.manual_seed(seed)
+        peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.copy_(torch.randn(param.shape))
+    peft_model.save_pretrained(out)
+    return out

@@ -51,6 +51,17 @@ async def type_text(pilot: Pilot, text: str) -> None:
     await pilot.press(*text)
 
 
+async def fill(pilot: Pilot, field_id: str, text: str) -> None:
+    """Put the cursor in a field by keyboard (Tab, as a user would) and type over its value."""
+    for _ in range(32):  # more than any screen has fields; it stops at the field
+        if pilot.app.focused is not None and pilot.app.focused.id == field_id:
+            break
+        await pilot.press("tab")
+    assert pilot.app.focused is not None and pilot.app.focused.id == field_id
+    await pilot.press("ctrl+a", "ctrl+k")  # start of field, delete to the end
+    await type_text(pilot, text)
+
+
 def fixed_system(_home: Home) -> SystemSample:
     """A machine that never changes, so screenshots of the dashboard are the same every time."""
     gib = 2**30
