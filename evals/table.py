@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from engine.train.model_card import METRIC_HEADERS as HEADERS
 
+RESULTS_FILE = "eval_results.json"  # the report a run keeps from its last evaluation
+
 
 def describe_data(results: dict) -> str:
     """One line: how many examples of which file (and split) were measured, and on which tokens."""

@@ -28,11 +28,12 @@ def saved_results(home, target: str) -> dict | None:
     """The report a run keeps from its last evaluation (eval_results.json), if it is a run and has one."""
     import json
 
-    from evals.evaluate import RESULTS_FILE
+    from engine.errors import InvalidNameError
+    from evals.table import RESULTS_FILE
 
     try:
         path = home.run_dir(target) / RESULTS_FILE
-    except Exception:  # noqa: BLE001 - not a run name (a path or hub id): nothing saved
+    except InvalidNameError:  # not a run name (a path or hub id): nothing saved
         return None
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
