@@ -6,7 +6,6 @@ second, before any model is loaded.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from engine.errors import ExportError
 from engine.paths import Home
+from export.json_files import read_folder_json
 from export.lora_keys import LORA_KEY, check_fits
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -55,14 +55,8 @@ def parse_adapter(spec: str, home: Home) -> AdapterInput:
 
 def read_adapter_config(folder: Path) -> Any:
     """The parsed adapter_config.json of a PEFT adapter folder, or a clear ExportError."""
-    path = folder / ADAPTER_CONFIG
-    if not path.is_file():
-        raise ExportError(f"{folder} has no {ADAPTER_CONFIG}, so it is not a PEFT adapter folder",
-                          where=str(folder), hint="point at the adapter folder a training run saved")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"{ADAPTER_CONFIG} cannot be read: {exc}", where=str(path)) from None
+    return read_folder_json(folder, ADAPTER_CONFIG, missing="it is not a PEFT adapter folder",
+                            hint="point at the adapter folder a training run saved")
 
 
 def adapter_settings(adapter: AdapterInput) -> dict[str, Any]:

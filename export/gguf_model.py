@@ -6,13 +6,13 @@ reference for every key and transform is llama.cpp's own convert_hf_to_gguf.py.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ExportError
+from export.json_files import read_folder_json
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,8 @@ def supported_architectures() -> tuple[str, ...]:
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise ExportError(f"{folder} has no config.json, so it is not a Hugging Face model folder",
-                          where=str(folder), hint="export the merged model folder (it holds config.json)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"config.json cannot be read: {exc}", where=str(path)) from None
+    return read_folder_json(folder, "config.json", missing="it is not a Hugging Face model folder",
+                            hint="export the merged model folder (it holds config.json)")
 
 
 def architecture(config: dict[str, Any], folder: Path) -> Architecture:
