@@ -13,6 +13,8 @@ from engine.events import EventLog, Log
 from engine.models.loading import load_model, load_tokenizer, model_folder
 from engine.paths import Home
 from engine.train.checkpoints import STAGING_PREFIX, latest_checkpoint, publish, remove_staging
+from engine.train.hardware import adapters_compute_in_bf16, base_dtype, resolve_auto
+from engine.train.lora_dropout import fuse_lora_dropout
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,6 @@ class TrainOutcome:
     runtime_s: float       # time inside trainer.train(), as the trainer measured it
 
 
-def use_bf16(precision: str) -> bool:
-    import torch
-
-    if precision == "bf16":
-        return True
-    return precision == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
 def build_model(folder: Path, config: RunConfig):
     import torch
 
@@ -38,14 +32,15 @@ def build_model(folder: Path, config: RunConfig):
     if method == "qlora":
         from transformers import BitsAndBytesConfig
 
-        compute = torch.bfloat16 if use_bf16(config.training.precision) else torch.float32
+        compute = torch.bfloat16 if config.training.precision == "bf16" else torch.float32
         quant = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=config.adapter.double_quant, bnb_4bit_compute_dtype=compute,
         )
         device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
         return load_model(folder, config.model, quantization_config=quant, device_map=device_map, dtype=compute)
-    return load_model(folder, config.model)
+    dtype = base_dtype(config)
+    return load_model(folder, config.model, **({"dtype": dtype} if dtype else {}))
 
 
 def lora_config(config: RunConfig):
@@ -80,7 +75,6 @@ def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
             f"training.save_steps ({training.save_steps}) must be a multiple of training.eval_steps "
             f"({training.eval_steps}) to keep the best checkpoint", where="training.save_steps",
         )
-    bf16 = use_bf16(training.precision)
     return SFTConfig(
         output_dir=str(output_dir),
         learning_rate=training.learning_rate,
@@ -94,10 +88,12 @@ def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
         weight_decay=training.weight_decay,
         max_grad_norm=training.max_grad_norm,
         gradient_checkpointing=training.gradient_checkpointing,
-        bf16=bf16,
+        bf16=training.precision == "bf16",
         fp16=training.precision == "fp16",
         packing=training.packing,
-        max_length=config.data.max_length,
+        padding_free=True,
+        # examples are already cut at max_length; without packing trl refuses a max_length it would not enforce
+        max_length=config.data.max_length if training.packing else None,
         dataset_kwargs={"skip_prepare_dataset": False},
         save_strategy="steps",
         save_steps=training.save_steps,
@@ -181,6 +177,9 @@ def run_training(
     from engine.train.callbacks import EventsCallback, StopCallback
     from engine.train.dataset import build_datasets
 
+    config = resolve_auto(config)
+    events.append(Log(f"computing in {config.training.precision}; " + (
+        "examples packed into rows" if config.training.packing else "one row per micro-batch, no padding")))
     folder = model_folder(config.model, home, on_status=lambda m: events.append(Log(m)))
     tokenizer = load_tokenizer(folder, config.model)
     datasets = build_datasets(config, tokenizer, events)
@@ -205,6 +204,9 @@ def run_training(
         model=model, args=args, train_dataset=datasets.train, eval_dataset=datasets.validation,
         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
     )
+    fuse_lora_dropout(trainer.model)
+    if args.bf16:
+        adapters_compute_in_bf16(trainer.model)
     start_from = latest_checkpoint(checkpoints) if resume else None
     if start_from:
         events.append(Log(f"resuming from {start_from.name}"))

@@ -1,0 +1,67 @@
+"""Settings whose best value depends on the machine that trains: bf16, packing, the base's dtype."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from engine.config import RunConfig
+
+
+def native_bf16() -> bool:
+    """Whether bf16 is fast here: a CUDA GPU that supports it, or a CPU with AMX or AVX-512 BF16.
+
+    On such CPUs (Sapphire Rapids and later, Cooper Lake) oneDNN runs bf16 matrix products
+    several times faster than fp32; elsewhere bf16 on a CPU is emulated and slower.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
+def resolve_auto(config: RunConfig) -> RunConfig:
+    """`config` with training.precision and training.packing "auto" decided for this machine.
+
+    Packing fills rows of max_length, which pays where variable-length attention kernels run
+    each example's attention alone (CUDA); on a CPU a packed row only costs memory, so each
+    micro-batch becomes one row without padding instead.
+    """
+    import torch
+
+    training = config.training
+    precision = training.precision
+    if precision == "auto":
+        precision = "bf16" if native_bf16() else "fp32"
+    packing = torch.cuda.is_available() if training.packing == "auto" else training.packing
+    return dataclasses.replace(config, training=dataclasses.replace(training, precision=precision, packing=packing))
+
+
+def base_dtype(config: RunConfig) -> Any:
+    """The dtype to load the base in, or None for model.dtype.
+
+    A LoRA base is frozen, so when training computes in bf16 its weights are loaded in bf16:
+    half the memory and no cast of every weight in every step (the adapter stays fp32, as peft
+    keeps it). Full fine-tuning keeps fp32 master weights; an explicit model.dtype wins.
+    """
+    import torch
+
+    if config.adapter.method == "lora" and config.model.dtype == "auto" and config.training.precision == "bf16":
+        return torch.bfloat16
+    return None
+
+
+def adapters_compute_in_bf16(model) -> None:
+    """Let autocast run the LoRA products in bf16 instead of peft casting their inputs to fp32.
+
+    peft casts each adapter's input to the dtype of its (fp32) weights, so under bf16 autocast
+    the LoRA products ran in fp32 and kept an fp32 copy of every adapted layer's input for the
+    backward pass - the largest share of activation memory. Autocast computes them in bf16 and
+    the weights and their updates stay fp32, as in any mixed-precision training.
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.cast_input_dtype_enabled = False

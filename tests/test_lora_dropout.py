@@ -1,0 +1,94 @@
+"""LoRA dropout fused into the A projection: same maths as dropout-then-linear, replayable, invisible to peft."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from engine.train.lora_dropout import DropoutProjection, fuse_lora_dropout, keep_mask
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_mask_drops_p_and_rescales_the_rest() -> None:
+    x = torch.ones(1_000_000)
+    keep = keep_mask(x, 0.2, seed=5)
+    dropped = (keep == 0).float().mean().item()
+    assert dropped == pytest.approx(0.2, abs=0.002)
+    assert torch.all((keep == 0) | torch.isclose(keep, torch.tensor(1 / 0.8)))
+    assert torch.equal(keep, keep_mask(x, 0.2, seed=5)) and not torch.equal(keep, keep_mask(x, 0.2, seed=6))
+
+
+def test_fused_projection_matches_dropout_then_linear() -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(16, 4, bias=False)
+    fused = DropoutProjection.replacing(linear, 0.3)
+    assert fused.weight is linear.weight
+    x = torch.randn(3, 7, 16, requires_grad=True)
+
+    torch.manual_seed(1)
+    fused(x).square().sum().backward()
+    got = x.grad.clone(), linear.weight.grad.clone()
+    x.grad = linear.weight.grad = None
+
+    torch.manual_seed(1)
+    seed = int(torch.empty((), dtype=torch.int64).random_())  # the draw the fused layer makes
+    nn.functional.linear(x * keep_mask(x, 0.3, seed), linear.weight).square().sum().backward()
+    assert torch.allclose(got[0], x.grad) and torch.allclose(got[1], linear.weight.grad)
+
+    fused.eval()
+    assert torch.equal(fused(x), linear(x))
+
+
+def test_bf16_autocast_keeps_fp32_weight_gradients() -> None:
+    linear = nn.Linear(16, 4, bias=False)
+    fused = DropoutProjection.replacing(linear, 0.1)
+    x = torch.randn(5, 16, dtype=torch.bfloat16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fused(x)
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16
+    assert linear.weight.grad.dtype == torch.float32
+
+
+def _lora(tiny_model_dir: Path, **lora):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    return get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules="all-linear", **lora))
+
+
+def _loss_and_grads(model, ids, seed):
+    torch.manual_seed(seed)
+    model.zero_grad()
+    model(input_ids=ids, labels=ids).loss.backward()
+    return [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+
+def test_peft_model_keeps_its_keys_and_checkpointing_replays_the_masks(tiny_model_dir: Path) -> None:
+    model = _lora(tiny_model_dir)
+    for name, param in model.named_parameters():  # non-zero B, so the A gradients depend on the masks
+        if "lora_B" in name:
+            nn.init.normal_(param, std=0.1)
+    keys = set(model.state_dict())
+    layers = sum(1 for m in model.modules() if type(m) is nn.Dropout)
+    assert fuse_lora_dropout(model) == layers > 0
+    assert set(model.state_dict()) == keys
+    model.train()
+    ids = torch.randint(0, model.config.vocab_size, (2, 12))
+    plain = _loss_and_grads(model, ids, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(plain, _loss_and_grads(model, ids, seed=3), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(plain, _loss_and_grads(model, ids, seed=4), strict=True))
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    recomputed = _loss_and_grads(model, ids, seed=3)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, recomputed, strict=True))
+
+
+def test_dora_keeps_peft_dropout(tiny_model_dir: Path) -> None:
+    assert fuse_lora_dropout(_lora(tiny_model_dir, use_dora=True)) == 0
