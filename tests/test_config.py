@@ -72,7 +72,7 @@ def test_configs_are_frozen() -> None:
         ("adapter.method=prefix", "adapter.method", "qlora, lora, full"),
         ("data.split=0.5,0.1", "data.split", "add up to 1"),
         ("generation.top_p=0", "generation.top_p", "> 0.0"),
-        ("training.packing=sometimes", "training.packing", "true, false or auto"),
+        ("training.packing=sometimes", "training.packing", "true or false"),
         ("trainer.epochs=1", "trainer.epochs", "sections"),
         ("training", "training", "section.field=value"),
     ],
@@ -82,11 +82,6 @@ def test_bad_values_name_the_field(override: str, where: str, words: str) -> Non
         apply_overrides(RunConfig(), [override])
     assert info.value.where == where
     assert words in info.value.render()
-
-
-def test_packing_is_true_false_or_auto() -> None:
-    values = [apply_overrides(RunConfig(), [f"training.packing={v}"]).training.packing for v in ("true", "false", "auto")]
-    assert values == [True, False, "auto"]
 
 
 def test_bad_yaml_names_the_line(tmp_path: Path) -> None:

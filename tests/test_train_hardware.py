@@ -1,4 +1,4 @@
-"""Training settings that depend on the machine: bf16 where it is fast, packing where it pays."""
+"""Training settings that depend on the machine: bf16 where it is fast, and a bf16 base with it."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ def test_auto_precision_follows_the_machine(fast_bf16: bool, monkeypatch: pytest
     monkeypatch.setattr(hardware, "native_bf16", lambda: fast_bf16)
     resolved = hardware.resolve_auto(RunConfig()).training
     assert resolved.precision == ("bf16" if fast_bf16 else "fp32")
-    assert resolved.packing is torch.cuda.is_available()
 
 
 def test_explicit_settings_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hardware, "native_bf16", lambda: True)
-    config = apply_overrides(RunConfig(), ["training.precision=fp32", "training.packing=true"])
-    assert hardware.resolve_auto(config).training == config.training
+    config = apply_overrides(RunConfig(), ["training.precision=fp32"])
+    assert hardware.resolve_auto(config) == config
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,8 @@ def test_training_lowers_loss_and_writes_a_peft_adapter(method, home, tiny_model
     assert "training_args.bin" not in names  # no pickles in what we hand out
     card = (adapter / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n") and "library_name: peft" in card and f"- {method}" in card
+    precision = run.config().training.precision  # "auto" was decided once and recorded for resume and eval
+    assert precision in ("bf16", "fp32") and f"precision: {precision}" in card
 
     ids = [5, 17, 42, 99, 7]
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

@@ -27,24 +27,29 @@ def build_datasets(config: RunConfig, tokenizer, events: EventLog) -> TrainData:
     splits = load_splits(config.data)
     if not splits.train:
         raise ConfigError(f"{config.data.path} leaves no training examples after the split", where="data.split")
-    train, tokens, cut = _tokenize(splits.train, tokenizer, config)
+    train, tokens, cut, untrained = _tokenize(splits.train, tokenizer, config)
     validation = _tokenize(splits.validation, tokenizer, config)[0] if splits.validation else None
     events.append(Log(
         f"data: {len(splits.train)} training, {len(splits.validation)} validation, {len(splits.test)} test examples; "
         f"{tokens} training tokens" + (f"; {cut} tokens cut at max_length {config.data.max_length}" if cut else "")
+        + (f"; {untrained} left out, their answers cut away at max_length" if untrained else "")
     ))
     return TrainData(train, validation, tokens)
 
 
-def _tokenize(examples: Sequence, tokenizer, config: RunConfig) -> tuple[Any, int, int]:
+def _tokenize(examples: Sequence, tokenizer, config: RunConfig) -> tuple[Any, int, int, int]:
+    """The dataset, its tokens, the tokens cut at max_length, and how many examples were left out
+    because the cut took every trained token (a batch of them would have no loss to average)."""
     from datasets import Dataset
 
     from engine.data import render_examples
 
     rendered = render_examples(examples, tokenizer, max_length=config.data.max_length,
                                assistant_only=config.data.assistant_only_loss)
+    kept = [r for r in rendered if any(r.assistant_mask)]
     dataset = Dataset.from_dict({
-        "input_ids": [r.input_ids for r in rendered],
-        "assistant_masks": [r.assistant_mask for r in rendered],
+        "input_ids": [r.input_ids for r in kept],
+        "assistant_masks": [r.assistant_mask for r in kept],
     })
-    return dataset, sum(len(r.input_ids) for r in rendered), sum(r.truncated_tokens for r in rendered)
+    return (dataset, sum(len(r.input_ids) for r in kept), sum(r.truncated_tokens for r in rendered),
+            len(rendered) - len(kept))

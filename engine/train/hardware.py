@@ -1,4 +1,4 @@
-"""Settings whose best value depends on the machine that trains: bf16, packing, the base's dtype."""
+"""Settings whose best value depends on the machine that trains: bf16 and the base's dtype."""
 
 from __future__ import annotations
 
@@ -17,25 +17,19 @@ def native_bf16() -> bool:
     import torch
 
     if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return any(getattr(torch.cpu, probe, lambda: False)() for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    cpu = torch.cpu
+    amx = cpu._is_amx_tile_supported() and cpu._init_amx()  # the kernel must also grant AMX to the process
+    return bool(amx or cpu._is_avx512_bf16_supported())
 
 
 def resolve_auto(config: RunConfig) -> RunConfig:
-    """`config` with training.precision and training.packing "auto" decided for this machine.
-
-    Packing fills rows of max_length, which pays where variable-length attention kernels run
-    each example's attention alone (CUDA); on a CPU a packed row only costs memory, so each
-    micro-batch becomes one row without padding instead.
-    """
-    import torch
-
+    """`config` with training.precision "auto" decided for this machine."""
     training = config.training
-    precision = training.precision
-    if precision == "auto":
-        precision = "bf16" if native_bf16() else "fp32"
-    packing = torch.cuda.is_available() if training.packing == "auto" else training.packing
-    return dataclasses.replace(config, training=dataclasses.replace(training, precision=precision, packing=packing))
+    if training.precision != "auto":
+        return config
+    precision = "bf16" if native_bf16() else "fp32"
+    return dataclasses.replace(config, training=dataclasses.replace(training, precision=precision))
 
 
 def base_dtype(config: RunConfig) -> Any:
@@ -55,10 +49,11 @@ def base_dtype(config: RunConfig) -> Any:
 def adapters_compute_in_bf16(model) -> None:
     """Let autocast run the LoRA products in bf16 instead of peft casting their inputs to fp32.
 
-    peft casts each adapter's input to the dtype of its (fp32) weights, so under bf16 autocast
-    the LoRA products ran in fp32 and kept an fp32 copy of every adapted layer's input for the
-    backward pass - the largest share of activation memory. Autocast computes them in bf16 and
-    the weights and their updates stay fp32, as in any mixed-precision training.
+    peft casts each adapter's input to the dtype of its (fp32) weights: an fp32 copy of every
+    adapted layer's input in every step, which the fused LoRA dropout (engine.train.lora_dropout)
+    would then keep for the backward pass instead of sharing the bf16 input the frozen layer
+    keeps. Autocast computes the products in bf16 either way; the weights and their updates stay
+    fp32, as in any mixed-precision training.
     """
     from peft.tuners.tuners_utils import BaseTunerLayer
 

@@ -84,7 +84,7 @@ def fuse_lora_dropout(model: nn.Module) -> int:
             continue
         for adapter, dropout in dropouts.items():
             projection = projections[adapter] if adapter in projections else None
-            if (type(dropout) is nn.Dropout and dropout.p > 0 and type(projection) is nn.Linear
+            if (type(dropout) is nn.Dropout and 0 < dropout.p < 1 and type(projection) is nn.Linear
                     and projection.bias is None and adapter not in getattr(module, "lora_variant", {})):
                 projections[adapter] = DropoutProjection.replacing(projection, dropout.p)
                 dropouts[adapter] = nn.Identity()

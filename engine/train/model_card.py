@@ -71,7 +71,8 @@ def _hyperparameters(config: RunConfig) -> dict[str, Any]:
         learning_rate=training.learning_rate, epochs=training.epochs, max_steps=training.max_steps,
         micro_batch_size=training.micro_batch_size, gradient_accumulation=training.gradient_accumulation,
         effective_batch_size=training.effective_batch_size, max_length=config.data.max_length,
-        packing=training.packing, lr_scheduler=training.lr_scheduler, seed=training.seed,
+        packing=training.packing, precision=training.precision, lr_scheduler=training.lr_scheduler,
+        seed=training.seed,
     )
     return values
 

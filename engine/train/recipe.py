@@ -179,7 +179,7 @@ def run_training(
 
     config = resolve_auto(config)
     events.append(Log(f"computing in {config.training.precision}; " + (
-        "examples packed into rows" if config.training.packing else "one row per micro-batch, no padding")))
+        "examples packed into rows" if config.training.packing else "one row per micro-batch") + ", no padding"))
     folder = model_folder(config.model, home, on_status=lambda m: events.append(Log(m)))
     tokenizer = load_tokenizer(folder, config.model)
     datasets = build_datasets(config, tokenizer, events)

@@ -14,6 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
+from engine.config import save_yaml
 from engine.errors import TanrenError
 from engine.events import EventLog, Log
 from engine.locking import HeldLock, try_lock
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 def _supervised(run: RunDir, home: Home, resume: bool, stop: StopSignal) -> int:
     run.set_status("running", "resumed" if resume else "started")
     try:
+        _settle_auto_settings(run)
         outcome = _train(run, home, resume, stop, run.events)
     except TanrenError as exc:
         run.set_status("failed", exc.message, exc.hint or "")
@@ -98,6 +100,17 @@ def _supervised(run: RunDir, home: Home, resume: bool, stop: StopSignal) -> int:
         run.set_status("done", f"{outcome.global_step} steps, final loss {outcome.final_loss:.4f}"
                        if outcome.final_loss is not None else f"{outcome.global_step} steps")
     return 0
+
+
+def _settle_auto_settings(run: RunDir) -> None:
+    """Decide "auto" settings once, in the run's config.yaml: a resume then trains as the run began
+    (even on another machine), and evaluations and model cards show what the run did."""
+    from engine.train.hardware import resolve_auto
+
+    config = run.config()
+    resolved = resolve_auto(config)
+    if resolved != config:
+        save_yaml(resolved, run.config_file)
 
 
 def _train(run: RunDir, home: Home, resume: bool, stop: StopSignal, events: EventLog):

@@ -1,0 +1,42 @@
+"""What a training step sees: padding-free rows that keep examples apart, and only examples with a loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.config import ModelConfig, RunConfig, apply_overrides
+from engine.events import EventLog, Log
+from engine.models.loading import load_tokenizer
+from engine.train.dataset import build_datasets
+from tests.data_files import QA, chat, write_jsonl
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_a_padding_free_row_keeps_its_examples_apart(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    first, second = torch.tensor([[5, 17, 42, 99, 7]]), torch.tensor([[3, 8, 21, 60, 11, 2, 9]])
+    row = torch.cat([first, second], dim=1)
+    positions = torch.cat([torch.arange(5), torch.arange(7)])[None]
+    with torch.no_grad():
+        # as in training: without a KV cache, transformers reads the examples' bounds from position_ids
+        packed = model(input_ids=row, position_ids=positions, use_cache=False).logits[0]
+        alone = torch.cat([model(input_ids=first).logits[0], model(input_ids=second).logits[0]])
+    assert torch.allclose(packed, alone, atol=1e-5)  # the second example never attends to the first
+
+
+def test_examples_with_nothing_left_to_learn_are_left_out(tmp_path: Path, tiny_model_dir: Path) -> None:
+    long_question = "とても長い質問です。" * 60
+    data = write_jsonl(tmp_path / "d.jsonl", [chat(*QA[0]), chat(long_question, "短い答え"), chat(*QA[1])])
+    config = apply_overrides(RunConfig(), [f"data.path={data}", "data.split=1,0,0", "data.max_length=48"])
+    events = EventLog(tmp_path / "events.jsonl")
+    datasets = build_datasets(config, load_tokenizer(tiny_model_dir, ModelConfig()), events)
+    assert len(datasets.train) == 2
+    assert all(any(mask) for mask in datasets.train["assistant_masks"])
+    logs = [e.message for e in events.read() if isinstance(e, Log)]
+    assert any("; 1 left out, their answers cut away at max_length" in m for m in logs)
