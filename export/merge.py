@@ -22,6 +22,7 @@ from engine.config import ModelConfig
 from engine.errors import ExportError
 from engine.messages import Message
 from export.adapters import AdapterInput, check_adapters_fit
+from export.json_files import read_folder_json
 from export.output import artifact_directory
 
 # Prompts whose logits (every position) compare the merged model with base + adapters.
@@ -54,7 +55,8 @@ def merge_adapters(base_folder: Path, adapters: Sequence[AdapterInput], out: Pat
         raise ExportError("there is no adapter to merge", hint="name a run with a trained adapter")
     base_folder = Path(base_folder)
     base_files = model_safetensors_files(base_folder)
-    base_config = _read_config(base_folder)
+    base_config = read_folder_json(base_folder, "config.json", missing="it is not a Hugging Face model folder",
+                                   hint="merge onto the base model folder the adapters were trained on")
     check_adapters_fit(list(adapters), {name: shape for name, (_p, shape, _d) in safetensors_index(base_files).items()},
                        tied_head=bool(base_config.get("tie_word_embeddings")))
 
@@ -135,13 +137,6 @@ def _logits(model, probes: list[list[int]]):
 
     with torch.inference_mode():
         return [model(input_ids=torch.tensor([ids])).logits[0].float() for ids in probes]
-
-
-def _read_config(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"config.json of the base cannot be read: {exc}", where=str(folder)) from None
 
 
 def _stored_dtype(config: dict) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,11 @@ def test_missing_or_broken_adapter_files_are_clear_errors(tiny_model_dir, adapte
     (not_lora / "adapter_config.json").write_text(json.dumps({"peft_type": "IA3"}))
     with pytest.raises(ExportError, match="IA3 adapter; only LoRA adapters are merged"):
         merge_adapters(tiny_model_dir, [AdapterInput("ia3", not_lora)], tmp_path / "merged")
+    no_config = tmp_path / "weights-only"
+    no_config.mkdir()
+    shutil.copy(tiny_model_dir / "model.safetensors", no_config)
+    with pytest.raises(ExportError, match="has no config.json, so it is not a Hugging Face model folder"):
+        merge_adapters(no_config, [AdapterInput("qv", adapters["qv"])], tmp_path / "merged")
     assert not (tmp_path / "merged").exists()
 
 
