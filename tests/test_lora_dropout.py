@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.train.lora_dropout import DropoutProjection, fuse_lora_dropout, keep_mask
+from engine.train.lora_dropout import DropoutProjection, draw_seed, fuse_lora_dropout, keep_mask
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,8 +35,7 @@ def test_fused_projection_matches_dropout_then_linear() -> None:
     x.grad = linear.weight.grad = None
 
     torch.manual_seed(1)
-    seed = int(torch.empty((), dtype=torch.int64).random_())  # the draw the fused layer makes
-    nn.functional.linear(x * keep_mask(x, 0.3, seed), linear.weight).square().sum().backward()
+    nn.functional.linear(x * keep_mask(x, 0.3, draw_seed()), linear.weight).square().sum().backward()
     assert torch.allclose(got[0], x.grad) and torch.allclose(got[1], linear.weight.grad)
 
     fused.eval()

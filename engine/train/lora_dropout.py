@@ -21,6 +21,11 @@ LANE_BITS = 15
 LANES_PER_DRAW = 4
 
 
+def draw_seed() -> int:
+    """A mask's seed, from torch's generator (so seeding and RNG replay reach the masks)."""
+    return int(torch.empty((), dtype=torch.int64).random_())
+
+
 def keep_mask(like: torch.Tensor, p: float, seed: int) -> torch.Tensor:
     """0 where an element is dropped, 1 / (1 - p) where it is kept, shaped and typed like `like`."""
     n = like.numel()
@@ -71,8 +76,7 @@ class DropoutProjection(nn.Linear):
             return super().forward(x)
         if x.device.type != "cpu":
             return super().forward(nn.functional.dropout(x, self.p, training=True))
-        seed = int(torch.empty((), dtype=torch.int64).random_())
-        return _DropoutProjection.apply(x, self.weight, self.p, seed)
+        return _DropoutProjection.apply(x, self.weight, self.p, draw_seed())
 
 
 def fuse_lora_dropout(model: nn.Module) -> int:

@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from engine.config import save_yaml
+from engine.config import RunConfig, save_yaml
 from engine.errors import TanrenError
 from engine.events import EventLog, Log
 from engine.locking import HeldLock, try_lock
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     stop = StopSignal(run)
     if rank != 0:  # only rank 0 owns the run's status, events and the device queue
-        return _train(run, home, args.resume, stop, EventLog(run.path / f"events.rank{rank}.jsonl"))
+        return _train(run, run.config(), home, args.resume, stop, EventLog(run.path / f"events.rank{rank}.jsonl"))
     run.pid_file.write_text(f"{os.getpid()}\n")
     slot = wait_for_device(run, home, stop)
     if slot is None:
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 def _supervised(run: RunDir, home: Home, resume: bool, stop: StopSignal) -> int:
     run.set_status("running", "resumed" if resume else "started")
     try:
-        _settle_auto_settings(run)
-        outcome = _train(run, home, resume, stop, run.events)
+        outcome = _train(run, _settled_config(run), home, resume, stop, run.events)
     except TanrenError as exc:
         run.set_status("failed", exc.message, exc.hint or "")
         return 1
@@ -102,22 +101,24 @@ def _supervised(run: RunDir, home: Home, resume: bool, stop: StopSignal) -> int:
     return 0
 
 
-def _settle_auto_settings(run: RunDir) -> None:
-    """Decide "auto" settings once, in the run's config.yaml: a resume then trains as the run began
-    (even on another machine), and evaluations and model cards show what the run did."""
+def _settled_config(run: RunDir) -> RunConfig:
+    """The run's config with "auto" settings decided once and written back to its config.yaml: a
+    resume then trains as the run began (even on another machine), and evaluations and model
+    cards show what the run did."""
     from engine.train.hardware import resolve_auto
 
     config = run.config()
     resolved = resolve_auto(config)
     if resolved != config:
         save_yaml(resolved, run.config_file)
+    return resolved
 
 
-def _train(run: RunDir, home: Home, resume: bool, stop: StopSignal, events: EventLog):
+def _train(run: RunDir, config: RunConfig, home: Home, resume: bool, stop: StopSignal, events: EventLog):
     from engine.train.recipe import run_training
 
     events.append(Log(f"pid {os.getpid()}, python {sys.version.split()[0]}"))
-    return run_training(run.config(), run.path, home, resume=resume, should_stop=stop, events=events)
+    return run_training(config, run.path, home, resume=resume, should_stop=stop, events=events)
 
 
 def _is_oom(exc: BaseException) -> bool:
