@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.errors import ExportError
 from export.gguf_model import TensorNamer, architecture, load_hf_config, read_config
-from export.adapters import ADAPTER_CONFIG, read_adapter_config
+from export.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, read_adapter_config
 from export.lora_keys import LORA_KEY, check_fits
 from export.gguf_tensors import (
     PlannedTensor,
@@ -82,9 +82,9 @@ def _llama_cpp_alpha(settings: dict[str, Any]) -> float:
 
 def _plan_pairs(folder: Path, namer: TensorNamer, base_shapes: dict[str, tuple[int, ...]],
                 dtype: str) -> list[PlannedTensor]:
-    weights = folder / "adapter_model.safetensors"
+    weights = folder / ADAPTER_WEIGHTS
     if not weights.is_file():
-        raise ExportError(f"{folder} has no adapter_model.safetensors", where=str(folder),
+        raise ExportError(f"{folder} has no {ADAPTER_WEIGHTS}", where=str(folder),
                           hint="save the adapter with safe_serialization")
     plan: list[PlannedTensor] = []
     for key, (path, shape, _stored) in safetensors_index([weights]).items():

@@ -13,6 +13,7 @@ import pytest
 
 from engine.chat.sessions import load_session
 from engine.paths import Home
+from tests import export_runs
 from tests.tiny_model import make_adapter
 from tui.entry import main
 
@@ -52,9 +53,7 @@ def test_adapter_by_run_name_and_compare_with_base(run_with_adapter, monkeypatch
 
 
 def test_a_run_name_chats_with_its_base_and_adapter(home: Home, tiny_model_dir: Path, capsys) -> None:
-    from tests.export_runs import run_with_adapter as finished_run
-
-    finished_run(home, tiny_model_dir, "tuned")
+    export_runs.run_with_adapter(home, tiny_model_dir, "tuned")
     args = ["--prompt", "hello", "--temperature", "0", "--max-new-tokens", "8"]
     assert main(["chat", "tuned", *args, "--vs", "base"]) == 0
     out = capsys.readouterr().out

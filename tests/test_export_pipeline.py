@@ -25,7 +25,6 @@ from tests.export_runs import run_with_adapter, save_lora
 from tests.llama_cpp_runner import llama_logits
 
 
-
 @pytest.fixture(scope="module")
 def exported(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, subprocess.CompletedProcess]:
     """One export of a run on the tiny model through the CLI, followed to the end."""
@@ -107,13 +106,12 @@ def test_push_needs_a_token_and_network_and_says_so(exported, tmp_path) -> None:
     home, _result = exported
     env = {**tanren_env(home), "HF_HOME": str(tmp_path / "hf")}
     env.pop("HF_TOKEN", None)
-    tanren_bin = str(TANREN)
-    no_token = subprocess.run([tanren_bin, "push", "tiny", "--repo", "taro/tiny"], capture_output=True, text=True,
+    no_token = subprocess.run([str(TANREN), "push", "tiny", "--repo", "taro/tiny"], capture_output=True, text=True,
                               env=env, timeout=60, check=False)
     assert no_token.returncode == 1
     assert "error: no Hugging Face token found" in no_token.stderr and "HF_TOKEN" in no_token.stderr
     started = time.monotonic()
-    offline = subprocess.run([tanren_bin, "push", "tiny", "--repo", "taro/tiny"], capture_output=True, text=True,
+    offline = subprocess.run([str(TANREN), "push", "tiny", "--repo", "taro/tiny"], capture_output=True, text=True,
                              env={**env, "HF_TOKEN": "hf_not_a_real_token"}, timeout=120, check=False)
     assert offline.returncode == 1
     assert "error: the Hugging Face Hub cannot be reached" in offline.stderr and "Traceback" not in offline.stderr
@@ -151,7 +149,7 @@ def test_cancelled_export_leaves_nothing_half_written(tiny_model_dir, home) -> N
     run_with_adapter(home, tiny_model_dir, "cancel-me")
     export = start_export(prepare_export("cancel-me", home, quants="q8_0"), home)
     wait_for(lambda: any(isinstance(e, Progress) and e.message.startswith("verifying") for e in export.events.read()),
-              what="the verification stage")
+             what="the verification stage")
     assert cancel_export(export)
     wait_for(lambda: export.status().state != "running", what="the export to stop")
     assert export.status().state == "cancelled"

@@ -120,15 +120,14 @@ class ChatBackend(ABC):
 
     def _fitted(self, messages: Sequence[Message], answer_tokens: int,
                 adapter: str | None) -> tuple[list[int], FittedConversation]:
-        encoded: list[list[int]] = []  # the latest encoding only
+        encoded: dict[tuple[Message, ...], list[int]] = {}  # every candidate, so the kept one is not encoded again
 
         def count(kept: Sequence[Message]) -> int:
-            encoded[:] = [self.encode(kept, adapter)]
-            return len(encoded[0])
+            encoded[tuple(kept)] = ids = self.encode(kept, adapter)
+            return len(ids)
 
-        # fit_to_context returns right after counting what it keeps: the last encoding is the prompt
         fitted = fit_to_context(messages, count, context_length=self.context_length, answer_tokens=answer_tokens)
-        return encoded[0], fitted
+        return encoded[fitted.messages], fitted
 
     def count_tokens(self, messages: Sequence[Message], adapter: str | None = None) -> int:
         return len(self.encode(messages, adapter))

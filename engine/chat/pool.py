@@ -17,7 +17,7 @@ from engine.errors import TanrenError
 from engine.models.catalog import list_models
 from engine.models.registry import BUILTIN_MODELS
 from engine.paths import Home
-from engine.runs.rundir import list_runs
+from engine.runs.rundir import RunDir, list_runs
 
 if TYPE_CHECKING:  # the backends import numpy; the workbench lists targets long before it loads one
     from engine.chat.backend import ChatBackend, ChatTarget
@@ -59,12 +59,17 @@ def chat_targets(home: Home) -> list[TargetSpec]:
         specs.append(TargetSpec("base", entry.name))
         if entry.name in BUILTIN_MODELS:
             specs.append(TargetSpec("gguf", entry.name, backend="llama.cpp"))
-    for run in list_runs(home):
-        if run.has_adapter:
-            specs.append(TargetSpec("adapter", run.config().model.base, adapter=run.name))
-        elif run.has_model:
-            specs.append(TargetSpec("merged", str(run.model)))
+    specs += [spec for run in list_runs(home) if (spec := run_spec(run))]
     return specs
+
+
+def run_spec(run: RunDir) -> TargetSpec | None:
+    """What a finished run is chatted as: its base with its adapter, or its fully tuned model."""
+    if run.has_adapter:
+        return TargetSpec("adapter", run.config().model.base, adapter=run.name)
+    if run.has_model:
+        return TargetSpec("merged", str(run.model))
+    return None
 
 
 class TargetPool:

@@ -45,21 +45,6 @@ def is_adapter(spec: str, home: Home) -> bool:
     return True
 
 
-def run_target(name: str, home: Home) -> tuple[str, str | None] | None:
-    """A finished run named as what to chat with: (its base, its adapter) for a LoRA run, (its
-    model folder, None) for a full fine-tune; None when `name` is no trained run."""
-    from engine.runs.rundir import find_run
-
-    run = find_run(name, home)
-    if run is None:
-        return None
-    if run.has_adapter:
-        return run.config().model.base, name
-    if run.has_model:
-        return str(run.model), None
-    return None
-
-
 def open_backend(config: ModelConfig, home: Home, *, backend: str = "auto", adapters: Sequence[AdapterRef] = (),
                  max_context: int = DEFAULT_MAX_CONTEXT,
                  on_status: Callable[[str], None] = lambda _m: None) -> ChatBackend:

@@ -77,7 +77,7 @@ class TransformersBackend(ChatBackend):
         self.adapters = (*self.adapters, name)
 
     def encode(self, messages: Sequence[Message], adapter: str | None = None) -> list[int]:
-        template = self._adapter_templates.get(adapter, self._template) if adapter else self._template
+        template = self._adapter_templates.get(adapter, self._template)
         text = render_chat(template, messages, special_tokens=self._special_tokens, model=self.name)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 

@@ -64,15 +64,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_as_target(args: argparse.Namespace, home: Home) -> None:
     """`tanren chat RUN` chats with what the run trained: its base with its adapter on top."""
-    from engine.chat.targets import run_target
+    from engine.chat.pool import run_spec
     from engine.models.registry import BUILTIN_MODELS
+    from engine.runs.rundir import find_run
 
     if not args.target or args.target in BUILTIN_MODELS or Path(args.target).expanduser().exists():
         return  # a model by that name comes first
-    found = run_target(args.target, home)
-    if found is not None:
-        args.target, adapter = found
-        args.adapter = ([adapter] if adapter else []) + args.adapter
+    run = find_run(args.target, home)
+    spec = run_spec(run) if run else None
+    if spec is not None:
+        args.target = spec.model
+        args.adapter = ([spec.adapter] if spec.adapter else []) + args.adapter
 
 
 def _chat(args: argparse.Namespace) -> int:

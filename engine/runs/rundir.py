@@ -195,9 +195,9 @@ def list_runs(home: Home) -> list[RunDir]:
     return sorted(runs, key=lambda r: r.config_file.stat().st_mtime, reverse=True)
 
 
-def trained_runs(home: Home) -> list[RunDir]:
+def trained_run_names(home: Home) -> list[str]:
     """Runs with something to chat with, evaluate or export: an adapter or a whole model; newest first."""
-    return [run for run in list_runs(home) if run.has_adapter or run.has_model]
+    return [run.name for run in list_runs(home) if run.has_adapter or run.has_model]
 
 
 def remove_run(run: RunDir) -> None:

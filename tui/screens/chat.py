@@ -15,7 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from engine.chat.pool import TargetPool, TargetSpec, chat_targets, spec_for
+from engine.chat.pool import TargetPool, TargetSpec, chat_targets, run_spec, spec_for
 from engine.config import GenerationConfig, RunConfig, apply_overrides
 from engine.errors import TanrenError
 from engine.messages import Message as ChatMessage
@@ -35,7 +35,7 @@ def default_target(home) -> TargetSpec:
     for run in list_runs(home):
         if run.has_adapter:
             try:
-                return TargetSpec("adapter", run.config().model.base, adapter=run.name)
+                return run_spec(run)
             except TanrenError:
                 continue  # a damaged run folder: the Dashboard says so
     return TargetSpec("base", DEFAULT_MODEL)

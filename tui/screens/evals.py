@@ -15,7 +15,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static
 
-from engine.runs.rundir import trained_runs
+from engine.runs.rundir import trained_run_names
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker
@@ -96,7 +96,7 @@ class EvalsScreen(TanrenScreen):
 
     def on_mount(self) -> None:
         self.query_one("#eval-progress").display = False
-        runs = [run.name for run in trained_runs(self.home)]
+        runs = trained_run_names(self.home)
         if runs:
             self._set_target(runs[0])
         else:
@@ -203,7 +203,7 @@ class EvalsScreen(TanrenScreen):
             self.set_focus(None)
 
     def action_pick_target(self) -> None:
-        options = [(Text.assemble(("run    ", "italic"), run.name), run.name) for run in trained_runs(self.home)]
+        options = [(Text.assemble(("run    ", "italic"), name), name) for name in trained_run_names(self.home)]
         picker = Picker("Evaluate (Enter)", options, typed="or type a model: name, HF folder or .gguf file (Enter)")
         self.app.push_screen(picker, self._picked)
 

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
 
 from engine.events import Event, Progress
-from engine.runs.rundir import RunStatus, trained_runs
+from engine.runs.rundir import RunStatus, trained_run_names
 from engine.runs.summary import EventFormatter
 from tui.errors import reports_errors
 from tui.follow import follow_folder
@@ -87,7 +87,7 @@ class ExportScreen(TanrenScreen):
         table = self.query_one("#export-verification", DataTable)
         table.add_columns("model", "perplexity", "change", "answers", "verdict")
         self._set_shown(False)
-        runs = [run.name for run in trained_runs(self.home)]
+        runs = trained_run_names(self.home)
         if runs:
             self._set_run(runs[0])
         else:
@@ -195,7 +195,7 @@ class ExportScreen(TanrenScreen):
             self.set_focus(None)
 
     def action_pick_run(self) -> None:
-        options = [(run.name, run.name) for run in trained_runs(self.home)]
+        options = [(name, name) for name in trained_run_names(self.home)]
         if not options:
             self.notify("no trained run to export yet", severity="warning")
             return
