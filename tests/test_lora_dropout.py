@@ -8,18 +8,29 @@ import pytest
 import torch
 from torch import nn
 
-from engine.train.lora_dropout import DropoutProjection, draw_seed, fuse_lora_dropout, keep_mask
+from engine.train.lora_dropout import DropoutProjection, fuse_lora_dropout, keep_bits, masked
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_mask_drops_p_and_rescales_the_rest() -> None:
+def test_mask_keeps_one_minus_p_and_follows_torch_seed() -> None:
     x = torch.ones(1_000_000)
-    keep = keep_mask(x, 0.2, seed=5)
-    dropped = (keep == 0).float().mean().item()
-    assert dropped == pytest.approx(0.2, abs=0.002)
-    assert torch.all((keep == 0) | torch.isclose(keep, torch.tensor(1 / 0.8)))
-    assert torch.equal(keep, keep_mask(x, 0.2, seed=5)) and not torch.equal(keep, keep_mask(x, 0.2, seed=6))
+    torch.manual_seed(5)
+    bits = keep_bits(x, 0.2)
+    assert bits.shape == x.shape and set(bits.unique().tolist()) == {0, -1}
+    keep = bits == -1
+    assert (~keep).float().mean().item() == pytest.approx(0.2, abs=0.002)
+    for lane in range(4):  # every 16-bit lane of a draw is uniform, the sign lane included
+        assert (~keep[lane::4]).float().mean().item() == pytest.approx(0.2, abs=0.004)
+    torch.manual_seed(5)
+    assert torch.equal(bits, keep_bits(x, 0.2)) and not torch.equal(bits, keep_bits(x, 0.2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_masking_zeroes_exactly_the_dropped_elements(dtype: torch.dtype) -> None:
+    x = torch.randn(64, 33).to(dtype)
+    bits = keep_bits(x, 0.5)
+    assert torch.equal(masked(x, bits), torch.where(bits == -1, x, torch.zeros((), dtype=dtype)))
 
 
 def test_fused_projection_matches_dropout_then_linear() -> None:
@@ -35,8 +46,8 @@ def test_fused_projection_matches_dropout_then_linear() -> None:
     x.grad = linear.weight.grad = None
 
     torch.manual_seed(1)
-    nn.functional.linear(x * keep_mask(x, 0.3, draw_seed()), linear.weight).square().sum().backward()
-    assert torch.allclose(got[0], x.grad) and torch.allclose(got[1], linear.weight.grad)
+    nn.functional.linear(x * (keep_bits(x, 0.3) == -1) / 0.7, linear.weight).square().sum().backward()
+    assert torch.allclose(got[0], x.grad, atol=1e-6) and torch.allclose(got[1], linear.weight.grad, atol=1e-6)
 
     fused.eval()
     assert torch.equal(fused(x), linear(x))
