@@ -14,6 +14,7 @@ from engine.models.loading import load_model, load_tokenizer, model_folder
 from engine.paths import Home
 from engine.train.checkpoints import STAGING_PREFIX, latest_checkpoint, publish, remove_staging
 from engine.train.hardware import adapters_compute_in_bf16, base_dtype, resolve_auto
+from engine.train.lm_head import score_labelled_positions_on_cpu
 from engine.train.lora_dropout import fuse_lora_dropout
 
 
@@ -205,6 +206,7 @@ def run_training(
         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
     )
     fuse_lora_dropout(trainer.model)
+    score_labelled_positions_on_cpu(trainer.model)
     if args.bf16:
         adapters_compute_in_bf16(trainer.model)
     start_from = latest_checkpoint(checkpoints) if resume else None
