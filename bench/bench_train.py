@@ -9,7 +9,8 @@ data for one epoch, in its own process so that peak memory is measured alone:
             bf16 autocast, gradient checkpointing, batches padded to their longest example)
   tanren    `tanren train`'s recipe with its defaults (on a CPU with AMX/AVX-512 BF16: bf16,
             the frozen base in bf16, one padding-free row per micro-batch, fused LoRA dropout,
-            gradient checkpointing, assistant-only loss)
+            an LM head that scores only labelled positions, gradient checkpointing,
+            assistant-only loss)
 
 Tokens/s counts the dataset's real (non-padding) tokens over the trainer's own train time.
 The machine's speed drifts, so the variants take turns for --rounds rounds and each keeps its

@@ -40,3 +40,27 @@ def test_examples_with_nothing_left_to_learn_are_left_out(tmp_path: Path, tiny_m
     assert all(any(mask) for mask in datasets.train["assistant_masks"])
     logs = [e.message for e in events.read() if isinstance(e, Log)]
     assert any("; 1 left out, their answers cut away at max_length" in m for m in logs)
+
+
+def test_a_cpu_training_step_fuses_the_dropout_and_scores_only_labelled_tokens(
+    tmp_path: Path, tiny_model_dir: Path, home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.train import lm_head, lora_dropout
+    from engine.train.recipe import run_training
+
+    scored, dropouts = [], []
+    label_log_probs, projection = lm_head.label_log_probs, lora_dropout._DropoutProjection.apply
+    monkeypatch.setattr(lm_head, "label_log_probs", lambda hidden, *rest: scored.append(len(hidden))
+                        or label_log_probs(hidden, *rest))
+    monkeypatch.setattr(lora_dropout._DropoutProjection, "apply", lambda *args: dropouts.append(args[-1])
+                        or projection(*args))
+    data = write_jsonl(tmp_path / "d.jsonl", [chat(*pair) for pair in QA])
+    config = apply_overrides(RunConfig(), [
+        f"model.base={tiny_model_dir}", f"data.path={data}", "data.split=1,0,0", "training.max_steps=1",
+        f"training.micro_batch_size={len(QA)}", "adapter.dropout=0.1",
+    ])
+    outcome = run_training(config, tmp_path / "run", home, resume=False, should_stop=lambda: False,
+                           events=EventLog(tmp_path / "events.jsonl"))
+    assert outcome.global_step == 1 and dropouts and set(dropouts) == {0.1}
+    assert scored and 0 < sum(scored) < build_datasets(config, load_tokenizer(tiny_model_dir, ModelConfig()),
+                                                          EventLog(tmp_path / "e2.jsonl")).train_tokens
