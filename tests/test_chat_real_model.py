@@ -107,9 +107,10 @@ def test_shipped_q4_1_agrees_within_quantization(hf, shipped) -> None:
 
 def test_llama_cpp_japanese_answer_streams_whole_characters(shipped) -> None:
     pieces = list(shipped.stream_chat(JAPANESE, GenerationConfig(seed=0, max_new_tokens=32)))
-    # A character split across tokens is never cut: no piece but a cut-off last one ends mid-character.
-    # (The model itself may emit an invalid byte sequence, which shows as U+FFFD inside a piece.)
-    assert pieces and not any(piece.endswith("\ufffd") for piece in pieces[:-1])
+    # A character split across tokens is never cut, and an answer cut off at max_new_tokens ends with
+    # its last whole character. (The model itself may emit an invalid byte sequence, which shows as
+    # U+FFFD inside a piece.)
+    assert pieces and not any(piece.endswith("\ufffd") for piece in pieces)
     assert any("\u3040" <= ch <= "\u9fff" for ch in "".join(pieces))  # it answers in Japanese
     assert shipped.last_stats.prompt_tokens == len(shipped.encode(JAPANESE))
 

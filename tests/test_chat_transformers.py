@@ -129,6 +129,14 @@ def test_japanese_streams_whole_characters(backend: TransformersBackend) -> None
     assert "".join(pieces) == text and not any("\ufffd" in piece for piece in pieces)
 
 
+def test_an_answer_cut_inside_a_character_ends_with_the_last_whole_one(backend: TransformersBackend) -> None:
+    text = "日本の首都は東京です。🙂"
+    ids = backend.tokenizer(text, add_special_tokens=False)["input_ids"]
+    cut = max(k for k in range(1, len(ids)) if backend.decode(ids[:k]).endswith("\ufffd"))
+    answer = "".join(text_deltas(backend.decode, iter(ids[:cut])))
+    assert answer and text.startswith(answer) and "\ufffd" not in answer
+
+
 def test_japanese_conversation(backend: TransformersBackend) -> None:
     rendered = backend.tokenizer.decode(backend.encode(JAPANESE))
     assert rendered.endswith("<|im_start|>user\n日本の首都はどこですか？<|im_end|>\n<|im_start|>assistant\n")

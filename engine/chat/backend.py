@@ -199,8 +199,13 @@ def text_deltas(decode: Callable[[Sequence[int]], str], tokens: Iterator[int]) -
         if len(text) > len(shown) and not text.endswith("\ufffd"):
             yield text[len(shown):]
             shown = text
-    if ids and len(text := decode(ids)) > len(shown):
-        yield text[len(shown):]  # an answer cut off inside a character ends with U+FFFD
+    if ids and len(text := whole_characters(decode(ids))) > len(shown):
+        yield text[len(shown):]
+
+
+def whole_characters(text: str) -> str:
+    """`text` less the U+FFFD that an answer cut off inside a multi-byte character ends with."""
+    return text.rstrip("\ufffd")
 
 
 class _Clock:

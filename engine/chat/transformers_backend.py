@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend, Decoder
+from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend, Decoder, whole_characters
 from engine.chat.template import render_chat, stop_token_ids
 from engine.config import ModelConfig
 from engine.errors import TanrenError
@@ -143,7 +143,7 @@ class TransformersBackend(ChatBackend):
                                     pad_token_id=pad)
         with self._busy, self._adapter(adapter), torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=attention, generation_config=config)
-        return [self.decode(_until_stop(row.tolist(), self.stop_ids)) for row in out[:, width:]]
+        return [whole_characters(self.decode(_until_stop(row.tolist(), self.stop_ids))) for row in out[:, width:]]
 
     def _adapter(self, adapter: str | None) -> contextlib.AbstractContextManager:
         if not self.adapters:
