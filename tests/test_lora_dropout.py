@@ -70,7 +70,7 @@ def _lora(tiny_model_dir: Path, **lora):
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    return get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules="all-linear", **lora))
+    return get_peft_model(model, LoraConfig(**{"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": "all-linear", **lora}))
 
 
 def _loss_and_grads(model, ids, seed):
@@ -102,3 +102,8 @@ def test_peft_model_keeps_its_keys_and_checkpointing_replays_the_masks(tiny_mode
 
 def test_dora_keeps_peft_dropout(tiny_model_dir: Path) -> None:
     assert fuse_lora_dropout(_lora(tiny_model_dir, use_dora=True)) == 0
+
+
+@pytest.mark.parametrize("p", [1e-6, 0.999995])
+def test_a_probability_the_lanes_cannot_express_keeps_peft_dropout(tiny_model_dir: Path, p: float) -> None:
+    assert fuse_lora_dropout(_lora(tiny_model_dir, lora_dropout=p)) == 0

@@ -62,5 +62,5 @@ def test_a_cpu_training_step_fuses_the_dropout_and_scores_only_labelled_tokens(
     outcome = run_training(config, tmp_path / "run", home, resume=False, should_stop=lambda: False,
                            events=EventLog(tmp_path / "events.jsonl"))
     assert outcome.global_step == 1 and dropouts and set(dropouts) == {0.1}
-    assert scored and 0 < sum(scored) < build_datasets(config, load_tokenizer(tiny_model_dir, ModelConfig()),
-                                                          EventLog(tmp_path / "e2.jsonl")).train_tokens
+    trained = build_datasets(config, load_tokenizer(tiny_model_dir, ModelConfig()), EventLog(tmp_path / "e2.jsonl"))
+    assert sum(scored) == sum(map(sum, trained.train["assistant_masks"]))  # the answers' tokens, nothing else

@@ -7,7 +7,8 @@ and runs its backward products in fp32. On a CPU with bf16 that made the LM head
 LoRA step. Here, on CPU, the positions with a label are projected in the autocast dtype, in
 chunks of tokens whose logits backward recomputes (so memory stays bounded like trl's), and the
 softmax is taken in fp32. The outputs are trl's, so its loss, entropy and token-accuracy
-metrics are unchanged.
+metrics are unchanged; the entropy only feeds those metrics, so it carries no gradient here. A
+trainable head (full fine-tuning) keeps trl's path, which accumulates its gradient in fp32.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import types
 import torch
 from torch.nn import functional
 
-CHUNK_LOGITS = 1 << 24  # logits per chunk of tokens: 64 MiB in fp32
+CHUNK_LOGITS = 1 << 24  # logits per chunk of tokens; at 10 bytes each (bf16, fp32, exp) 160 MiB
 _SCALED_HEAD = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
 
 
@@ -26,7 +27,8 @@ def score_labelled_positions_on_cpu(model, chunk_logits: int = CHUNK_LOGITS) -> 
     """Let the trl-fused forward of `model` (a trainer's model) score only labelled positions on CPU.
 
     Returns False where trl's path is kept: heads that scale or cap their logits, and MoE models
-    whose loss adds a router term.
+    whose loss adds a router term. Off CPU, with a trainable head or with labels already shifted,
+    the forward hands the call to trl's.
     """
     from peft import PeftModel
 
@@ -38,7 +40,8 @@ def score_labelled_positions_on_cpu(model, chunk_logits: int = CHUNK_LOGITS) -> 
 
     @functools.wraps(type(model).forward)
     def forward(self, *args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kwargs):
-        if not fused_lm_head or shift_labels is not None or not _plain_cpu_tensor(self.get_output_embeddings().weight):
+        if (not fused_lm_head or shift_labels is not None or kwargs.get("output_router_logits")
+                or not _frozen_cpu_head(self.get_output_embeddings())):
             return trl_forward(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
                                num_items_in_batch=num_items_in_batch, **kwargs)
         return _labelled_forward(self, args, kwargs, labels, num_items_in_batch, chunk_logits)
@@ -47,10 +50,11 @@ def score_labelled_positions_on_cpu(model, chunk_logits: int = CHUNK_LOGITS) -> 
     return True
 
 
-def _plain_cpu_tensor(weight) -> bool:
+def _frozen_cpu_head(head) -> bool:
     from torch.distributed.tensor import DTensor
 
-    return weight.device.type == "cpu" and not isinstance(weight, DTensor)  # FSDP's shards stay with trl
+    return (head.weight.device.type == "cpu" and not isinstance(head.weight, DTensor)  # FSDP's shards stay with trl
+            and not any(p.requires_grad for p in head.parameters()))
 
 
 def _labelled_forward(model, args, kwargs, labels, num_items_in_batch, chunk_logits: int):
@@ -67,16 +71,11 @@ def _labelled_forward(model, args, kwargs, labels, num_items_in_batch, chunk_log
 
 
 def label_log_probs(hidden, weight, bias, labels, chunk_logits: int = CHUNK_LOGITS):
-    """Per row of `hidden` [N, H]: log p(label), the distribution's entropy and whether the label is its argmax."""
+    """Per row of `hidden` [N, H]: log p(label), the distribution's entropy and whether the label is its
+    argmax, under a frozen head (`weight`, `bias`); only `hidden` gets a gradient."""
     rows = max(1, chunk_logits // weight.shape[0])
     parts = [_LabelLogProbs.apply(h, weight, bias, t) for h, t in zip(hidden.split(rows), labels.split(rows))]
     return tuple(torch.cat(column) for column in zip(*parts))
-
-
-def _logits(hidden, weight, bias):
-    """The logits in at least fp32, and the dtype the projection ran in (autocast's, under autocast)."""
-    logits = functional.linear(hidden, weight, bias)
-    return logits.to(torch.promote_types(logits.dtype, torch.float32)), logits.dtype
 
 
 class _LabelLogProbs(torch.autograd.Function):
@@ -85,7 +84,11 @@ class _LabelLogProbs(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, hidden, weight, bias, labels):
-        logits, ctx.projection_dtype = _logits(hidden, weight, bias)
+        if any(ctx.needs_input_grad[1:3]):
+            raise ValueError("label_log_probs takes the head as frozen; a trainable head keeps trl's path")
+        projected = functional.linear(hidden, weight, bias)  # in autocast's dtype, under autocast
+        ctx.projection_dtype = projected.dtype
+        logits = _at_least_fp32(projected)
         top = logits.max(-1)
         exp = (logits - top.values[:, None]).exp_()
         total = exp.sum(-1)
@@ -95,7 +98,7 @@ class _LabelLogProbs(torch.autograd.Function):
         ctx.save_for_backward(hidden, weight, bias, labels, log_z)
         ctx.mark_non_differentiable(entropy)
         ctx.set_materialize_grads(False)
-        return label_logits - log_z, entropy, top.indices == labels
+        return label_logits - log_z, entropy, top.indices == labels  # max's index is the first maximum's
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
@@ -104,12 +107,11 @@ class _LabelLogProbs(torch.autograd.Function):
             return None, None, None, None
         hidden, weight, bias, labels, log_z = ctx.saved_tensors
         # d log p(label) / d logits = onehot(label) - softmax
-        grad_logits = _logits(hidden, weight, bias)[0].sub_(log_z[:, None]).exp_().neg_()
+        grad_logits = _at_least_fp32(functional.linear(hidden, weight, bias)).sub_(log_z[:, None]).exp_().neg_()
         grad_logits.scatter_add_(-1, labels[:, None], grad_logits.new_ones(labels.shape[0], 1))
-        grad_logits.mul_(grad[:, None])
-        needs_hidden, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        grad_bias = grad_logits.sum(0).to(bias.dtype) if needs_bias else None
-        grad_logits = grad_logits.to(ctx.projection_dtype)
-        grad_hidden = (grad_logits @ weight.to(grad_logits.dtype)).to(hidden.dtype) if needs_hidden else None
-        grad_weight = (grad_logits.T @ hidden.to(grad_logits.dtype)).to(weight.dtype) if needs_weight else None
-        return grad_hidden, grad_weight, grad_bias, None
+        grad_logits = grad_logits.mul_(grad[:, None]).to(ctx.projection_dtype)
+        return (grad_logits @ weight.to(ctx.projection_dtype)).to(hidden.dtype), None, None, None
+
+
+def _at_least_fp32(tensor):
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))

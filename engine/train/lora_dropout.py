@@ -24,7 +24,7 @@ _SAME_WIDTH_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def representable(p: float) -> bool:
-    """Whether p is a drop probability the 16-bit lanes can express (p of at least 1/131072, below 1)."""
+    """Whether p is a drop probability the 16-bit lanes can express (p above 1/131072, below 1)."""
     return 1 <= round(p * LANE_VALUES) < LANE_VALUES
 
 
