@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.chat.backend import ChatTarget, text_deltas
+from engine.chat.backend import ChatTarget, text_deltas, whole_characters
 from engine.chat.compare import compare
 from engine.chat.transformers_backend import TransformersBackend
 from engine.config import GenerationConfig, ModelConfig
@@ -58,7 +58,7 @@ def test_greedy_answer_is_what_generate_gives(backend: TransformersBackend) -> N
         ids = backend.encode(messages)
         output = backend.model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=GREEDY.max_new_tokens,
                                         eos_token_id=sorted(backend.stop_ids))
-        expected = backend.decode([t for t in output[0, len(ids):].tolist() if t not in backend.stop_ids])
+        expected = whole_characters(backend.decode([t for t in output[0, len(ids):].tolist() if t not in backend.stop_ids]))
         assert "".join(backend.stream_chat(messages, GREEDY)) == expected
 
 
@@ -101,7 +101,7 @@ def test_answer_ends_before_a_stop_token(backend: TransformersBackend, monkeypat
     assert len(full) == 12
     stop_at = full.index(full[5])
     monkeypatch.setattr(backend, "stop_ids", backend.stop_ids | {full[5]})
-    assert "".join(backend.stream_chat(QUESTION, GREEDY)) == backend.decode(full[:stop_at])
+    assert "".join(backend.stream_chat(QUESTION, GREEDY)) == whole_characters(backend.decode(full[:stop_at]))
     assert backend.last_stats.stop_reason == "stop"
     assert backend.last_stats.new_tokens == stop_at
 
@@ -212,7 +212,8 @@ def test_an_adapter_chats_with_the_template_it_was_trained_with(tiny_model_dir: 
     tokenizer.save_pretrained(adapter)
 
     backend = TransformersBackend.load(base, ModelConfig(base=str(base)), adapters={"run": adapter})
-    assert "".join(backend.stream_chat(QUESTION, GREEDY, adapter="run"))
+    list(backend.stream_chat(QUESTION, GREEDY, adapter="run"))
+    assert backend.last_stats.new_tokens > 0  # (the random model's bytes need not make whole characters)
     expected = tokenizer.apply_chat_template([m.as_dict() for m in QUESTION], add_generation_prompt=True,
                                              tokenize=False)
     assert expected.startswith("### User:\n")
