@@ -12,6 +12,7 @@ from engine.events import EventLog, Log
 from engine.models.loading import load_tokenizer
 from engine.train.dataset import build_datasets
 from tests.data_files import QA, chat, write_jsonl
+from tests.spies import record_calls
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -48,12 +49,8 @@ def test_a_cpu_training_step_fuses_the_dropout_and_scores_only_labelled_tokens(
     from engine.train import lm_head, lora_dropout
     from engine.train.recipe import run_training
 
-    scored, dropouts = [], []
-    label_log_probs, projection = lm_head.label_log_probs, lora_dropout._DropoutProjection.apply
-    monkeypatch.setattr(lm_head, "label_log_probs", lambda hidden, *rest: scored.append(len(hidden))
-                        or label_log_probs(hidden, *rest))
-    monkeypatch.setattr(lora_dropout._DropoutProjection, "apply", lambda *args: dropouts.append(args[-1])
-                        or projection(*args))
+    scored = record_calls(monkeypatch, lm_head, "label_log_probs", lambda hidden, *_: len(hidden))
+    dropouts = record_calls(monkeypatch, lora_dropout._DropoutProjection, "apply", lambda *args: args[-1])
     data = write_jsonl(tmp_path / "d.jsonl", [chat(*pair) for pair in QA])
     config = apply_overrides(RunConfig(), [
         f"model.base={tiny_model_dir}", f"data.path={data}", "data.split=1,0,0", "training.max_steps=1",

@@ -9,6 +9,7 @@ import torch
 
 from engine.train import lm_head
 from engine.train.lm_head import label_log_probs, score_labelled_positions_on_cpu
+from tests.spies import record_calls
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -81,10 +82,7 @@ def _outputs_and_grads(model, ids, labels):
 
 
 def _spy_on_scored_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    scored: list[int] = []
-    monkeypatch.setattr(lm_head, "label_log_probs", lambda hidden, *rest: scored.append(len(hidden))
-                        or label_log_probs(hidden, *rest))
-    return scored
+    return record_calls(monkeypatch, lm_head, "label_log_probs", lambda hidden, *_: len(hidden))
 
 
 def test_trainer_model_gives_trls_outputs_and_gradients(

@@ -20,6 +20,7 @@ from engine.events import EventLog, Log
 from engine.locking import HeldLock, try_lock
 from engine.paths import Home
 from engine.runs.rundir import RunDir
+from engine.train.hardware import resolve_auto
 
 OOM_ADVICE = (
     "lower training.micro_batch_size and raise training.gradient_accumulation (same effective batch), "
@@ -105,8 +106,6 @@ def _settled_config(run: RunDir) -> RunConfig:
     """The run's config with "auto" settings decided once and written back to its config.yaml: a
     resume then trains as the run began (even on another machine), and evaluations and model
     cards show what the run did."""
-    from engine.train.hardware import resolve_auto
-
     config = run.config()
     resolved = resolve_auto(config)
     if resolved != config:
