@@ -1,7 +1,7 @@
 """Tokens trained per second: `tanren train` against two common baselines, side by side.
 
 Each variant trains the same LoRA (r=16, alpha=32, all linear layers) on the same model and
-data for one epoch, in its own process so that peak memory is measured alone:
+data for the same epochs (--epochs), each in its own process so that peak memory is measured alone:
 
   naive     the recipe many guides teach: HF Trainer + peft with TrainingArguments' defaults
             (fp32), every example padded to max_length, no packing, loss on the whole sequence
@@ -14,9 +14,13 @@ data for one epoch, in its own process so that peak memory is measured alone:
 
 Tokens/s counts the dataset's real (non-padding) tokens over the trainer's own train time.
 The machine's speed drifts, so the variants take turns for --rounds rounds and each keeps its
-fastest time and its highest peak memory.
+fastest time and its highest peak memory: the process's resident memory on a CPU, the GPU
+memory PyTorch allocated where a CUDA GPU trains.
 
-    PYTHONPATH=. python bench/bench_train.py [--examples 32] [--max-length 256] [--rounds 2]
+    PYTHONPATH=. python bench/bench_train.py [--model NAME|FOLDER] [--examples 32] [--max-length 256]
+                                             [--epochs 1] [--rounds 2]
+
+On an offline GPU box, bench/random_weights.py makes a model folder of any size to run it on.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parent.parent / "engine" / "data" / "samples" / "ja_en_chat.jsonl"
@@ -35,46 +40,59 @@ LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
 LEARNING_RATE = 2e-4
 
 
-def _examples(path: Path, limit: int):
-    from engine.data import load_examples
+@dataclass(frozen=True)
+class Workload:
+    data: Path
+    model: str
+    examples: int
+    max_length: int
+    epochs: float
 
-    return load_examples(path)[:limit]
+    def model_folder(self) -> Path:
+        from engine.config import ModelConfig
+        from engine.models.loading import model_folder
+        from engine.paths import Home
+
+        return model_folder(ModelConfig(base=self.model), Home.from_env())
+
+    def examples_used(self):
+        from engine.data import load_examples
+
+        return load_examples(self.data)[:self.examples]
 
 
-def _model_folder() -> Path:
-    from engine.config import ModelConfig
-    from engine.models.loading import model_folder
-    from engine.paths import Home
+def _cuda() -> bool:
+    import torch
 
-    return model_folder(ModelConfig(), Home.from_env())
+    return torch.cuda.is_available()
 
 
-def _common_args(output: str) -> dict:
+def _common_args(output: str, work: Workload) -> dict:
     return dict(output_dir=output, per_device_train_batch_size=4, gradient_accumulation_steps=1,
-                num_train_epochs=1, learning_rate=LEARNING_RATE, save_strategy="no", report_to=[],
-                logging_steps=1, disable_tqdm=True, use_cpu=True, seed=0)
+                num_train_epochs=work.epochs, learning_rate=LEARNING_RATE, save_strategy="no", report_to=[],
+                logging_steps=1, disable_tqdm=True, use_cpu=not _cuda(), seed=0)
 
 
-def run_naive(data: Path, limit: int, max_length: int) -> float:
+def run_naive(work: Workload) -> float:
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     from engine.messages import as_dicts
 
-    folder = _model_folder()
+    folder = work.model_folder()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    texts = [tokenizer.apply_chat_template(as_dicts(e.messages), tokenize=False) for e in _examples(data, limit)]
-    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length)
+    texts = [tokenizer.apply_chat_template(as_dicts(e.messages), tokenize=False) for e in work.examples_used()]
+    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=work.max_length)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(folder), LoraConfig(**LORA))
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(model=model, args=TrainingArguments(**_common_args(out)),
+        trainer = Trainer(model=model, args=TrainingArguments(**_common_args(out, work)),
                           train_dataset=Dataset.from_dict(dict(encoded)),
                           data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
         return trainer.train().metrics["train_runtime"]
 
 
-def run_trl(data: Path, limit: int, max_length: int) -> float:
+def run_trl(work: Workload) -> float:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -82,17 +100,17 @@ def run_trl(data: Path, limit: int, max_length: int) -> float:
 
     from engine.messages import as_dicts
 
-    folder = _model_folder()
-    rows = {"messages": [as_dicts(e.messages) for e in _examples(data, limit)]}
+    folder = work.model_folder()
+    rows = {"messages": [as_dicts(e.messages) for e in work.examples_used()]}
     with tempfile.TemporaryDirectory() as out:
-        args = SFTConfig(**_common_args(out))
+        args = SFTConfig(**_common_args(out, work))
         trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(folder), args=args,
                              train_dataset=Dataset.from_dict(rows), processing_class=AutoTokenizer.from_pretrained(folder),
                              peft_config=LoraConfig(**LORA))
         return trainer.train().metrics["train_runtime"]
 
 
-def run_tanren(data: Path, limit: int, max_length: int) -> float:
+def run_tanren(work: Workload) -> float:
     from engine.config import RunConfig, apply_overrides
     from engine.events import EventLog
     from engine.paths import Home
@@ -100,57 +118,85 @@ def run_tanren(data: Path, limit: int, max_length: int) -> float:
 
     with tempfile.TemporaryDirectory() as out:
         subset = Path(out) / "subset.jsonl"
-        subset.write_text("".join(data.read_text(encoding="utf-8").splitlines(keepends=True)[:limit]), encoding="utf-8")
+        lines = work.data.read_text(encoding="utf-8").splitlines(keepends=True)[:work.examples]
+        subset.write_text("".join(lines), encoding="utf-8")
         config = apply_overrides(RunConfig(), [
-            f"data.path={subset}", "data.split=1,0,0", f"data.max_length={max_length}", "training.epochs=1",
-            "training.micro_batch_size=4", "training.gradient_accumulation=1", f"training.learning_rate={LEARNING_RATE}",
-            "training.save_steps=100000", "adapter.rank=16", "adapter.alpha=32",
+            f"model.base={work.model}", f"data.path={subset}", "data.split=1,0,0", f"data.max_length={work.max_length}",
+            f"training.epochs={work.epochs}", "training.micro_batch_size=4", "training.gradient_accumulation=1",
+            f"training.learning_rate={LEARNING_RATE}", "training.save_steps=100000", "adapter.rank=16", "adapter.alpha=32",
         ])
         outcome = run_training(config, Path(out), Home.from_env(), resume=False, should_stop=lambda: False,
                                events=EventLog(Path(out) / "events.jsonl"))
         return outcome.runtime_s
 
 
-def dataset_tokens(data: Path, limit: int, max_length: int) -> int:
+def dataset_tokens(work: Workload) -> int:
     from engine.config import ModelConfig
     from engine.data import render_example
     from engine.models.loading import load_tokenizer
 
-    tokenizer = load_tokenizer(_model_folder(), ModelConfig())
-    return sum(len(render_example(e, tokenizer, max_length=max_length).input_ids) for e in _examples(data, limit))
+    tokenizer = load_tokenizer(work.model_folder(), ModelConfig(base=work.model))
+    return sum(len(render_example(e, tokenizer, max_length=work.max_length).input_ids) for e in work.examples_used())
 
 
-def child(variant: str, data: Path, limit: int, max_length: int) -> None:
-    runtime = {"naive": run_naive, "trl": run_trl, "tanren": run_tanren}[variant](data, limit, max_length)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"variant": variant, "runtime_s": runtime, "peak_mib": peak_mib}))
+def peak_mib() -> float:
+    if _cuda():
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(variant: str, args: argparse.Namespace) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", variant, "--data", str(args.data),
-                          "--examples", str(args.examples), "--max-length", str(args.max_length)],
-                         capture_output=True, text=True, check=True)
+def device_name() -> str:
+    if _cuda():
+        import torch
+
+        return f"CUDA ({torch.cuda.get_device_name()}), peak = GPU memory allocated"
+    return "CPU, peak = resident memory"
+
+
+def child(variant: str, work: Workload) -> None:
+    runtime = {"naive": run_naive, "trl": run_trl, "tanren": run_tanren}[variant](work)
+    print(json.dumps({"variant": variant, "runtime_s": runtime, "peak_mib": peak_mib()}))
+
+
+def workload_args(work: Workload) -> list[str]:
+    return ["--data", str(work.data), "--model", work.model, "--examples", str(work.examples),
+            "--max-length", str(work.max_length), "--epochs", str(work.epochs)]
+
+
+def run_child(variant: str, work: Workload) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", variant, *workload_args(work)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{variant} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
+    from engine.config import ModelConfig
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SAMPLE)
+    parser.add_argument("--model", default=ModelConfig().base, help="a built-in name or a model folder")
     parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    work = Workload(args.data, args.model, args.examples, args.max_length, args.epochs)
     if args.child:
-        child(args.child, args.data, args.examples, args.max_length)
+        child(args.child, work)
         return
-    tokens = dataset_tokens(args.data, args.examples, args.max_length)
-    print(f"default model, {args.examples} examples from {args.data.name} ({tokens} real tokens), "
-          f"LoRA r=16 all-linear, micro-batch 4, max_length {args.max_length}, 1 epoch, CPU", flush=True)
+    tokens = dataset_tokens(work) * work.epochs
+    print(f"{work.model}, {work.examples} examples from {work.data.name} ({tokens:.0f} real tokens), "
+          f"LoRA r=16 all-linear, micro-batch 4, max_length {work.max_length}, {work.epochs:g} epoch(s), "
+          f"{device_name()}", flush=True)
     results: dict[str, dict] = {}
     for round_ in range(1, args.rounds + 1):
         for variant in VARIANTS:
-            result = run_child(variant, args)
+            result = run_child(variant, work)
             print(f"  round {round_} {variant:7s} {result['runtime_s']:6.1f} s {result['peak_mib']:6.0f} MiB", flush=True)
             best = results.setdefault(variant, result)
             best["runtime_s"] = min(best["runtime_s"], result["runtime_s"])
