@@ -8,13 +8,13 @@ import pytest
 
 
 def record_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, what: Callable[..., Any]) -> list:
-    """The calls of `owner.name` from now on (each still runs), each recorded as `what(*args)`."""
+    """The calls of `owner.name` from now on (each still runs), each recorded as `what(*positional_args)`."""
     calls: list = []
     original = getattr(owner, name)
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         calls.append(what(*args))
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, spy)
     return calls

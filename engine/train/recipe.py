@@ -16,6 +16,7 @@ from engine.train.checkpoints import STAGING_PREFIX, latest_checkpoint, publish,
 from engine.train.hardware import adapters_compute_in_bf16, base_dtype, resolve_auto
 from engine.train.lm_head import score_labelled_positions_on_cpu
 from engine.train.lora_dropout import fuse_lora_dropout
+from engine.train.lora_sum import sum_lora_in_product
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def run_training(
         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
     )
     fuse_lora_dropout(trainer.model)
+    sum_lora_in_product(trainer.model)
     score_labelled_positions_on_cpu(trainer.model)
     if args.bf16:
         adapters_compute_in_bf16(trainer.model)
