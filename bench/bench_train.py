@@ -13,9 +13,10 @@ data for the same epochs (--epochs), each in its own process so that peak memory
             assistant-only loss)
 
 Tokens/s counts the dataset's real (non-padding) tokens over the trainer's own train time.
-The machine's speed drifts, so the variants take turns for --rounds rounds and each keeps its
-fastest time and its highest peak memory: the process's resident memory on a CPU, the GPU
-memory PyTorch allocated where a CUDA GPU trains.
+The machine's speed drifts, so the variants take turns for --rounds rounds, each round starting
+with the next one so that none always runs last, and each keeps its fastest time and its
+highest peak memory: the process's resident memory on a CPU, the GPU memory PyTorch allocated
+where a CUDA GPU trains.
 
     PYTHONPATH=. python bench/bench_train.py [--model NAME|FOLDER] [--examples 32] [--max-length 256]
                                              [--epochs 1] [--rounds 2]
@@ -194,10 +195,10 @@ def main() -> None:
           f"LoRA r=16 all-linear, micro-batch 4, max_length {work.max_length}, {work.epochs:g} epoch(s), "
           f"{device_name()}", flush=True)
     results: dict[str, dict] = {}
-    for round_ in range(1, args.rounds + 1):
-        for variant in VARIANTS:
+    for round_ in range(args.rounds):
+        for variant in VARIANTS[round_ % len(VARIANTS):] + VARIANTS[:round_ % len(VARIANTS)]:
             result = run_child(variant, work)
-            print(f"  round {round_} {variant:7s} {result['runtime_s']:6.1f} s {result['peak_mib']:6.0f} MiB", flush=True)
+            print(f"  round {round_ + 1} {variant:7s} {result['runtime_s']:6.1f} s {result['peak_mib']:6.0f} MiB", flush=True)
             best = results.setdefault(variant, result)
             best["runtime_s"] = min(best["runtime_s"], result["runtime_s"])
             best["peak_mib"] = max(best["peak_mib"], result["peak_mib"])
