@@ -47,7 +47,7 @@ class Workload:
     model: str
     examples: int
     max_length: int
-    epochs: float
+    epochs: int
 
     def model_folder(self) -> Path:
         from engine.config import ModelConfig
@@ -169,9 +169,10 @@ def workload_args(work: Workload) -> list[str]:
 def run_child(variant: str, work: Workload) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", variant, *workload_args(work)],
                          capture_output=True, text=True)
-    if out.returncode:
+    lines = out.stdout.strip().splitlines()
+    if out.returncode or not lines:
         sys.exit(f"{variant} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(lines[-1])
 
 
 def main() -> None:
@@ -182,7 +183,7 @@ def main() -> None:
     parser.add_argument("--model", default=ModelConfig().base, help="a built-in name or a model folder")
     parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -190,7 +191,7 @@ def main() -> None:
     if args.child:
         child(args.child, work)
         return
-    tokens = dataset_tokens(work) * work.epochs
+    tokens = dataset_tokens(work) * work.epochs  # whole epochs, so exactly the tokens trained
     print(f"{work.model}, {work.examples} examples from {work.data.name} ({tokens:.0f} real tokens), "
           f"LoRA r=16 all-linear, micro-batch 4, max_length {work.max_length}, {work.epochs:g} epoch(s), "
           f"{device_name()}", flush=True)

@@ -14,8 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
-                   "generation_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+                   "added_tokens.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json")
 
 
 def override(text: str) -> tuple[str, object]:

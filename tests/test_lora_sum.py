@@ -8,26 +8,28 @@ import pytest
 import torch
 from torch import nn
 
+from engine.train.hardware import adapters_compute_in_bf16
 from engine.train.lora_sum import sum_lora_in_product
 from tests.spies import record_calls
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _twins(tiny_model_dir: Path, dtype=torch.float32, **lora):
-    """Two identical peft models with non-zero B; the second adds its updates inside the product."""
+def _twins(tiny_model_dir: Path, dtype=torch.float32, autocast_adapter_dtype: bool = True, **lora):
+    """Two identical peft models in training mode with non-zero B; the second adds its updates inside the product."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    config = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": "all-linear", **lora}
+    config = LoraConfig(**{"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": "all-linear", **lora})
     models = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype), LoraConfig(**config))
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype)
+        model = get_peft_model(base, config, autocast_adapter_dtype=autocast_adapter_dtype)
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 nn.init.normal_(param, std=0.1)
-        models.append(model)
+        models.append(model.train())
     return models
 
 
@@ -47,34 +49,47 @@ def _ids(model):
     return torch.randint(0, model.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(1))
 
 
-def test_summed_layers_give_peft_loss_and_gradients(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    peft_model, summed = _twins(tiny_model_dir)
+def _lora_layers(model) -> int:
     from peft.tuners.lora import LoraLayer
 
-    layers = sum(isinstance(m, LoraLayer) for m in summed.modules())
-    assert sum_lora_in_product(summed) == layers > 0
-    products = record_calls(monkeypatch, torch, "addmm", lambda *args: args[0].shape)
+    return sum(isinstance(m, LoraLayer) for m in model.modules())
+
+
+def test_summed_layers_give_peft_loss_and_gradients(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    peft_model, summed = _twins(tiny_model_dir)
+    assert sum_lora_in_product(summed) == _lora_layers(summed) > 0
+    products = record_calls(monkeypatch, torch, "addmm", lambda *_: True)
     ids = _ids(summed)
     assert _close(_loss_and_grads(summed, ids), _loss_and_grads(peft_model, ids), atol=1e-5)
-    assert len(products) == layers  # every adapted layer took the summed path, forward
+    assert len(products) == _lora_layers(summed)  # every adapted layer took the summed path, forward
 
 
-def test_bf16_autocast_stays_close_to_peft(tiny_model_dir: Path) -> None:
-    peft_model, summed = _twins(tiny_model_dir)
+@pytest.mark.parametrize("setup", ["bf16 base, fp32 adapters, autocast", "all bf16, no autocast"])
+def test_bf16_training_stays_close_to_peft(setup: str, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    autocast = setup.endswith(", autocast")
+    peft_model, summed = _twins(tiny_model_dir, dtype=torch.bfloat16, autocast_adapter_dtype=autocast)
+    for model in (peft_model, summed):
+        adapters_compute_in_bf16(model)  # as the recipe does when training in bf16
     sum_lora_in_product(summed)
     ids = _ids(summed)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        ours, theirs = _loss_and_grads(summed, ids), _loss_and_grads(peft_model, ids)
-    assert ours[0].dtype == theirs[0].dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        theirs = _loss_and_grads(peft_model, ids)
+        products = record_calls(monkeypatch, torch, "addmm", lambda *_: True)
+        ours = _loss_and_grads(summed, ids)
+    assert len(products) == _lora_layers(summed)
     assert _close(ours, theirs, rtol=0.05, atol=2e-3)
 
 
-@pytest.mark.parametrize("case", ["disabled", "merged", "two adapters", "per-example adapters", "mixed dtypes", "dora"])
+CASES = ["disabled", "merged", "two adapters", "per-example adapters", "mixed dtypes", "dora", "bias on B"]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_every_other_case_keeps_peft_forward(case: str, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from peft import LoraConfig
 
     dtype = torch.bfloat16 if case == "mixed dtypes" else torch.float32  # a bf16 base, adapters kept in fp32
-    models = _twins(tiny_model_dir, dtype=dtype, **({"use_dora": True} if case == "dora" else {}))
+    lora = {"dora": {"use_dora": True}, "bias on B": {"lora_bias": True}}.get(case, {})
+    models = _twins(tiny_model_dir, dtype=dtype, **lora)
     for model in models:
         model.eval()
         if case == "two adapters":
@@ -84,8 +99,8 @@ def test_every_other_case_keeps_peft_forward(case: str, tiny_model_dir: Path, mo
         if case == "merged":
             model.merge_adapter()
     peft_model, summed = models
-    sum_lora_in_product(summed)
-    products = record_calls(monkeypatch, torch, "addmm", lambda *args: args[0].shape)
+    assert sum_lora_in_product(summed) > 0
+    products = record_calls(monkeypatch, torch, "addmm", lambda *_: True)
     ids = _ids(summed)
     kwargs = {"adapter_names": ["default", "__base__"]} if case == "per-example adapters" else {}
 
@@ -98,3 +113,10 @@ def test_every_other_case_keeps_peft_forward(case: str, tiny_model_dir: Path, mo
     with torch.no_grad():
         assert torch.equal(logits(summed), logits(peft_model))
     assert products == []
+
+
+def test_a_forward_bound_by_someone_else_is_left_alone(tiny_model_dir: Path) -> None:
+    _, summed = _twins(tiny_model_dir)
+    hooked = next(m for m in summed.modules() if hasattr(m, "lora_B"))
+    hooked.forward = hooked.forward  # as accelerate's hooks bind one
+    assert sum_lora_in_product(summed) == _lora_layers(summed) - 1

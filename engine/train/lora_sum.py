@@ -6,8 +6,10 @@ checkpointing's recomputation and (the multiplication) in the backward pass. On 
 passes over memory cost about a fifth of an adapted layer's step. `addmm(result, h, B.T,
 alpha=scaling)` does the same sum within the product, rounding once instead of three times in
 bf16. Only plain LoRA layers take this path: a torch Linear base, one active adapter that is
-not merged, no DoRA or other variant, no bias on B, no per-example adapters; every other call
-goes to peft's forward.
+not merged, no DoRA or other variant, no bias on B, no per-example adapters, and A and B still
+torch Linears (FSDP wraps them in units of their own); every other call goes to peft's forward.
+The new forward is bound to each layer, so a whole model object no longer pickles; the trainer
+saves state dicts, which are unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ def sum_lora_in_product(model: nn.Module) -> int:
     """Let every plain peft LoRA Linear of `model` add its update inside B's product; returns how many."""
     from peft.tuners.lora.layer import Linear
 
-    layers = [m for m in model.modules() if type(m) is Linear and type(m.base_layer) is nn.Linear]
+    # a forward already bound to a layer (accelerate's offloading hooks) is left to do its work
+    layers = [m for m in model.modules()
+              if type(m) is Linear and type(m.base_layer) is nn.Linear and "forward" not in vars(m)]
     for layer in layers:
         layer.forward = types.MethodType(_summed_forward, layer)
     return len(layers)
@@ -42,13 +46,16 @@ def _summed_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
 
 def _plain_adapter(layer, x: torch.Tensor, args: tuple, kwargs: dict) -> str | None:
     """The one active adapter when peft's forward would add `lora_B(lora_A(dropout(x))) * scaling`, else None."""
-    if args or kwargs or layer.disable_adapters or layer.merged:
+    if args or kwargs or layer.disable_adapters or layer.merged:  # kwargs: adapter_names, variants' arguments
         return None
     active = [name for name in layer.active_adapters if name in layer.lora_A]
-    if len(active) != 1 or active[0] in layer.lora_variant or layer.lora_B[active[0]].bias is not None:
+    if len(active) != 1 or active[0] in layer.lora_variant:
         return None
     adapter = active[0]
-    # addmm needs one dtype; autocast gives it one, otherwise peft's add promotes mixed dtypes
+    up = layer.lora_B[adapter]
+    if not (isinstance(layer.lora_A[adapter], nn.Linear) and type(up) is nn.Linear and up.bias is None):
+        return None
+    # addmm raises on mixed dtypes, which peft's add promotes; under autocast all are cast to one
     weights = (layer.base_layer.weight, layer.lora_A[adapter].weight, layer.lora_B[adapter].weight)
     if not torch.is_autocast_enabled(x.device.type) and any(w.dtype != x.dtype for w in weights):
         return None
