@@ -15,16 +15,20 @@ from tests.spies import record_calls
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _twins(tiny_model_dir: Path, dtype=torch.float32, autocast_adapter_dtype: bool = True, **lora):
+def _twins(tiny_model_dir: Path, dtype=torch.float32, autocast_adapter_dtype: bool = True, four_bit: bool = False,
+           **lora):
     """Two identical peft models in training mode with non-zero B; the second adds its updates inside the product."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     config = LoraConfig(**{"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": "all-linear", **lora})
+    quantized = {"device_map": {"": "cpu"}, "quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+    )} if four_bit else {}
     models = []
     for _ in range(2):
         torch.manual_seed(0)
-        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype)
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype, **quantized)
         model = get_peft_model(base, config, autocast_adapter_dtype=autocast_adapter_dtype)
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -55,8 +59,11 @@ def _lora_layers(model) -> int:
     return sum(isinstance(m, LoraLayer) for m in model.modules())
 
 
-def test_summed_layers_give_peft_loss_and_gradients(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    peft_model, summed = _twins(tiny_model_dir)
+@pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
+def test_summed_layers_give_peft_loss_and_gradients(
+    four_bit: bool, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peft_model, summed = _twins(tiny_model_dir, four_bit=four_bit)
     assert sum_lora_in_product(summed) == _lora_layers(summed) > 0
     products = record_calls(monkeypatch, torch, "addmm", lambda *_: True)
     ids = _ids(summed)
@@ -64,10 +71,12 @@ def test_summed_layers_give_peft_loss_and_gradients(tiny_model_dir: Path, monkey
     assert len(products) == _lora_layers(summed)  # every adapted layer took the summed path, forward
 
 
-@pytest.mark.parametrize("setup", ["bf16 base, fp32 adapters, autocast", "all bf16, no autocast"])
+@pytest.mark.parametrize("setup", ["bf16 base, fp32 adapters, autocast", "all bf16, no autocast",
+                                   "4-bit base computing in bf16, fp32 adapters, autocast"])
 def test_bf16_training_stays_close_to_peft(setup: str, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     autocast = setup.endswith(", autocast")
-    peft_model, summed = _twins(tiny_model_dir, dtype=torch.bfloat16, autocast_adapter_dtype=autocast)
+    peft_model, summed = _twins(tiny_model_dir, dtype=torch.bfloat16, autocast_adapter_dtype=autocast,
+                                four_bit=setup.startswith("4-bit"))
     for model in (peft_model, summed):
         adapters_compute_in_bf16(model)  # as the recipe does when training in bf16
     sum_lora_in_product(summed)
