@@ -7,8 +7,9 @@ passes over memory cost about a fifth of an adapted layer's step. `addmm(result,
 alpha=scaling)` does the same sum within the product, rounding once instead of three times in
 bf16 (and, in QLoRA's 4-bit layers, without peft's defensive copy of the base output, which
 guards against in-place changes that this path does not make). Only plain LoRA layers take
-this path: a torch Linear or bitsandbytes 4-bit base, one active adapter that is not merged, no DoRA or other variant, no bias on B, no per-example adapters, and A and B still
-torch Linears (FSDP wraps them in units of their own); every other call goes to peft's forward.
+this path: a torch Linear or bitsandbytes 4-bit base, one active adapter that is not merged,
+no DoRA or other variant, no bias on B, no per-example adapters, and A and B still torch
+Linears (FSDP wraps them in units of their own); every other call goes to peft's forward.
 The new forward is bound to each layer, so a whole model object no longer pickles; the trainer
 saves state dicts, which are unchanged.
 """
