@@ -49,12 +49,16 @@ class Workload:
     max_length: int
     epochs: int
 
-    def model_folder(self) -> Path:
+    def model_config(self):
         from engine.config import ModelConfig
+
+        return ModelConfig(base=self.model)
+
+    def model_folder(self) -> Path:
         from engine.models.loading import model_folder
         from engine.paths import Home
 
-        return model_folder(ModelConfig(base=self.model), Home.from_env())
+        return model_folder(self.model_config(), Home.from_env())
 
     def examples_used(self):
         from engine.data import load_examples
@@ -132,11 +136,10 @@ def run_tanren(work: Workload) -> float:
 
 
 def dataset_tokens(work: Workload) -> int:
-    from engine.config import ModelConfig
     from engine.data import render_example
     from engine.models.loading import load_tokenizer
 
-    tokenizer = load_tokenizer(work.model_folder(), ModelConfig(base=work.model))
+    tokenizer = load_tokenizer(work.model_folder(), work.model_config())
     return sum(len(render_example(e, tokenizer, max_length=work.max_length).input_ids) for e in work.examples_used())
 
 
@@ -192,8 +195,8 @@ def main() -> None:
         child(args.child, work)
         return
     tokens = dataset_tokens(work) * work.epochs  # whole epochs, so exactly the tokens trained
-    print(f"{work.model}, {work.examples} examples from {work.data.name} ({tokens:.0f} real tokens), "
-          f"LoRA r=16 all-linear, micro-batch 4, max_length {work.max_length}, {work.epochs:g} epoch(s), "
+    print(f"{work.model}, {work.examples} examples from {work.data.name} ({tokens} real tokens), "
+          f"LoRA r=16 all-linear, micro-batch 4, max_length {work.max_length}, {work.epochs} epoch(s), "
           f"{device_name()}", flush=True)
     results: dict[str, dict] = {}
     for round_ in range(args.rounds):

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from engine.train.lora_dropout import DropoutProjection, fuse_lora_dropout, keep_bits, masked
+from tests.tiny_model import loss_and_grads, tiny_lora
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -64,46 +65,27 @@ def test_bf16_autocast_keeps_fp32_weight_gradients() -> None:
     assert linear.weight.grad.dtype == torch.float32
 
 
-def _lora(tiny_model_dir: Path, **lora):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    return get_peft_model(model, LoraConfig(**{"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": "all-linear", **lora}))
-
-
-def _loss_and_grads(model, ids, seed):
-    torch.manual_seed(seed)
-    model.zero_grad()
-    model(input_ids=ids, labels=ids).loss.backward()
-    return [p.grad.clone() for p in model.parameters() if p.requires_grad]
-
-
 def test_peft_model_keeps_its_keys_and_checkpointing_replays_the_masks(tiny_model_dir: Path) -> None:
-    model = _lora(tiny_model_dir)
-    for name, param in model.named_parameters():  # non-zero B, so the A gradients depend on the masks
-        if "lora_B" in name:
-            nn.init.normal_(param, std=0.1)
+    model = tiny_lora(tiny_model_dir, random_b=True)  # non-zero B, so the A gradients depend on the masks
     keys = set(model.state_dict())
     layers = sum(1 for m in model.modules() if type(m) is nn.Dropout)
     assert fuse_lora_dropout(model) == layers > 0
     assert set(model.state_dict()) == keys
     model.train()
     ids = torch.randint(0, model.config.vocab_size, (2, 12))
-    plain = _loss_and_grads(model, ids, seed=3)
-    assert all(torch.equal(a, b) for a, b in zip(plain, _loss_and_grads(model, ids, seed=3), strict=True))
-    assert not all(torch.equal(a, b) for a, b in zip(plain, _loss_and_grads(model, ids, seed=4), strict=True))
+    _, plain = loss_and_grads(model, ids, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(plain, loss_and_grads(model, ids, seed=3)[1], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(plain, loss_and_grads(model, ids, seed=4)[1], strict=True))
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
-    recomputed = _loss_and_grads(model, ids, seed=3)
+    _, recomputed = loss_and_grads(model, ids, seed=3)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, recomputed, strict=True))
 
 
 def test_dora_keeps_peft_dropout(tiny_model_dir: Path) -> None:
-    assert fuse_lora_dropout(_lora(tiny_model_dir, use_dora=True)) == 0
+    assert fuse_lora_dropout(tiny_lora(tiny_model_dir, use_dora=True)) == 0
 
 
 @pytest.mark.parametrize("p", [1e-6, 0.999995])
 def test_a_probability_the_lanes_cannot_express_keeps_peft_dropout(tiny_model_dir: Path, p: float) -> None:
-    assert fuse_lora_dropout(_lora(tiny_model_dir, lora_dropout=p)) == 0
+    assert fuse_lora_dropout(tiny_lora(tiny_model_dir, lora_dropout=p)) == 0

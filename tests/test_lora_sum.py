@@ -6,43 +6,23 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from engine.train.hardware import adapters_compute_in_bf16
 from engine.train.lora_sum import sum_lora_in_product
 from tests.spies import record_calls
+from tests.tiny_model import loss_and_grads, tiny_lora
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _twins(tiny_model_dir: Path, dtype=torch.float32, autocast_adapter_dtype: bool = True, four_bit: bool = False,
-           **lora):
+def _twins(tiny_model_dir: Path, **settings):
     """Two identical peft models in training mode with non-zero B; the second adds its updates inside the product."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
-    config = LoraConfig(**{"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": "all-linear", **lora})
-    quantized = {"device_map": {"": "cpu"}, "quantization_config": BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
-    )} if four_bit else {}
-    models = []
-    for _ in range(2):
-        torch.manual_seed(0)
-        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype, **quantized)
-        model = get_peft_model(base, config, autocast_adapter_dtype=autocast_adapter_dtype)
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                nn.init.normal_(param, std=0.1)
-        models.append(model.train())
-    return models
+    return [tiny_lora(tiny_model_dir, random_b=True, **settings).train() for _ in range(2)]
 
 
-def _loss_and_grads(model, ids, **kwargs):
-    torch.manual_seed(3)  # the same dropout masks for both twins
-    model.zero_grad()
-    loss = model(input_ids=ids, labels=ids, **kwargs).loss
-    loss.backward()
-    return [loss.detach()] + [p.grad.clone() for p in model.parameters() if p.requires_grad]
+def _loss_and_grads(model, ids):
+    loss, grads = loss_and_grads(model, ids, seed=3)  # the same dropout masks for both twins
+    return [loss, *grads]
 
 
 def _close(a, b, **tolerance) -> bool:

@@ -114,3 +114,37 @@ def make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
                     param.copy_(torch.randn(param.shape))
     peft_model.save_pretrained(out)
     return out
+
+
+def tiny_lora(model_dir: Path, *, dtype=None, four_bit: bool = False, autocast_adapter_dtype: bool = True,
+              random_b: bool = False, **lora):
+    """A peft LoRA model (r=4, alpha 8, dropout 0.1, every linear layer) on `model_dir`, the same for the
+    same arguments; `lora` overrides LoraConfig fields, `random_b` makes B non-zero so the adapter matters."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype = dtype or torch.float32
+    quantized = {"device_map": {"": "cpu"}, "quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype,
+    )} if four_bit else {}
+    config = LoraConfig(**{"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": "all-linear", **lora})
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, **quantized)
+    model = get_peft_model(base, config, autocast_adapter_dtype=autocast_adapter_dtype)
+    if random_b:
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(param, std=0.1)
+    return model
+
+
+def loss_and_grads(model, ids, seed: int):
+    """The causal-LM loss on `ids` and the trainable parameters' gradients, dropout drawn from `seed`."""
+    import torch
+
+    torch.manual_seed(seed)
+    model.zero_grad()
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
