@@ -37,8 +37,8 @@ def keep_bits(like: torch.Tensor, p: float) -> torch.Tensor:
     n = like.numel()
     draws = torch.empty(-(-n // LANES_PER_DRAW), dtype=torch.int64).random_(-(2**63), 2**63 - 1)
     lanes = draws.view(torch.int16)[:n].view(like.shape)
-    threshold = -(LANE_VALUES // 2) + round(p * LANE_VALUES)  # lanes below it are dropped
-    return lanes.clamp(threshold - 1, threshold).sub_(threshold).bitwise_not_()
+    kept_up_to = LANE_VALUES // 2 - 1 - round(p * LANE_VALUES)  # lanes above it are dropped
+    return lanes.clamp_(kept_up_to, kept_up_to + 1).sub_(kept_up_to + 1)
 
 
 def masked(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
