@@ -43,7 +43,7 @@ def test_examples_with_nothing_left_to_learn_are_left_out(tmp_path: Path, tiny_m
     assert any("; 1 left out, their answers cut away at max_length" in m for m in logs)
 
 
-def test_a_cpu_training_step_fuses_the_lora_ops_and_scores_only_labelled_tokens(
+def test_a_cpu_training_step_fuses_the_lora_ops_attends_per_example_and_scores_only_labelled_tokens(
     tmp_path: Path, tiny_model_dir: Path, home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from engine.train import lm_head, lora_dropout
@@ -52,6 +52,7 @@ def test_a_cpu_training_step_fuses_the_lora_ops_and_scores_only_labelled_tokens(
     scored = record_calls(monkeypatch, lm_head, "label_log_probs", lambda hidden, *_: len(hidden))
     dropouts = record_calls(monkeypatch, lora_dropout._DropoutProjection, "apply", lambda *args: args[-1])
     summed = record_calls(monkeypatch, torch, "addmm", lambda *_: True)
+    attended = record_calls(monkeypatch, torch.nn.functional, "scaled_dot_product_attention", lambda q, *_: q.shape[2])
     data = write_jsonl(tmp_path / "d.jsonl", [chat(*pair) for pair in QA])
     config = apply_overrides(RunConfig(), [
         f"model.base={tiny_model_dir}", f"data.path={data}", "data.split=1,0,0", "training.max_steps=1",
@@ -63,3 +64,4 @@ def test_a_cpu_training_step_fuses_the_lora_ops_and_scores_only_labelled_tokens(
     assert len(summed) == len(dropouts)  # every adapted layer's call added its update inside the product
     trained = build_datasets(config, load_tokenizer(tiny_model_dir, ModelConfig()), EventLog(tmp_path / "e2.jsonl"))
     assert sum(scored) == sum(map(sum, trained.train["assistant_masks"]))  # the answers' tokens, nothing else
+    assert set(attended) == set(map(len, trained.train["input_ids"]))  # each example attended alone, never the row

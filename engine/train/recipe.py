@@ -17,6 +17,7 @@ from engine.train.hardware import adapters_compute_in_bf16, base_dtype, resolve_
 from engine.train.lm_head import score_labelled_positions_on_cpu
 from engine.train.lora_dropout import fuse_lora_dropout
 from engine.train.lora_sum import sum_lora_in_product
+from engine.train.packed_attention import attend_per_example_on_cpu
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def run_training(
     fuse_lora_dropout(trainer.model)
     sum_lora_in_product(trainer.model)
     score_labelled_positions_on_cpu(trainer.model)
+    attend_per_example_on_cpu(trainer.model)
     if args.bf16:
         adapters_compute_in_bf16(trainer.model)
     start_from = latest_checkpoint(checkpoints) if resume else None

@@ -1,0 +1,134 @@
+"""Attention per example in a padding-free row on CPU: the masked result, less work, and SDPA for everything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional
+
+from engine.train import packed_attention
+from engine.train.packed_attention import attend_per_example_on_cpu
+from tests.spies import record_calls
+from tests.tiny_model import build_tiny_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+LENGTHS = (5, 9, 3, 7)
+
+
+def _row(lengths=LENGTHS):
+    """A padding-free row as trl's collator makes it: ids, positions restarting per example, the varlen bounds."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 200, (1, sum(lengths)), generator=generator)
+    positions = torch.cat([torch.arange(n) for n in lengths])[None]
+    bounds = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    return dict(input_ids=ids, position_ids=positions, cu_seq_lens_q=bounds, cu_seq_lens_k=bounds,
+                max_length_q=max(lengths), max_length_k=max(lengths), use_cache=False)
+
+
+def _model(folder: Path, per_example: bool):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder).train()
+    assert model.config._attn_implementation == "sdpa"
+    if per_example:
+        assert attend_per_example_on_cpu(model)
+    return model
+
+
+def _logits_and_grads(model, inputs: dict, autocast: bool = False):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits = model(**inputs).logits
+    logits.float().square().mean().backward()
+    return logits.detach().float(), {name: p.grad for name, p in model.named_parameters()}
+
+
+def _each_alone(model, inputs: dict, lengths=LENGTHS):
+    with torch.no_grad():
+        pieces = torch.split(inputs["input_ids"], list(lengths), dim=1)
+        return torch.cat([model(input_ids=piece, use_cache=False).logits for piece in pieces], dim=1)
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_each_example_alone_gives_the_masked_logits_and_gradients(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, autocast: bool
+) -> None:
+    inputs = _row()
+    masked, masked_grads = _logits_and_grads(_model(tiny_model_dir, False), inputs, autocast)
+    calls = record_calls(monkeypatch, functional, "scaled_dot_product_attention",
+                         lambda q, *_: (q.shape[2], q.dtype, torch.is_autocast_enabled("cpu")))
+    model = _model(tiny_model_dir, True)
+    split, split_grads = _logits_and_grads(model, inputs, autocast)
+    layers = model.config.num_hidden_layers
+    assert sorted(calls) == sorted([(n, torch.float32, False) for n in LENGTHS] * layers)  # one call per example, in fp32
+    tolerance = 3e-2 if autocast else 1e-5
+    assert torch.allclose(split, masked, atol=tolerance)
+    assert torch.allclose(split, _each_alone(model, inputs), atol=tolerance)
+    for name, grad in masked_grads.items():
+        assert torch.allclose(split_grads[name], grad, atol=tolerance, rtol=tolerance), name
+
+
+def test_without_the_bounds_sdpa_attends_with_its_mask(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers.integrations import sdpa_attention
+
+    model = _model(tiny_model_dir, True)
+    inputs = {k: v for k, v in _row().items() if not k.startswith(("cu_seq", "max_length"))}
+    calls = record_calls(monkeypatch, sdpa_attention, "sdpa_attention_forward", lambda module, q, *_: q.shape[2])
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert calls == [sum(LENGTHS)] * model.config.num_hidden_layers
+    assert torch.allclose(logits, _each_alone(model, inputs), atol=1e-5)  # the mask still keeps examples apart
+
+
+def test_generation_with_a_kv_cache_is_unchanged(tiny_model_dir: Path) -> None:
+    prompt = torch.tensor([[5, 17, 42, 99, 7, 3]])
+    plain, patched = _model(tiny_model_dir, False).eval(), _model(tiny_model_dir, True).eval()
+    settings = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    assert torch.equal(patched.generate(prompt, **settings), plain.generate(prompt, **settings))
+
+
+def test_a_sliding_window_shorter_than_an_example_keeps_the_mask(tmp_path: Path, monkeypatch) -> None:
+    from transformers.integrations import sdpa_attention
+
+    folder = build_tiny_model(tmp_path / "mistral", model_type="mistral", sliding_window=4)
+    inputs = _row()
+    masked, _ = _logits_and_grads(_model(folder, False), inputs)
+    calls = record_calls(monkeypatch, sdpa_attention, "sdpa_attention_forward", lambda module, q, *_: q.shape[2])
+    model = _model(folder, True)
+    split, _ = _logits_and_grads(model, inputs)
+    assert calls == [sum(LENGTHS)] * model.config.num_hidden_layers  # the whole row, under the windowed mask
+    assert torch.allclose(split, masked, atol=1e-5)
+
+
+def test_a_sliding_window_longer_than_every_example_changes_nothing(tmp_path: Path, monkeypatch) -> None:
+    folder = build_tiny_model(tmp_path / "mistral", model_type="mistral", sliding_window=16)
+    inputs = _row()
+    masked, _ = _logits_and_grads(_model(folder, False), inputs)
+    starts = record_calls(monkeypatch, packed_attention, "_example_starts", lambda *_: True)
+    split, _ = _logits_and_grads(_model(folder, True), inputs)
+    assert starts and torch.allclose(split, masked, atol=1e-5)
+
+
+def test_a_model_not_on_sdpa_is_left_alone(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="eager")
+    assert not attend_per_example_on_cpu(model) and model.config._attn_implementation == "eager"
+
+
+@pytest.mark.parametrize("change", ["none", "position_bias", "softcap", "s_aux", "two rows", "a kv cache", "bounds differ"])
+def test_only_a_plain_causal_row_with_its_bounds_is_split(change: str) -> None:
+    module = torch.nn.Module()
+    rows = 2 if change == "two rows" else 1
+    query = torch.zeros(rows, 4, sum(LENGTHS), 8)
+    key = torch.zeros(rows, 2, sum(LENGTHS) + (1 if change == "a kv cache" else 0), 8)
+    inputs = _row()
+    kwargs = {"cu_seq_lens_q": inputs["cu_seq_lens_q"], "cu_seq_lens_k": inputs["cu_seq_lens_k"].clone()}
+    if change == "bounds differ":
+        kwargs["cu_seq_lens_k"][1] += 1
+    if change in ("position_bias", "softcap", "s_aux"):
+        kwargs[change] = torch.zeros(1) if change != "softcap" else 30.0
+    starts = packed_attention._example_starts(module, query, key, kwargs)
+    assert starts == ([0, 5, 14, 17, 24] if change == "none" else None)
