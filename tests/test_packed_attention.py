@@ -106,9 +106,11 @@ def test_a_sliding_window_longer_than_every_example_changes_nothing(tmp_path: Pa
     folder = build_tiny_model(tmp_path / "mistral", model_type="mistral", sliding_window=16)
     inputs = _row()
     masked, _ = _logits_and_grads(_model(folder, False), inputs)
-    starts = record_calls(monkeypatch, packed_attention, "_example_starts", lambda *_: True)
-    split, _ = _logits_and_grads(_model(folder, True), inputs)
-    assert starts and torch.allclose(split, masked, atol=1e-5)
+    calls = record_calls(monkeypatch, functional, "scaled_dot_product_attention", lambda q, *_: q.shape[2])
+    model = _model(folder, True)
+    split, _ = _logits_and_grads(model, inputs)
+    assert sorted(calls) == sorted(LENGTHS * model.config.num_hidden_layers)  # each example alone
+    assert torch.allclose(split, masked, atol=1e-5)
 
 
 def test_a_model_not_on_sdpa_is_left_alone(tiny_model_dir: Path) -> None:
@@ -118,7 +120,26 @@ def test_a_model_not_on_sdpa_is_left_alone(tiny_model_dir: Path) -> None:
     assert not attend_per_example_on_cpu(model) and model.config._attn_implementation == "eager"
 
 
-@pytest.mark.parametrize("change", ["none", "position_bias", "softcap", "s_aux", "two rows", "a kv cache", "bounds differ"])
+@pytest.mark.parametrize(("setting", "value"), [("sub_configs", {"vision_config": None}), ("is_causal", False),
+                                                ("attention_chunk_size", 8)])
+def test_a_model_whose_mask_may_say_more_than_the_bounds_is_left_alone(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, setting: str, value
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    if setting == "sub_configs":  # a property of the config class: a multimodal model's towers
+        monkeypatch.setattr(type(model.config), setting, property(lambda _: value))
+    else:
+        setattr(model.config, setting, value)
+    assert not attend_per_example_on_cpu(model) and model.config._attn_implementation == "sdpa"
+
+
+CHANGES = ["none", "position_bias", "softcap", "s_aux", "cache", "two rows", "a kv cache", "bounds differ",
+           "layer not causal", "call not causal", "window as long as the longest", "window one shorter"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_only_a_plain_causal_row_with_its_bounds_is_split(change: str) -> None:
     module = torch.nn.Module()
     rows = 2 if change == "two rows" else 1
@@ -128,7 +149,13 @@ def test_only_a_plain_causal_row_with_its_bounds_is_split(change: str) -> None:
     kwargs = {"cu_seq_lens_q": inputs["cu_seq_lens_q"], "cu_seq_lens_k": inputs["cu_seq_lens_k"].clone()}
     if change == "bounds differ":
         kwargs["cu_seq_lens_k"][1] += 1
-    if change in ("position_bias", "softcap", "s_aux"):
+    if change in ("position_bias", "softcap", "s_aux", "cache"):
         kwargs[change] = torch.zeros(1) if change != "softcap" else 30.0
+    module.is_causal = change != "layer not causal"
+    if change == "call not causal":
+        kwargs["is_causal"] = False
+    if change.startswith("window"):
+        module.sliding_window = max(LENGTHS) - (change == "window one shorter")
     starts = packed_attention._example_starts(module, query, key, kwargs)
-    assert starts == ([0, 5, 14, 17, 24] if change == "none" else None)
+    split = change in ("none", "window as long as the longest")
+    assert starts == ([0, 5, 14, 17, 24] if split else None)

@@ -10,8 +10,8 @@ fp32 than in bf16, so the slices are attended in fp32 and the result is cast bac
 and backward of four examples of 120-256 tokens (9 heads, 3 KV heads), best of 7: 75 ms masked
 in bf16 (transformers' path), 39 ms per example in bf16, 27 ms per example in fp32. The result
 is the masked one up to rounding, which fp32 makes finer. Every other call (no bounds, a KV
-cache, several rows, a sliding window shorter than an example, attention sinks, soft-capping,
-position biases, a GPU) goes to transformers' SDPA with its mask, which is still built.
+cache, several rows, a non-causal layer, a sliding window shorter than an example, attention
+sinks, soft-capping, position biases, a GPU) goes to transformers' SDPA with its mask, which is still built.
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ NAME = "tanren_cpu_varlen_sdpa"
 def attend_per_example_on_cpu(model) -> bool:
     """Let `model` (a trainer's model) attend per example in padding-free rows on CPU.
 
-    Returns False, changing nothing, where the model does not use transformers' SDPA.
+    Returns False, changing nothing, where the model does not use transformers' SDPA, or where
+    its mask may say more than the examples' bounds: models with sub-models (vision or audio
+    towers would take the new name too), bidirectional text models and chunked attention.
     """
     from peft import PeftModel
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
     model = model.get_base_model() if isinstance(model, PeftModel) else model
-    if model.config._attn_implementation != "sdpa":
+    config = model.config
+    if (config._attn_implementation != "sdpa" or config.sub_configs or getattr(config, "is_causal", True) is False
+            or getattr(config, "attention_chunk_size", None)):
         return False
     AttentionInterface.register(NAME, _attention)
     AttentionMaskInterface.register(NAME, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])  # the fallback needs sdpa's mask
@@ -58,9 +62,10 @@ def _attention(module, query, key, value, attention_mask, *, dropout=0.0, scalin
 def _example_starts(module, query, key, kwargs) -> list[int] | None:
     """The examples' start offsets and the row's end, when attending to each alone gives the masked result."""
     bounds, bounds_k = kwargs.get("cu_seq_lens_q"), kwargs.get("cu_seq_lens_k")
+    causal = kwargs.get("is_causal")  # as in transformers' SDPA, an argument overrides the layer's own flag
     if (bounds is None or bounds_k is None or query.device.type != "cpu" or query.shape[0] != 1
-            or not getattr(module, "is_causal", True)
-            or any(kwargs.get(name) is not None for name in ("position_bias", "softcap", "s_aux"))):
+            or not (getattr(module, "is_causal", True) if causal is None else causal)
+            or any(kwargs.get(name) is not None for name in ("position_bias", "softcap", "s_aux", "cache"))):
         return None
     starts = bounds.tolist()
     if starts != bounds_k.tolist() or starts[0] != 0 or starts[-1] != query.shape[2] or key.shape[2] != query.shape[2]:
