@@ -10,8 +10,9 @@ fp32 than in bf16, so the slices are attended in fp32 and the result is cast bac
 and backward of four examples of 120-256 tokens (9 heads, 3 KV heads), best of 7: 75 ms masked
 in bf16 (transformers' path), 39 ms per example in bf16, 27 ms per example in fp32. The result
 is the masked one up to rounding, which fp32 makes finer. Every other call (no bounds, a KV
-cache, several rows, a non-causal layer, a sliding window shorter than an example, attention
-sinks, soft-capping, position biases, a GPU) goes to transformers' SDPA with its mask, which is still built.
+or paged cache, several rows, a non-causal layer or call, a sliding window shorter than an
+example, attention sinks, soft-capping, position biases, a GPU) goes to transformers' SDPA
+with its mask, which is still built.
 """
 
 from __future__ import annotations
