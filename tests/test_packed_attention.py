@@ -18,14 +18,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LENGTHS = (5, 9, 3, 7)
 
 
-def _row(lengths=LENGTHS):
+def _row():
     """A padding-free row as trl's collator makes it: ids, positions restarting per example, the varlen bounds."""
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 200, (1, sum(lengths)), generator=generator)
-    positions = torch.cat([torch.arange(n) for n in lengths])[None]
-    bounds = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    ids = torch.randint(0, 200, (1, sum(LENGTHS)), generator=generator)
+    positions = torch.cat([torch.arange(n) for n in LENGTHS])[None]
+    bounds = torch.tensor([0, *torch.tensor(LENGTHS).cumsum(0).tolist()], dtype=torch.int32)
     return dict(input_ids=ids, position_ids=positions, cu_seq_lens_q=bounds, cu_seq_lens_k=bounds,
-                max_length_q=max(lengths), max_length_k=max(lengths), use_cache=False)
+                max_length_q=max(LENGTHS), max_length_k=max(LENGTHS), use_cache=False)
 
 
 def _model(folder: Path, per_example: bool):
@@ -45,9 +45,9 @@ def _logits_and_grads(model, inputs: dict, autocast: bool = False):
     return logits.detach().float(), {name: p.grad for name, p in model.named_parameters()}
 
 
-def _each_alone(model, inputs: dict, lengths=LENGTHS):
+def _each_alone(model, inputs: dict):
     with torch.no_grad():
-        pieces = torch.split(inputs["input_ids"], list(lengths), dim=1)
+        pieces = torch.split(inputs["input_ids"], list(LENGTHS), dim=1)
         return torch.cat([model(input_ids=piece, use_cache=False).logits for piece in pieces], dim=1)
 
 
