@@ -8,30 +8,54 @@ import pytest
 import torch
 from torch import nn
 
-from engine.train.lora_dropout import DropoutProjection, fuse_lora_dropout, keep_bits, masked
+from engine.train import lora_dropout
+from engine.train.lora_dropout import DropoutProjection, dropped_positions, fuse_lora_dropout, without
 from tests.tiny_model import loss_and_grads, tiny_lora
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_mask_keeps_one_minus_p_and_follows_torch_seed() -> None:
-    x = torch.ones(1_000_000)
+def _assert_bernoulli(positions: torch.Tensor, n: int, p: float, tolerance: float) -> None:
+    """Sorted distinct drops among n, each element dropped with probability p, neighbours independently."""
+    assert positions.dtype == torch.int64 and positions.numel() > 0
+    assert bool((positions[1:] > positions[:-1]).all()) and 0 <= positions[0] and positions[-1] < n
+    dropped = torch.zeros(n, dtype=torch.bool)
+    dropped[positions] = True
+    assert dropped.float().mean().item() == pytest.approx(p, abs=tolerance)
+    assert dropped[-n // 10:].float().mean().item() == pytest.approx(p, abs=3 * tolerance)  # the tail too
+    assert (dropped[1:] & dropped[:-1]).float().mean().item() == pytest.approx(p * p, abs=tolerance)
+
+
+def test_drops_each_element_with_probability_p_and_follows_torch_seed() -> None:
     torch.manual_seed(5)
-    bits = keep_bits(x, 0.2)
-    assert bits.shape == x.shape and set(bits.unique().tolist()) == {0, -1}
-    keep = bits == -1
-    assert (~keep).float().mean().item() == pytest.approx(0.2, abs=0.002)
-    for lane in range(4):  # every 16-bit lane of a draw is uniform, the sign lane included
-        assert (~keep[lane::4]).float().mean().item() == pytest.approx(0.2, abs=0.004)
+    positions = dropped_positions(1_000_000, 0.2)
+    _assert_bernoulli(positions, 1_000_000, 0.2, tolerance=0.002)
     torch.manual_seed(5)
-    assert torch.equal(bits, keep_bits(x, 0.2)) and not torch.equal(bits, keep_bits(x, 0.2))
+    assert torch.equal(positions, dropped_positions(1_000_000, 0.2))
+    assert not torch.equal(positions, dropped_positions(1_000_000, 0.2))
+
+
+def test_draws_again_until_every_element_is_decided(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lora_dropout, "gaps_to_draw", lambda n, p: 1000)  # about 60 draws
+    torch.manual_seed(0)
+    _assert_bernoulli(dropped_positions(200_000, 0.3), 200_000, 0.3, tolerance=0.005)
+
+
+def test_first_and_last_elements_are_dropped_like_any_other() -> None:
+    torch.manual_seed(0)
+    drops = torch.zeros(3)
+    for _ in range(4000):
+        drops[dropped_positions(3, 0.5)] += 1
+    assert torch.allclose(drops / 4000, torch.full((3,), 0.5), atol=0.03)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_masking_zeroes_exactly_the_dropped_elements(dtype: torch.dtype) -> None:
+def test_dropping_zeroes_exactly_the_dropped_elements(dtype: torch.dtype) -> None:
     x = torch.randn(64, 33).to(dtype)
-    bits = keep_bits(x, 0.5)
-    assert torch.equal(masked(x, bits), torch.where(bits == -1, x, torch.zeros((), dtype=dtype)))
+    positions = dropped_positions(x.numel(), 0.5)
+    kept = torch.ones(x.numel(), dtype=torch.bool)
+    kept[positions] = False
+    assert torch.equal(without(x, positions), torch.where(kept.view(x.shape), x, torch.zeros((), dtype=dtype)))
 
 
 def test_fused_projection_matches_dropout_then_linear() -> None:
@@ -47,7 +71,9 @@ def test_fused_projection_matches_dropout_then_linear() -> None:
     x.grad = linear.weight.grad = None
 
     torch.manual_seed(1)
-    nn.functional.linear(x * (keep_bits(x, 0.3) == -1) / 0.7, linear.weight).square().sum().backward()
+    kept = torch.ones(x.numel())
+    kept[dropped_positions(x.numel(), 0.3)] = 0
+    nn.functional.linear(x * kept.view(x.shape) / 0.7, linear.weight).square().sum().backward()
     assert torch.allclose(got[0], x.grad, atol=1e-6) and torch.allclose(got[1], linear.weight.grad, atol=1e-6)
 
     fused.eval()
@@ -65,7 +91,8 @@ def test_bf16_autocast_keeps_fp32_weight_gradients() -> None:
     assert linear.weight.grad.dtype == torch.float32
 
 
-def test_peft_model_keeps_its_keys_and_checkpointing_replays_the_masks(tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_peft_model_keeps_its_keys_and_checkpointing_replays_the_masks(tiny_model_dir: Path, reentrant: bool) -> None:
     model = tiny_lora(tiny_model_dir, random_b=True)  # non-zero B, so the A gradients depend on the masks
     keys = set(model.state_dict())
     layers = sum(1 for m in model.modules() if type(m) is nn.Dropout)
@@ -76,7 +103,7 @@ def test_peft_model_keeps_its_keys_and_checkpointing_replays_the_masks(tiny_mode
     _, plain = loss_and_grads(model, ids, seed=3)
     assert all(torch.equal(a, b) for a, b in zip(plain, loss_and_grads(model, ids, seed=3)[1], strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(plain, loss_and_grads(model, ids, seed=4)[1], strict=True))
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
     model.enable_input_require_grads()
     _, recomputed = loss_and_grads(model, ids, seed=3)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, recomputed, strict=True))
@@ -86,6 +113,11 @@ def test_dora_keeps_peft_dropout(tiny_model_dir: Path) -> None:
     assert fuse_lora_dropout(tiny_lora(tiny_model_dir, use_dora=True)) == 0
 
 
-@pytest.mark.parametrize("p", [1e-6, 0.999995])
-def test_a_probability_the_lanes_cannot_express_keeps_peft_dropout(tiny_model_dir: Path, p: float) -> None:
-    assert fuse_lora_dropout(tiny_lora(tiny_model_dir, lora_dropout=p)) == 0
+def test_dropping_everything_keeps_peft_dropout(tiny_model_dir: Path) -> None:
+    assert fuse_lora_dropout(tiny_lora(tiny_model_dir, lora_dropout=1.0)) == 0
+
+
+def test_a_tiny_probability_is_fused_and_drops_almost_nothing(tiny_model_dir: Path) -> None:
+    assert fuse_lora_dropout(tiny_lora(tiny_model_dir, lora_dropout=1e-6)) > 0
+    torch.manual_seed(0)
+    assert dropped_positions(100_000, 1e-6).numel() <= 2

@@ -3,11 +3,11 @@
 peft computes `lora_A(dropout(x))`. On CPU that cost a quarter of each training step and a
 third of its activation memory: PyTorch draws a CPU dropout mask one Mersenne-Twister number
 per element, and the backward pass keeps both the mask and the dropped input of every adapted
-layer. Here the mask takes four 16-bit lanes out of each 64-bit draw (an element is dropped with
-probability round(p * 2**16) / 2**16: 0.05 becomes 0.050003) and zeroes dropped elements by
-and-ing bit patterns, the 1 / (1 - p) rescaling is applied to the rank-r output instead of the
-input, and the backward pass keeps the 16-bit mask beside the undropped input, which the frozen
-layer beside the adapter keeps anyway.
+layer. Here only the dropped elements are drawn: the gaps between them are geometric, so about
+p * n uniform numbers place them all, and each is exactly a Bernoulli(p) drop, independent of the
+others. The 1 / (1 - p) rescaling is applied to the rank-r output instead of the input, and the
+backward pass keeps the dropped positions beside the undropped input, which the frozen layer
+beside the adapter keeps anyway.
 The draws come from torch's generator, so seeding, resuming and gradient checkpointing's replay
 of the RNG state behave as with nn.Dropout. DoRA and other LoRA variants, which use the dropped
 input elsewhere, keep peft's own path.
@@ -15,58 +15,63 @@ input elsewhere, keep peft's own path.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-LANES_PER_DRAW = 4
-LANE_VALUES = 1 << 16
-_SAME_WIDTH_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+_SIGMAS = 8  # extra gaps drawn beyond the expected count; a second draw is then needed about once in 1e15
 
 
-def representable(p: float) -> bool:
-    """Whether p is a drop probability the 16-bit lanes can express (p above 1/131072, below 1)."""
-    return 1 <= round(p * LANE_VALUES) < LANE_VALUES
+def gaps_to_draw(n: int, p: float) -> int:
+    """How many gaps one draw makes: enough, almost always, to pass the last of `n` elements."""
+    expected = n * p
+    return int(expected + _SIGMAS * math.sqrt(expected)) + _SIGMAS
 
 
-def keep_bits(like: torch.Tensor, p: float) -> torch.Tensor:
-    """int16 shaped like `like`: all ones where an element is kept (probability 1 - p), zero where dropped.
+def dropped_positions(n: int, p: float) -> torch.Tensor:
+    """Sorted flat indices (int64) of the elements that dropout with probability p drops among n.
 
-    The draws come from torch's generator. Bit arithmetic stands in for a comparison because
-    PyTorch's CPU comparisons and boolean selects are several times slower than integer maths.
+    The number of kept elements before each dropped one is geometric, floor(log(1 - u) / log(1 - p))
+    for a uniform u, so each element is dropped with probability p, independently of the others.
     """
-    n = like.numel()
-    draws = torch.empty(-(-n // LANES_PER_DRAW), dtype=torch.int64).random_(-(2**63), 2**63 - 1)
-    lanes = draws.view(torch.int16)[:n].view(like.shape)
-    kept_up_to = LANE_VALUES // 2 - 1 - round(p * LANE_VALUES)  # lanes above it are dropped
-    return lanes.clamp_(kept_up_to, kept_up_to + 1).sub_(kept_up_to + 1)
+    per_log = 1 / math.log1p(-p)
+    parts, start = [], 0
+    while start < n:
+        uniform = torch.rand(gaps_to_draw(n, p), dtype=torch.float64)
+        positions = uniform.neg_().log1p_().mul_(per_log).floor_().add_(1).cumsum_(0).add_(start - 1)
+        parts.append(positions)
+        start = int(positions[-1].item()) + 1
+    positions = torch.cat(parts)
+    return positions[:int(torch.searchsorted(positions, float(n)))].long()
 
 
-def masked(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """`x` with the elements `bits` drops set to +0.0, whose bit pattern is all zeros."""
-    word = _SAME_WIDTH_INT[x.element_size()]
-    return (x.view(word) & bits.to(word)).view(x.dtype)
+def without(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """A copy of `x` with the elements at flat `positions` set to zero."""
+    return x.flatten().index_fill(0, positions, 0).view(x.shape)
 
 
 class _DropoutProjection(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, x, weight, p):
-        bits = keep_bits(x, p)
-        ctx.save_for_backward(x, weight, bits)
+        positions = dropped_positions(x.numel(), p)
+        ctx.save_for_backward(x, weight, positions)
         ctx.scale = 1 / (1 - p)
-        return nn.functional.linear(masked(x, bits), weight) * ctx.scale
+        return nn.functional.linear(without(x, positions), weight) * ctx.scale
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad):
-        x, weight, bits = ctx.saved_tensors
+        x, weight, positions = ctx.saved_tensors
         grad = grad * ctx.scale
         compute = grad.dtype
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
-            grad_x = masked(grad @ weight.to(compute), bits)
+            grad_x = grad @ weight.to(compute)
+            grad_x.view(-1).index_fill_(0, positions, 0)
         if ctx.needs_input_grad[1]:
-            dropped = masked(x, bits).to(compute)
+            dropped = without(x, positions).to(compute)
             grad_weight = (grad.flatten(0, -2).T @ dropped.flatten(0, -2)).to(weight.dtype)
         return grad_x, grad_weight, None
 
@@ -100,7 +105,7 @@ def fuse_lora_dropout(model: nn.Module) -> int:
             continue
         for adapter, dropout in dropouts.items():
             projection = projections[adapter] if adapter in projections else None
-            if (type(dropout) is nn.Dropout and representable(dropout.p) and type(projection) is nn.Linear
+            if (type(dropout) is nn.Dropout and 0 < dropout.p < 1 and type(projection) is nn.Linear
                     and projection.bias is None and adapter not in getattr(module, "lora_variant", {})):
                 projections[adapter] = DropoutProjection.replacing(projection, dropout.p)
                 dropouts[adapter] = nn.Identity()
