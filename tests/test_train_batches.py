@@ -65,3 +65,16 @@ def test_a_cpu_training_step_fuses_the_lora_ops_attends_per_example_and_scores_o
     trained = build_datasets(config, load_tokenizer(tiny_model_dir, ModelConfig()), EventLog(tmp_path / "e2.jsonl"))
     assert sum(scored) == sum(map(sum, trained.train["assistant_masks"]))  # the answers' tokens, nothing else
     assert set(attended) == set(map(len, trained.train["input_ids"]))  # each example attended alone, never the row
+
+
+def test_one_process_recomputes_checkpointed_layers_the_reentrant_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.train import recipe
+
+    args = recipe.sft_config(RunConfig(), tmp_path, has_eval=False)
+    assert args.gradient_checkpointing and args.gradient_checkpointing_kwargs == {"use_reentrant": True}
+    monkeypatch.setattr(recipe, "_distributed", lambda: True)
+    assert recipe.checkpointing_kwargs(RunConfig().training) == {"use_reentrant": False}
+    off = apply_overrides(RunConfig(), ["training.gradient_checkpointing=false"])
+    assert recipe.checkpointing_kwargs(off.training) is None

@@ -45,6 +45,7 @@ _wait_for = functools.partial(wait_for, timeout=900.0, interval=0.05)  # trainin
 def test_training_lowers_loss_and_writes_a_peft_adapter(method, home, tiny_model_dir, chat_file) -> None:
     import torch
     from peft import PeftModel
+    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     run = create_run(_config(tiny_model_dir, chat_file, f"adapter.method={method}", "training.max_steps=12",
@@ -72,6 +73,8 @@ def test_training_lowers_loss_and_writes_a_peft_adapter(method, home, tiny_model
         with plain.disable_adapter():
             untouched = plain(torch.tensor([ids])).logits[0, -1]
     assert not torch.allclose(tuned, untouched, atol=1e-4)  # the adapter learned something
+    ups = [w for name, w in load_file(adapter / "adapter_model.safetensors").items() if "lora_B" in name]
+    assert ups and all(w.abs().sum() > 0 for w in ups)  # gradients reached every layer through the recomputation
     # the engine's own loading (the chat backend, adapter hot-swapped on the base) agrees with plain peft
     engine = open_backend(ModelConfig(base=str(tiny_model_dir)), home, adapters=[resolve_adapter("t1", home)])
     with engine._decoding(ids, adapter="t1") as decoder:
