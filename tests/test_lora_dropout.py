@@ -41,12 +41,16 @@ def test_draws_again_until_every_element_is_decided(monkeypatch: pytest.MonkeyPa
     _assert_bernoulli(dropped_positions(200_000, 0.3), 200_000, 0.3, tolerance=0.005)
 
 
-def test_first_and_last_elements_are_dropped_like_any_other() -> None:
+@pytest.mark.parametrize("one_gap_per_draw", [False, True])  # True: every element is decided after a new draw
+def test_every_element_is_dropped_like_any_other(one_gap_per_draw: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if one_gap_per_draw:
+        monkeypatch.setattr(lora_dropout, "gaps_to_draw", lambda n, p: 1)
     torch.manual_seed(0)
     drops = torch.zeros(3)
     for _ in range(4000):
         drops[dropped_positions(3, 0.5)] += 1
     assert torch.allclose(drops / 4000, torch.full((3,), 0.5), atol=0.03)
+    assert dropped_positions(0, 0.5).numel() == 0
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])

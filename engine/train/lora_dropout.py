@@ -35,6 +35,8 @@ def dropped_positions(n: int, p: float) -> torch.Tensor:
     The number of kept elements before each dropped one is geometric, floor(log(1 - u) / log(1 - p))
     for a uniform u, so each element is dropped with probability p, independently of the others.
     """
+    if n == 0:
+        return torch.empty(0, dtype=torch.int64)
     per_log = 1 / math.log1p(-p)
     parts, start = [], 0
     while start < n:

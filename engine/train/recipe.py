@@ -90,8 +90,8 @@ def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
         warmup_steps=training.warmup_ratio,  # transformers 5: a float below 1 is a ratio of total steps
         weight_decay=training.weight_decay,
         max_grad_norm=training.max_grad_norm,
-        gradient_checkpointing=training.gradient_checkpointing,
-        gradient_checkpointing_kwargs=checkpointing_kwargs(training),
+        activation_checkpointing=training.gradient_checkpointing,
+        activation_checkpointing_kwargs=checkpointing_kwargs(training),
         bf16=training.precision == "bf16",
         fp16=training.precision == "fp16",
         packing=training.packing,
