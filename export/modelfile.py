@@ -19,7 +19,7 @@ from pathlib import Path
 from engine.child import failure_summary
 from engine.config import GenerationConfig
 from engine.errors import ExportError
-from export.chat_formats import DetectedFormat, detect_chat_format
+from export.chat_formats import ChatFormat, DetectedFormat, detect_chat_format
 
 MODELFILE = "Modelfile"
 _OLLAMA_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$")
@@ -28,7 +28,7 @@ _OLLAMA_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?(:[A-Za
 @dataclass(frozen=True)
 class Modelfile:
     text: str
-    chat_format: str
+    chat_format: ChatFormat
     stops: tuple[str, ...]
     system: str
 
@@ -59,7 +59,7 @@ def build_modelfile(hf_folder: Path, gguf_name: str, params: GenerationConfig, *
     lines.append("")
     lines += [f"PARAMETER stop {json.dumps(stop, ensure_ascii=False)}" for stop in stops]
     lines += [f"PARAMETER {name} {value}" for name, value in _parameters(params)]
-    return Modelfile("\n".join(lines) + "\n", detected.format.name, stops, system)
+    return Modelfile("\n".join(lines) + "\n", detected.format, stops, system)
 
 
 def _stop_strings(detected: DetectedFormat, tokenizer, hf_folder: Path) -> tuple[str, ...]:

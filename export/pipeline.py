@@ -153,19 +153,18 @@ class _Export:
         with self.stages.stage("modelfile", f"writing the Ollama Modelfile (FROM the {chosen.upper()} file)"):
             modelfile = build_modelfile(hf, ggufs[chosen].name, self.config.generation, title=self.run_dir.name)
             atomic_write_text(self.out / MODELFILE, modelfile.text)
-            self.stages.log(f"{modelfile.chat_format} template; stops: {', '.join(modelfile.stops)}")
+            self.stages.log(f"{modelfile.chat_format.name} template; stops: {', '.join(modelfile.stops)}")
             self._wrote(self.out / MODELFILE, "modelfile")
         self.modelfile = modelfile
         return modelfile
 
     def _verify(self, hf: Path, ggufs: dict[str, Path], modelfile) -> Verification:
-        from export.chat_formats import FORMATS
         from export.verify import verify_export
 
         examples, source = self._heldout()
-        end_of_turn = next(f.end_of_turn for f in FORMATS if f.name == modelfile.chat_format)
         with self.stages.stage("verify", f"verifying against the merged model ({len(examples)} held-out examples)"):
-            verification = verify_export(hf, ggufs, examples, data=source, end_of_turn=end_of_turn,
+            verification = verify_export(hf, ggufs, examples, data=source,
+                                         end_of_turn=modelfile.chat_format.end_of_turn,
                                          stop_strings=modelfile.stops, model_config=self.config.model,
                                          on_log=self.stages.log)
             for note in verification.notes:
@@ -215,7 +214,7 @@ class _Export:
             self.out, status="passed" if verification.passed else "failed",
             error="; ".join(verification.failures) or None, export=self._export_section(),
             inputs=self.inputs, merge=self.merge, outputs=records(self.written, self.out),
-            modelfile={"from": self.request.quants[0], "chat_format": self.modelfile.chat_format,
+            modelfile={"from": self.request.quants[0], "chat_format": self.modelfile.chat_format.name,
                        "stops": list(self.modelfile.stops), "system": self.modelfile.system},
             verification=verification.to_json(), ollama=ollama, timings_s=self.stages.seconds,
         )

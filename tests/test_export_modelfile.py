@@ -155,5 +155,5 @@ def test_ollama_create_runs_with_the_modelfile_and_reports_failure(tmp_path, mon
 @pytest.mark.real_model
 def test_default_model_gets_chatml_with_its_system_prompt(default_model_dir: Path) -> None:
     modelfile = build_modelfile(default_model_dir, "smol-q8_0.gguf", GenerationConfig(), title="smol")
-    assert modelfile.chat_format == "ChatML" and modelfile.stops == ("<|im_end|>", "<|im_start|>")
+    assert modelfile.chat_format.name == "ChatML" and modelfile.stops == ("<|im_end|>", "<|im_start|>")
     assert modelfile.system == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
