@@ -18,9 +18,10 @@ def save_lora(base: Path, out: Path, *, seed: int = 0, rank: int = 4, alpha: int
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(base)
-    torch.manual_seed(seed)
     config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), init_lora_weights=False, **settings)
-    get_peft_model(model, config).save_pretrained(out)
+    with torch.random.fork_rng():  # peft draws the weights from the global generator; the caller's stream is left alone
+        torch.manual_seed(seed)
+        get_peft_model(model, config).save_pretrained(out)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
     return out
 
