@@ -30,12 +30,10 @@ def attend_per_example_on_cpu(model) -> bool:
     its mask may say more than the examples' bounds: models with sub-models (vision or audio
     towers would take the new name too), bidirectional text models and chunked attention.
     """
-    from peft import PeftModel
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
-    model = model.get_base_model() if isinstance(model, PeftModel) else model
-    config = model.config
+    config = model.config  # a PeftModel hands `config` and `set_attn_implementation` to the model it wraps
     if (config._attn_implementation != "sdpa" or config.sub_configs or getattr(config, "is_causal", True) is False
             or getattr(config, "attention_chunk_size", None)):
         return False
