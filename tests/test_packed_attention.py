@@ -89,28 +89,19 @@ def test_generation_with_a_kv_cache_is_unchanged(tiny_model_dir: Path) -> None:
     assert torch.equal(patched.generate(prompt, **settings), plain.generate(prompt, **settings))
 
 
-def test_a_sliding_window_shorter_than_an_example_keeps_the_mask(tmp_path: Path, monkeypatch) -> None:
-    from transformers.integrations import sdpa_attention
-
-    folder = build_tiny_model(tmp_path / "mistral", model_type="mistral", sliding_window=4)
-    inputs = _row()
-    masked, _ = _logits_and_grads(_model(folder, False), inputs)
-    calls = record_calls(monkeypatch, sdpa_attention, "sdpa_attention_forward", lambda module, q, *_: q.shape[2])
-    model = _model(folder, True)
-    split, _ = _logits_and_grads(model, inputs)
-    assert calls == [sum(LENGTHS)] * model.config.num_hidden_layers  # the whole row, under the windowed mask
-    assert torch.allclose(split, masked, atol=1e-5)
-
-
-def test_a_sliding_window_longer_than_every_example_changes_nothing(tmp_path: Path, monkeypatch) -> None:
-    folder = build_tiny_model(tmp_path / "mistral", model_type="mistral", sliding_window=16)
+@pytest.mark.parametrize(("window", "split"), [(4, False), (16, True)], ids=["shorter-keeps-the-mask", "longer-splits"])
+def test_a_sliding_window_splits_the_row_only_when_every_example_fits_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, split: bool
+) -> None:
+    folder = build_tiny_model(tmp_path / "mistral", model_type="mistral", sliding_window=window)
     inputs = _row()
     masked, _ = _logits_and_grads(_model(folder, False), inputs)
     calls = record_calls(monkeypatch, functional, "scaled_dot_product_attention", lambda q, *_: q.shape[2])
     model = _model(folder, True)
-    split, _ = _logits_and_grads(model, inputs)
-    assert sorted(calls) == sorted(LENGTHS * model.config.num_hidden_layers)  # each example alone
-    assert torch.allclose(split, masked, atol=1e-5)
+    attended, _ = _logits_and_grads(model, inputs)
+    # each example alone, or the whole row under the windowed mask
+    assert sorted(calls) == sorted((LENGTHS if split else (sum(LENGTHS),)) * model.config.num_hidden_layers)
+    assert torch.allclose(attended, masked, atol=1e-5)
 
 
 def test_a_model_not_on_sdpa_is_left_alone(tiny_model_dir: Path) -> None:
