@@ -100,6 +100,8 @@ def _launched(run: RunDir, pid: int, args: argparse.Namespace, *, resume: bool, 
 def follow(run: RunDir, *, offset: int = 0, again: str | None = None) -> int:
     """Print the run's events as they come; the exit code is the run's outcome.
 
+    It returns only once the process has let go of the run's lock, so that a command right
+    after it (`tanren export`, `tanren resume`) never finds the run still running.
     `again` is the command that follows it again, shown when the user stops following.
     """
     formatter = EventFormatter()
@@ -111,10 +113,13 @@ def follow(run: RunDir, *, offset: int = 0, again: str | None = None) -> int:
                 print(line, flush=True)
             if isinstance(event, Status):
                 last_state = event.state
+        released = run.wait_until_released()
     except KeyboardInterrupt:
         print(f"\nstopped following; {run.name} keeps running. Follow again: {again or f'tanren logs {run.name} -f'}",
               file=sys.stderr)
         return 0
+    if not released:
+        print(f"{run.name} recorded its end but its process (pid {run.pid()}) has not exited yet", file=sys.stderr)
     state = last_state if last_state in FINAL_STATES else run.status().state
     return EXIT_CODES.get(state, 1)
 

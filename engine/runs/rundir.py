@@ -128,6 +128,19 @@ class RunDir:
         with file_lock(self.lock_file, blocking=False) as acquired:
             return not acquired
 
+    def wait_until_released(self, *, timeout_s: float = 120.0, poll_s: float = 0.05) -> bool:
+        """Wait until the process lets go of the lock; False if it still holds it after `timeout_s`.
+
+        A process records its final status a moment before it exits (freeing models, flushing
+        logs), and the next command on the same folder (export, resume) needs the lock free.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self.is_alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+        return True
+
     def status(self) -> RunStatus:
         try:
             status = RunStatus(**json.loads(self.status_file.read_text(encoding="utf-8")))
