@@ -44,6 +44,9 @@ class Status(Event):
             raise ValueError(f"unknown state {self.state!r}; expected one of {RUN_STATES}")
 
 
+STAGES, PERCENT = "stages", "%"  # Progress units of exports: stages done, and how far one stage has come
+
+
 @dataclass(frozen=True)
 class Progress(Event):
     """How far an operation has come, in its own unit (steps, examples, bytes)."""

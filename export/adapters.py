@@ -7,6 +7,7 @@ second, before any model is loaded.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ from typing import Any
 from engine.errors import ExportError
 from engine.paths import Home
 from export.json_files import read_folder_json
-from export.lora_keys import LORA_KEY, check_fits
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
 ADAPTER_CONFIG = "adapter_config.json"
 _PREFIX = "base_model.model."
 
@@ -92,7 +93,7 @@ def check_adapters_fit(adapters: list[AdapterInput], base_shapes: dict[str, tupl
 
 
 def _check_fits_base(adapter: AdapterInput, base_shapes: dict[str, tuple[int, ...]], tied_head: bool) -> None:
-    from export.gguf_tensors import safetensors_index
+    from export.safetensors_files import safetensors_index
 
     weights = adapter.folder / ADAPTER_WEIGHTS
     pairs = 0
@@ -110,7 +111,7 @@ def _check_fits_base(adapter: AdapterInput, base_shapes: dict[str, tuple[int, ..
         if base is None or len(base) != 2:
             raise ExportError(f"{adapter.name} adapts {module}, which the base model does not have",
                               where=str(path), hint="the adapter was trained on a different base model")
-        check_fits(shape, match["part"], base, module, path)
+        _check_fits(shape, match["part"], base, module, path)
         pairs += 1
     if not pairs:
         raise ExportError(f"{weights.name} holds no LoRA matrices", where=str(weights),
@@ -124,3 +125,12 @@ def _check_whole_module(key: str, shape: tuple[int, ...], base_shapes: dict[str,
     if name in base_shapes and tuple(base_shapes[name]) != tuple(shape):
         raise ExportError(f"the adapter's {name} {list(shape)} does not fit the base weight {list(base_shapes[name])}",
                           where=str(path), hint="the adapter was trained on a different base model")
+
+
+def _check_fits(shape: tuple[int, ...], part: str, base: tuple[int, ...], module: str, path: Path) -> None:
+    """A is (rank, in_features), B is (out_features, rank) of the base weight (out, in)."""
+    out_features, in_features = base
+    fits = shape[1] == in_features if part == "A" else shape[0] == out_features
+    if len(shape) != 2 or not fits:
+        raise ExportError(f"the adapter's {module} matrix {part} {list(shape)} does not fit the base weight "
+                          f"{list(base)}", where=str(path), hint="the adapter was trained on a different base model")

@@ -12,18 +12,19 @@ from engine.errors import ExportError
 from engine.paths import Home
 from engine.runs.summary import EventFormatter
 from engine.textwidth import format_table
-from export.jobs import DEFAULT_QUANTS, ExportDir, list_exports, open_export, prepare_export, start_export
+from export.jobs import ExportDir, list_exports, open_export, prepare_export, start_export
 from export.manifest import read_manifest
-from export.quantize import QUANT_TYPES
+from export.quantize import QUANT_TYPES, SMALL_MODEL_PARAMETERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser(
         "export", help="merge a run's adapter, write GGUF files, an Ollama Modelfile, and verify them (detached)")
-    export.add_argument("run", help="the run to export")
-    export.add_argument("--quant", default=",".join(DEFAULT_QUANTS), metavar="TYPES",
-                        help=f"GGUF types besides F16, comma-separated: {', '.join(QUANT_TYPES)} "
-                        "(the first one is what the Modelfile runs; default: %(default)s)")
+    export.add_argument("run", nargs="?", help="the run to export")
+    export.add_argument("--quant", metavar="TYPES",
+                        help=f"GGUF types besides F16, comma-separated: {', '.join(QUANT_TYPES)} (the first one is "
+                        f"what the Modelfile runs; default: Q8_0 under {SMALL_MODEL_PARAMETERS / 1e9:g}B parameters, "
+                        "else Q4_K_M and Q8_0)")
     export.add_argument("--ollama", metavar="NAME", help="also `ollama create NAME` once verified")
     export.add_argument("--out", metavar="DIR", help="folder for the artifacts (default: inside the run's export folder)")
     export.add_argument("--name", help="the export's name (default: the date and time)")
@@ -31,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--adapter", dest="adapters", action="append", default=[], metavar="RUN_OR_DIR[:WEIGHT]",
                         help="merge another LoRA adapter too (repeatable)")
     export.add_argument("--follow", action="store_true", help="stream progress and exit with the export's outcome")
+    export.add_argument("--architectures", action="store_true",
+                        help="list the causal LM architectures llama.cpp's installed converter turns into GGUF")
     export.set_defaults(handler=_export)
 
     exports = subparsers.add_parser("exports", help="list a run's exports, or show / follow one")
@@ -49,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.architectures:
+        print(architectures_listing())
+        return 0
+    if not args.run:
+        raise ExportError("name the run to export", where="RUN", hint="see `tanren runs` for your runs")
     home = Home.from_env()
     request = prepare_export(args.run, home, quants=args.quant, weight=args.weight, adapters=args.adapters,
                              ollama=args.ollama, out=args.out, name=args.name)
@@ -60,6 +68,18 @@ def _export(args: argparse.Namespace) -> int:
         print(export.name)
         return 0
     return follow(export, again=export.follow_command)
+
+
+def architectures_listing(width: int = 78) -> str:
+    """The installed converter's causal LM architectures, wrapped (the README shows this output)."""
+    import textwrap
+
+    from export.converters import causal_lm_architectures, installed_converters
+
+    converters = installed_converters()
+    names = causal_lm_architectures(converters.architectures())
+    header = f"GGUF export: {len(names)} causal LM architectures (llama-cpp-python {converters.version}'s converter)"
+    return "\n".join([header, *textwrap.wrap(", ".join(names), width, break_on_hyphens=False)])
 
 
 def _exports(args: argparse.Namespace) -> int:
@@ -91,8 +111,9 @@ def _exports(args: argparse.Namespace) -> int:
 def _row(export: ExportDir) -> dict:
     request, status = export.request(), export.status()
     manifest = read_manifest(Path(request.out)) or {}
+    quants = (manifest.get("export") or {}).get("quants") or list(request.quants) or ["auto"]
     return {"name": export.name, "state": status.state, "verification": manifest.get("status", "-"),
-            "quants": list(request.quants), "out": request.out, "reason": status.reason}
+            "quants": quants, "out": request.out, "reason": status.reason}
 
 
 def _push(args: argparse.Namespace) -> int:

@@ -1,108 +1,102 @@
-"""Write a Hugging Face model folder (merged, full precision) as one F16/BF16/F32 GGUF file.
+"""Write a Hugging Face model folder (merged, full precision) as one F16/BF16/F32 GGUF file, with
+llama.cpp's own converter.
 
-The GGUF holds everything llama.cpp and Ollama need: weights, hyperparameters, tokenizer,
-special tokens and the chat template. Tensors are converted and written one at a time from
-the memory-mapped safetensors, so a 7B model needs no more RAM than its largest tensor.
+The converter knows every architecture llama.cpp runs: tensor names and layouts,
+hyperparameters, the tokenizer with its pre-tokenizer, special tokens and the chat template.
+It runs as a child process and writes to a temporary name; the file appears only complete.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from engine.errors import ExportError
-from export.gguf_model import (
-    Architecture,
-    TensorNamer,
-    add_hyperparameters,
-    architecture,
-    llama3_rope_factors,
-    load_hf_config,
-    read_config,
-    supported_architectures,
-)
-from export.gguf_tensors import (
-    GGUF_DTYPES,
-    PlannedTensor,
-    check_dtype,
-    model_safetensors_files,
-    safetensors_index,
-    safetensors_loader,
-    write_gguf_file,
-)
-from export.gguf_vocab import add_tokenizer
+from export.converter_process import OnLog, OnProgress, run_converter
+from export.converters import installed_converters
+from export.json_files import read_folder_json
+from export.output import artifact_file
+from export.safetensors_files import model_safetensors_files, safetensors_index
 
-__all__ = ["GGUF_DTYPES", "supported_architectures", "write_gguf"]
+__all__ = ["GGUF_DTYPES", "check_architecture", "write_gguf"]
 
-_FILE_TYPES = {"f16": "MOSTLY_F16", "bf16": "MOSTLY_BF16", "f32": "ALL_F32"}
-_IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)  # recomputed by llama.cpp; old checkpoints carry it
-_BLOCK_TENSORS = ("attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
-                  "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")
-_QKV_BIASES = ("attn_q.bias", "attn_k.bias", "attn_v.bias")
+GGUF_DTYPES = ("f16", "bf16", "f32")
+_BYTES_PER_VALUE = {"f16": 2, "bf16": 2, "f32": 4}
+SENTENCEPIECE_MODEL = "tokenizer.model"
+_TOKENIZER_FILES = ("tokenizer.json", SENTENCEPIECE_MODEL)
+_METADATA_BYTES = 64 << 20  # vocabulary, merges and chat template; generous for 256k-token vocabularies
 
 
-def write_gguf(hf_folder: Path, out: Path, *, dtype: str = "f16") -> Path:
-    """Convert `hf_folder` (a Llama-family model with its tokenizer) into the GGUF file `out`.
+def write_gguf(hf_folder: Path, out: Path, *, dtype: str = "f16", on_progress: OnProgress | None = None,
+               on_log: OnLog | None = None) -> Path:
+    """Convert `hf_folder` (a causal LM with its tokenizer) into the GGUF file `out`.
 
-    `dtype` (f16, bf16 or f32) applies to matrices; norms and biases stay f32 as in llama.cpp's
-    own converter. Raises ExportError for unsupported or incomplete models and failed writes;
-    `out` only ever appears complete.
+    `dtype` (f16, bf16 or f32) applies to matrices; the converter keeps norms and biases in
+    F32. Raises ExportError for unsupported or incomplete models and failed writes.
     """
     check_dtype(dtype)
     folder = Path(hf_folder)
-    arch = architecture(read_config(folder), folder)
-    config = load_hf_config(folder)
-    plan = _plan_tensors(folder, arch, config, dtype)
-    writer = _metadata_writer(folder, arch, config, dtype)
-    return write_gguf_file(writer, plan, Path(out), extra_bytes=(folder / "tokenizer.json").stat().st_size)
+    converters = installed_converters()
+    check_architecture(folder, converters.architectures())
+    _check_tokenizer(folder)
+    expected = _checked_parameter_count(folder) * _BYTES_PER_VALUE[dtype] + _METADATA_BYTES
+    with artifact_file(Path(out), expected_bytes=expected) as tmp:
+        run_converter(converters.hf_script, [str(folder.resolve()), "--outfile", str(tmp), "--outtype", dtype],
+                      on_progress=on_progress, on_log=on_log)
+    return Path(out)
 
 
-def _metadata_writer(folder: Path, arch: Architecture, config, dtype: str):
-    import gguf
+def _check_tokenizer(folder: Path) -> None:
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise ExportError(f"{folder} has no tokenizer ({' or '.join(_TOKENIZER_FILES)})", where=str(folder),
+                          hint="save the tokenizer next to the model (tokenizer.save_pretrained)")
+    if _is_sentencepiece_bpe(folder) and not (folder / SENTENCEPIECE_MODEL).is_file():
+        # Without it the converter gives every token the same score, and llama.cpp then merges
+        # the pieces in another order than the model was trained with.
+        raise ExportError(f"{folder} has a SentencePiece tokenizer but no {SENTENCEPIECE_MODEL}, which llama.cpp's "
+                          "converter needs to tokenize as the model does", where=str(folder),
+                          hint=f"copy {SENTENCEPIECE_MODEL} from the base model's folder or repository into it")
 
-    writer = gguf.GGUFWriter(path=None, arch=arch.gguf_name)
-    writer.add_type(gguf.GGUFType.MODEL)
-    writer.add_name(folder.name)
-    writer.add_file_type(gguf.LlamaFileType[_FILE_TYPES[dtype]])
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    add_hyperparameters(writer, config)
-    add_tokenizer(writer, folder, vocab_size=config.vocab_size)
-    return writer
+
+def _is_sentencepiece_bpe(folder: Path) -> bool:
+    """The HF form of a SentencePiece BPE model (Llama 2, Mistral v0.x, Gemma, Phi-3): BPE with bytes
+    as <0xXX> tokens for characters outside the vocabulary."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return False
+    tokenizer = read_folder_json(folder, "tokenizer.json", missing="it has no tokenizer", hint="save the tokenizer again")
+    model = tokenizer.get("model") or {} if isinstance(tokenizer, dict) else {}
+    return model.get("type") == "BPE" and bool(model.get("byte_fallback"))
 
 
-def _plan_tensors(folder: Path, arch: Architecture, config, dtype: str) -> list[PlannedTensor]:
-    namer = TensorNamer(arch, config)
-    tied = bool(getattr(config, "tie_word_embeddings", False))
-    plan: list[PlannedTensor] = []
-    unknown: list[str] = []
-    for hf_name, (path, shape, stored) in safetensors_index(model_safetensors_files(folder)).items():
-        if hf_name.endswith(_IGNORED_SUFFIXES) or (tied and hf_name == "lm_head.weight"):
-            continue  # a tied head is the embedding matrix; llama.cpp reuses token_embd for it
-        gguf_name = namer.gguf_name(hf_name)
-        if gguf_name is None:
-            unknown.append(hf_name)
-            continue
-        if not stored.startswith(("F", "BF")):
-            raise ExportError(f"{hf_name} is stored as {stored}, not as floating point", where=str(path),
+def _checked_parameter_count(folder: Path) -> int:
+    """The weights' size, after refusing integer-stored matrices: a quantized model (bitsandbytes,
+    GPTQ) would be converted as if its packed integers were weights."""
+    count = 0
+    for name, (path, shape, stored) in safetensors_index(model_safetensors_files(folder)).items():
+        if len(shape) == 2 and not stored.startswith(("F", "BF")):
+            raise ExportError(f"{name} is stored as {stored}, not as floating point", where=str(path),
                               hint="export a merged full-precision model, not a quantized one")
-        transform = lambda values, name=hf_name: namer.to_gguf_rows(name, values)  # noqa: E731
-        plan.append(PlannedTensor(gguf_name, shape, dtype if len(shape) > 1 else "f32",
-                                  safetensors_loader(path, hf_name, transform)))
-    if unknown:
-        raise ExportError(f"{len(unknown)} weights have no GGUF equivalent, e.g. {', '.join(unknown[:3])}",
-                          where=str(folder), hint="the folder holds something other than a plain causal LM")
-    factors = llama3_rope_factors(config)
-    if factors is not None:
-        plan.append(PlannedTensor("rope_freqs.weight", factors.shape, "f32", lambda: factors))
-    _check_complete({t.gguf_name for t in plan}, config, tied, arch, folder)
-    return plan
+        count += math.prod(shape)
+    return count
 
 
-def _check_complete(names: set[str], config, tied: bool, arch: Architecture, folder: Path) -> None:
-    per_block = _BLOCK_TENSORS + (_QKV_BIASES if arch.gguf_name == "qwen2" else ())
-    needed = {"token_embd.weight", "output_norm.weight"} | (set() if tied else {"output.weight"})
-    needed |= {f"blk.{i}.{name}" for i in range(config.num_hidden_layers) for name in per_block}
-    missing = sorted(needed - names)
-    if missing:
-        raise ExportError(f"the model weights are incomplete: {len(missing)} tensors are missing, "
-                          f"e.g. {', '.join(missing[:3])}", where=str(folder),
-                          hint="the safetensors files may be truncated or a shard may be missing; save the model again")
+def check_dtype(dtype: str) -> None:
+    if dtype not in GGUF_DTYPES:
+        raise ExportError(f"unknown GGUF dtype {dtype!r}", hint=f"choose one of {', '.join(GGUF_DTYPES)}")
+
+
+def check_architecture(folder: Path, supported: tuple[str, ...]) -> str:
+    """The model's architecture, if llama.cpp's converter knows it; else one clear error."""
+    config = read_folder_json(folder, "config.json", missing="it is not a Hugging Face model folder",
+                              hint="export the merged model folder (it holds config.json)")
+    names = config.get("architectures") if isinstance(config, dict) else None
+    if not names:
+        raise ExportError("config.json does not name the model's architecture", where=str(folder / "config.json"),
+                          hint='save the model with transformers, which writes "architectures"')
+    if names[0] not in supported:
+        raise ExportError(f"llama.cpp cannot run {names[0]} yet: its converter does not know this architecture",
+                          where=str(folder / "config.json"),
+                          hint="`tanren export --architectures` lists what it converts; chat with the HF model in "
+                               "tanren instead, or wait for a llama.cpp release that adds it")
+    return names[0]

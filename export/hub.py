@@ -1,7 +1,8 @@
 """`tanren push`: upload a verified export (or an adapter folder) to the Hugging Face Hub.
 
-The folder goes up as it is, model card (README.md) and manifest included; an export whose
-verification failed is refused. Every network call has short timeouts, so a machine without
+The folder goes up as it is, model card (README.md) and manifest included, less the files that
+failed verification in an export that passed with exclusions; an export whose verification
+failed is refused. Every network call has short timeouts, so a machine without
 network gets one clear error in seconds instead of a hang.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from engine.errors import TanrenError
 from engine.paths import Home
-from export.manifest import read_manifest
+from export.manifest import PUBLISHABLE, excluded_files, read_manifest
 
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 CONNECT_TIMEOUT_S = 10.0
@@ -43,7 +44,7 @@ def push_source(spec: str, home: Home, *, export_name: str | None = None) -> Pat
     for export in list_exports(spec, home):
         out = export.out
         manifest = read_manifest(out)
-        if manifest is not None and manifest.get("status") == "passed":
+        if manifest is not None and manifest.get("status") in PUBLISHABLE:
             return out
     raise PushError(f"{spec} has no verified export to push", hint=f"export it first: tanren export {spec}")
 
@@ -55,7 +56,7 @@ def _pushable(folder: Path) -> Path:
     if manifest is None:
         raise PushError(f"{folder} is neither an export folder (no manifest.json) nor an adapter folder",
                         where=str(folder), hint="push a run name, the artifacts folder of an export, or a run's adapter/")
-    if manifest.get("status") != "passed":
+    if manifest.get("status") not in PUBLISHABLE:
         raise PushError(f"the export in {folder} did not pass verification ({manifest.get('error') or manifest.get('status')})",
                         where=str(folder / "manifest.json"), hint="fix the export and run it again; failed exports are not published")
     return folder
@@ -71,9 +72,11 @@ def push_folder(folder: Path, repo: str, *, private: bool = False) -> str:
         raise PushError("no Hugging Face token found", hint=_TOKEN_HINT)
     _set_timeouts()
     api = HfApi(token=token)
+    excluded = excluded_files(read_manifest(folder) or {})  # failed verification: never published
     try:
         url = api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(repo_id=repo, folder_path=str(folder), repo_type="model", ignore_patterns=[".*", "**/.*"],
+        api.upload_folder(repo_id=repo, folder_path=str(folder), repo_type="model",
+                          ignore_patterns=[".*", "**/.*", *excluded],
                           commit_message=f"Upload {folder.name} with tanren")
     except Exception as exc:  # noqa: BLE001 - every failure of the Hub client becomes one clear message
         raise _hub_error(exc, repo) from None

@@ -24,10 +24,9 @@ from engine.runs.rundir import RunDir, open_run
 from export.adapters import AdapterInput, adapter_settings, parse_adapter
 from export.modelfile import check_ollama_name
 from export.output import writable_folder
-from export.quantize import QUANT_TYPES, normalize_quant
+from export.quantize import normalize_quant
 
 WORKER = "export.worker"
-DEFAULT_QUANTS = ("q8_0", "q4_k_m")
 EXPORTS = "exports"
 ARTIFACTS = "artifacts"
 OUT_LOCK = ".tanren-export.lock"  # held by the worker writing a folder: one export per folder at a time
@@ -40,7 +39,7 @@ class ExportRequest:
     run: str
     name: str
     out: str  # absolute folder for the artifacts
-    quants: tuple[str, ...] = DEFAULT_QUANTS
+    quants: tuple[str, ...] = ()  # none given: the export chooses by the model's size (quantize.default_quants)
     weight: float = 1.0  # of the run's own adapter
     extra_adapters: tuple[AdapterInput, ...] = field(default=())
     ollama: str | None = None
@@ -96,16 +95,16 @@ class ExportDir(RunDir):
         return f"tanren exports {self.run_name} {self.name} -f"
 
 
-def parse_quants(text: str | Sequence[str]) -> tuple[str, ...]:
-    """`q8_0,q4_k_m` -> the GGUF types to write besides F16 (f16 itself may be listed: no quantization)."""
-    names = [n for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    quants = tuple(dict.fromkeys("f16" if n.strip().lower() == "f16" else normalize_quant(n) for n in names))
-    if not quants:
-        raise ExportError("no GGUF type given", where="--quant", hint=f"choose from f16, {', '.join(QUANT_TYPES)}")
-    return quants
+def parse_quants(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """`q8_0,q4_k_m` -> the GGUF types to write besides F16 (f16 itself may be listed: no quantization);
+    nothing, or `auto`, leaves the choice to the model's size."""
+    names = [n for n in ((text or "").split(",") if isinstance(text, str) or text is None else text) if n.strip()]
+    if [n.strip().lower() for n in names] in ([], ["auto"]):
+        return ()
+    return tuple(dict.fromkeys("f16" if n.strip().lower() == "f16" else normalize_quant(n) for n in names))
 
 
-def prepare_export(run_name: str, home: Home, *, quants: str | Sequence[str] = DEFAULT_QUANTS, weight: float = 1.0,
+def prepare_export(run_name: str, home: Home, *, quants: str | Sequence[str] | None = None, weight: float = 1.0,
                    adapters: Sequence[str] = (), ollama: str | None = None, out: str | Path | None = None,
                    name: str | None = None) -> ExportRequest:
     """Check everything that can be checked without loading a model, and describe the export."""

@@ -20,6 +20,9 @@ from typing import Any
 from engine.atomic import atomic_write_text
 
 MANIFEST = "manifest.json"
+PASSED, PASSED_WITH_EXCLUSIONS, FAILED = "passed", "passed with exclusions", "failed"
+# An export in these states has verified files to use and publish (only those, with exclusions)
+PUBLISHABLE = (PASSED, PASSED_WITH_EXCLUSIONS)
 FORMAT_VERSION = 1
 _TOOLS = ("tanren", "torch", "transformers", "peft", "safetensors", "gguf", "llama_cpp_python", "huggingface_hub")
 _CHUNK = 1 << 22
@@ -63,7 +66,8 @@ def tool_versions() -> dict[str, str]:
 
 
 def write_manifest(folder: Path, *, status: str, error: str | None = None, **sections: Any) -> Path:
-    """Write `folder/manifest.json`: status ("passed" or "failed"), the error if any, and sections."""
+    """Write `folder/manifest.json`: status (passed, passed with exclusions, failed), the error if any,
+    and sections."""
     document = {"format": FORMAT_VERSION, "status": status, "error": error,
                 "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **sections, "tools": tool_versions()}
     path = Path(folder) / MANIFEST
@@ -79,3 +83,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
         return None
     except (OSError, ValueError):
         return {"status": "unreadable"}
+
+
+def excluded_files(manifest: dict[str, Any]) -> list[str]:
+    """The files a manifest marks as failed verification, relative to its folder."""
+    return [entry["file"] for entry in manifest.get("excluded") or [] if isinstance(entry, dict) and "file" in entry]

@@ -49,7 +49,7 @@ def merge_adapters(base_folder: Path, adapters: Sequence[AdapterInput], out: Pat
     generation config). `out` appears only when complete."""
     import torch
 
-    from export.gguf_tensors import model_safetensors_files, safetensors_index
+    from export.safetensors_files import model_safetensors_files, safetensors_index
 
     if not adapters:
         raise ExportError("there is no adapter to merge", hint="name a run with a trained adapter")

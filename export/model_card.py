@@ -10,7 +10,8 @@ import yaml
 from engine.config import RunConfig
 from engine.textwidth import human_bytes
 from engine.train.model_card import base_model_id
-from export.verify import Verification
+from export.manifest import FAILED
+from export.verify import Verdict, Verification
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,8 @@ class CardFile:
 
 
 def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tuple[str, float]],
-                       files: Sequence[CardFile], verification: Verification, *, modelfile_from: str,
-                       ollama_name: str) -> str:
+                       files: Sequence[CardFile], verification: Verification, verdict: Verdict, *,
+                       modelfile_from: str | None, ollama_name: str) -> str:
     checks = {m.name: m for m in verification.models}
     merged = checks["merged"]
     rows = ["| file | type | size | perplexity | vs reference | same greedy answers |", "| --- | --- | --- | --- | --- | --- |"]
@@ -32,10 +33,12 @@ def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tupl
             perplexity = f"{merged.perplexity:.3f}" if file.kind == "merged HF folder" else "-"
             rows.append(f"| `{file.name}` | {file.kind} | {human_bytes(file.size_bytes)} | {perplexity} | - | - |")
         else:
-            rows.append(f"| `{file.name}` | {file.kind.upper()} | {human_bytes(file.size_bytes)} | {check.perplexity:.3f} | "
-                        f"{check.perplexity_delta:+.2%} vs {check.reference} | {check.same_answers}/{len(check.answers)} |")
+            excluded = " (excluded: failed verification)" if file.kind in verdict.excluded else ""
+            rows.append(f"| `{file.name}`{excluded} | {file.kind.upper()} | {human_bytes(file.size_bytes)} | "
+                        f"{check.perplexity:.3f} | {check.perplexity_delta:+.2%} vs {check.reference} | "
+                        f"{check.same_answers}/{len(check.answers)} |")
     merged_from = ", ".join(f"`{name}`" + (f" × {weight:g}" if weight != 1 else "") for name, weight in adapters)
-    verdict = "passed" if verification.passed else "FAILED: " + "; ".join(verification.failures)
+    outcome = _outcome(verification, verdict)
     front = {"base_model": base_model_id(config), "pipeline_tag": "text-generation",
              "tags": ["tanren", "gguf", "ollama", config.adapter.method]}
     lines = [
@@ -47,19 +50,33 @@ def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tupl
         "",
         *rows,
         "",
-        f"Verification {verdict}. Perplexity is measured on {verification.examples} held-out chat examples "
+        f"Verification {outcome}. Perplexity is measured on {verification.examples} held-out chat examples "
         f"({verification.data}), answers only; F16 must be within 1 % of the merged model, Q8_0 within 1 % and "
         "Q4_K_M within 5 % of F16, and every GGUF must stop at the end of its turn where the merged model does.",
         "",
-        "## Use",
-        "",
-        "```sh",
-        f"ollama create {ollama_name} -f Modelfile    # runs {modelfile_from}",
-        f"ollama run {ollama_name}",
-        f"llama-cli -m {modelfile_from} -cnv          # the chat template is inside the GGUF",
-        "```",
-        "",
+        *_usage(modelfile_from, ollama_name),
         "`manifest.json` lists every file with its SHA-256, the inputs, the verification results and tool versions.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _outcome(verification: Verification, verdict: Verdict) -> str:
+    if verdict.status == FAILED:
+        return "FAILED: " + "; ".join(verification.failures)
+    if verdict.excluded:
+        failures = {m.name: m.failures for m in verification.models}
+        excluded = "; ".join(f for name in verdict.excluded for f in failures[name])
+        return (f"passed with exclusions: {', '.join(n.upper() for n in verdict.passed)} passed; excluded, and not "
+                f"published: {excluded}")
+    return "passed"
+
+
+def _usage(modelfile_from: str | None, ollama_name: str) -> list[str]:
+    if modelfile_from is None:
+        return []
+    return ["## Use", "", "```sh",
+            f"ollama create {ollama_name} -f Modelfile    # runs {modelfile_from}",
+            f"ollama run {ollama_name}",
+            f"llama-cli -m {modelfile_from} -cnv          # the chat template is inside the GGUF",
+            "```", ""]

@@ -1,9 +1,10 @@
-"""One export, start to finish: merge -> F16 GGUF -> quantize -> Modelfile -> verify -> Ollama -> manifest.
+"""One export, start to finish: merge -> F16 GGUF -> quantize -> verify -> Modelfile -> Ollama -> manifest.
 
 Each stage writes its artifact atomically and reports progress as events in the export's folder.
 The manifest comes last. The old manifest is removed before anything else is written, so a
 folder never pairs new, unverified files with an old "passed"; a failure writes a manifest
-saying "failed" and why.
+saying "failed" and why. A quantized file that fails verification is excluded on its own: the
+Modelfile runs a file that passed, and the manifest says "passed with exclusions".
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,15 +20,17 @@ from engine.atomic import atomic_write_text
 from engine.config import RunConfig
 from engine.data import SAMPLE_HELDOUT, Example, load_examples, load_splits
 from engine.errors import DataError, ExportError
-from engine.events import Artifact, EventLog, Log, Progress
+from engine.events import PERCENT, STAGES, Artifact, EventLog, Log, Progress
 from engine.locking import try_lock
 from engine.models.catalog import folder_size
 from engine.runs.rundir import RunDir, open_run
 from export.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterInput
 from export.jobs import OUT_LOCK, ExportDir, ExportRequest, run_adapters
-from export.manifest import MANIFEST, records, write_manifest
-from export.modelfile import MODELFILE, build_modelfile, ollama_command, ollama_create
-from export.verify import Verification
+from export.manifest import FAILED, MANIFEST, records, write_manifest
+from export.modelfile import MODELFILE, Modelfile, build_modelfile, ollama_command, ollama_create
+from export.quantize import default_quants
+from export.safetensors_files import parameter_count
+from export.verify import Verdict, Verification
 
 MERGED = "merged"
 README = "README.md"
@@ -48,9 +51,12 @@ class _Stages:
         self.events, self.total, self.done = events, total, 0
         self.seconds: dict[str, float] = {}
 
+    def plan(self, total: int) -> None:
+        self.total = total
+
     @contextlib.contextmanager
     def stage(self, key: str, message: str) -> Iterator[None]:
-        self.events.append(Progress(self.done, self.total, "stages", message))
+        self.events.append(Progress(self.done, self.total, STAGES, message))
         self.log(f"[{self.done + 1}/{self.total}] {message}")
         started = time.perf_counter()
         yield
@@ -62,6 +68,10 @@ class _Stages:
 
     def artifact(self, path: Path, role: str) -> None:
         self.events.append(Artifact(str(path), role, _size(path)))
+
+    def percent(self, message: str) -> Callable[[int], None]:
+        """A callback that records how far a long step inside the current stage has come."""
+        return lambda done: self.events.append(Progress(done, 100, PERCENT, message))
 
 
 def run_export(export: ExportDir) -> ExportOutcome:
@@ -84,12 +94,13 @@ class _Export:
         self.export, self.run_dir, self.request, self.out = export, run, request, out
         self.config: RunConfig = run.config()
         self.adapters: list[AdapterInput] = run_adapters(run, request)
-        stages = 5 + len([q for q in request.quants if q != "f16"]) + bool(self.adapters) + bool(request.ollama)
-        self.stages = _Stages(export.events, stages)
+        self.quants: tuple[str, ...] = request.quants  # () until the base's size chooses them
+        self.stages = _Stages(export.events, self._stage_count())
         self.written: list[Path] = []
         self.inputs: dict = {}
         self.merge: dict | None = None
-        self.modelfile = None
+        self.modelfile: Modelfile | None = None
+        self.verdict: Verdict | None = None
 
     def run(self) -> ExportOutcome:
         try:
@@ -102,13 +113,28 @@ class _Export:
         base = self._base()
         hf = self._merge(base) if self.adapters else base
         ggufs = self._ggufs(hf)
-        modelfile = self._modelfile(hf, ggufs)
-        verification = self._verify(hf, ggufs, modelfile)
-        ollama = self._ollama(verification.passed)
+        verification = self._verify(hf, ggufs)
+        self.verdict = Verdict.of(verification, self.quants)
+        self._modelfile(hf, ggufs)
+        ollama = self._ollama(self.verdict.usable)
         self._card(ggufs, verification)
         with self.stages.stage("manifest", "writing the manifest"):
-            self._manifest(verification, ollama)
+            self._manifest(verification, ggufs, ollama)
         return self._outcome(verification)
+
+    def _stage_count(self) -> int:
+        quantized = [q for q in self.quants if q != "f16"]
+        return 5 + len(quantized) + bool(self.adapters) + bool(self.request.ollama)
+
+    def _choose_quants(self, base: Path) -> None:
+        """The GGUF types asked for, or those that suit the model's size."""
+        if self.quants:
+            return
+        parameters = parameter_count(base)
+        self.quants = default_quants(parameters)
+        self.stages.plan(self._stage_count())
+        self.stages.log(f"GGUF types for a model of {parameters / 1e9:.2f}B parameters: "
+                        f"{', '.join(q.upper() for q in self.quants)} (choose others with --quant)")
 
     def _base(self) -> Path:
         from engine.models.loading import model_folder
@@ -120,6 +146,7 @@ class _Export:
                                                               "files": records(_model_files(base), base)},
                            "adapters": [{**a.to_json(), "files": records(_adapter_files(a.folder), a.folder)}
                                         for a in self.adapters]}
+            self._choose_quants(base)
         return base
 
     def _merge(self, base: Path) -> Path:
@@ -139,37 +166,49 @@ class _Export:
         from export.quantize import quantize_gguf
 
         files: dict[str, Path] = {}
-        with self.stages.stage("gguf", "writing the F16 GGUF"):
-            files["f16"] = write_gguf(hf, self.out / self._gguf_name("f16"), dtype="f16")
+        with self.stages.stage("convert", "converting to an F16 GGUF with llama.cpp's converter"):
+            files["f16"] = write_gguf(hf, self.out / self._gguf_name("f16"), dtype="f16",
+                                      on_progress=self.stages.percent("F16 GGUF written"), on_log=self.stages.log)
             self._wrote(files["f16"], "gguf f16")
-        for quant in (q for q in self.request.quants if q != "f16"):
+        for quant in (q for q in self.quants if q != "f16"):
             with self.stages.stage(f"quantize {quant}", f"quantizing to {quant.upper()}"):
                 files[quant] = quantize_gguf(files["f16"], self.out / self._gguf_name(quant), quant)
                 self._wrote(files[quant], f"gguf {quant}")
         return files
 
-    def _modelfile(self, hf: Path, ggufs: dict[str, Path]):
-        chosen = self.request.quants[0]
-        with self.stages.stage("modelfile", f"writing the Ollama Modelfile (FROM the {chosen.upper()} file)"):
-            modelfile = build_modelfile(hf, ggufs[chosen].name, self.config.generation, title=self.run_dir.name)
-            atomic_write_text(self.out / MODELFILE, modelfile.text)
-            self.stages.log(f"{modelfile.chat_format.name} template; stops: {', '.join(modelfile.stops)}")
-            self._wrote(self.out / MODELFILE, "modelfile")
-        self.modelfile = modelfile
-        return modelfile
-
-    def _verify(self, hf: Path, ggufs: dict[str, Path], modelfile) -> Verification:
+    def _verify(self, hf: Path, ggufs: dict[str, Path]) -> Verification:
         from export.verify import verify_export
 
         examples, source = self._heldout()
         with self.stages.stage("verify", f"verifying against the merged model ({len(examples)} held-out examples)"):
+            # the Modelfile's stops are part of what is verified; which file it runs is decided after
+            stops = self._build_modelfile(hf, self.quants[0])
             verification = verify_export(hf, ggufs, examples, data=source,
-                                         end_of_turn=modelfile.chat_format.end_of_turn,
-                                         stop_strings=modelfile.stops, model_config=self.config.model,
+                                         end_of_turn=stops.chat_format.end_of_turn,
+                                         stop_strings=stops.stops, model_config=self.config.model,
                                          on_log=self.stages.log)
             for note in verification.notes:
                 self.stages.log(note, "warning")
         return verification
+
+    def _build_modelfile(self, hf: Path, runs: str) -> Modelfile:
+        return build_modelfile(hf, self._gguf_name(runs), self.config.generation, title=self.run_dir.name)
+
+    def _modelfile(self, hf: Path, ggufs: dict[str, Path]) -> None:
+        """The Modelfile, FROM the first requested type that passed; none when nothing passed."""
+        runs = self.verdict.runs
+        if runs is None:
+            self.stages.log("no Modelfile: no GGUF file passed verification", "warning")
+            return
+        with self.stages.stage("modelfile", f"writing the Ollama Modelfile (FROM the {runs.upper()} file)"):
+            modelfile = self._build_modelfile(hf, runs)
+            atomic_write_text(self.out / MODELFILE, modelfile.text)
+            self.stages.log(f"{modelfile.chat_format.name} template; stops: {', '.join(modelfile.stops)}")
+            if runs != self.quants[0]:
+                self.stages.log(f"the Modelfile runs {ggufs[runs].name}: {self.quants[0].upper()} failed verification",
+                                "warning")
+            self._wrote(self.out / MODELFILE, "modelfile")
+        self.modelfile = modelfile
 
     def _heldout(self) -> tuple[list[Example], str]:
         """The run's test split; the bundled held-out sample when the run has none (or its data moved)."""
@@ -184,7 +223,7 @@ class _Export:
         return list(load_examples(SAMPLE_HELDOUT))[:MAX_HELDOUT], f"the bundled sample {SAMPLE_HELDOUT.name}"
 
     def _ollama(self, verified: bool) -> dict:
-        """`ollama create` for a verified export when asked for; otherwise the command to run."""
+        """`ollama create` for a verified file when asked for; otherwise the command to run."""
         name = self._ollama_name()
         command = ollama_command(name, self.out / MODELFILE)
         if not verified:
@@ -203,20 +242,25 @@ class _Export:
 
         files = [CardFile(f"{MERGED}/", "merged HF folder", _size(self.out / MERGED))] if self.adapters else []
         files += [CardFile(path.name, kind, path.stat().st_size) for kind, path in ggufs.items()]
+        runs = self.verdict.runs
         card = render_export_card(self.run_dir.name, self.config, [(a.name, a.weight) for a in self.adapters], files,
-                                  verification, modelfile_from=ggufs[self.request.quants[0]].name,
+                                  verification, self.verdict, modelfile_from=ggufs[runs].name if runs else None,
                                   ollama_name=self._ollama_name())
         atomic_write_text(self.out / README, card)
         self._wrote(self.out / README, "model card")
 
-    def _manifest(self, verification: Verification, ollama: dict) -> None:
+    def _manifest(self, verification: Verification, ggufs: dict[str, Path], ollama: dict) -> None:
+        verdict = self.verdict
+        failures = {model.name: list(model.failures) for model in verification.models}
+        modelfile = self.modelfile and {"from": verdict.runs, "chat_format": self.modelfile.chat_format.name,
+                                        "stops": list(self.modelfile.stops), "system": self.modelfile.system}
         path = write_manifest(
-            self.out, status="passed" if verification.passed else "failed",
-            error="; ".join(verification.failures) or None, export=self._export_section(),
-            inputs=self.inputs, merge=self.merge, outputs=records(self.written, self.out),
-            modelfile={"from": self.request.quants[0], "chat_format": self.modelfile.chat_format.name,
-                       "stops": list(self.modelfile.stops), "system": self.modelfile.system},
-            verification=verification.to_json(), ollama=ollama, timings_s=self.stages.seconds,
+            self.out, status=verdict.status,
+            error="; ".join(verification.failures) if verdict.status == FAILED else None,
+            export=self._export_section(), inputs=self.inputs, merge=self.merge,
+            outputs=records(self.written, self.out),
+            excluded=[{"type": kind, "file": ggufs[kind].name, "failures": failures[kind]} for kind in verdict.excluded],
+            modelfile=modelfile, verification=verification.to_json(), ollama=ollama, timings_s=self.stages.seconds,
         )
         self.stages.artifact(path, "manifest")
 
@@ -228,20 +272,21 @@ class _Export:
 
     def _export_section(self) -> dict:
         return {"name": self.request.name, "run": self.run_dir.name, "state": str(self.export.path),
-                "quants": list(self.request.quants)}
+                "quants": list(self.quants)}
 
     def _outcome(self, verification: Verification) -> ExportOutcome:
-        if not verification.passed:
+        verdict = self.verdict
+        if verdict.status == FAILED:
             hint = f"details in {self.out / MANIFEST}; the Ollama model was not created"
-            failed = {m.name for m in verification.models if m.failures}
-            passed = [quant for quant in self.request.quants if quant not in failed]
-            if passed and "f16" not in failed:  # the conversion is sound; some quantization costs too much
-                hint += (f". {', '.join(q.upper() for q in passed)} passed (small models lose more to 4-bit "
-                         f"quantization): `tanren export {self.run_dir.name} --quant {','.join(passed)}`")
             return ExportOutcome(False, f"verification failed: {verification.failures[0]}", hint)
-        deltas = ", ".join(f"{m.name.upper()} {m.perplexity_delta:+.2%}" for m in verification.models
-                           if m.perplexity_delta is not None)
-        return ExportOutcome(True, f"verified (perplexity {deltas}); files in {self.out}")
+        checks = {m.name: m for m in verification.models}
+        deltas = ", ".join(f"{name.upper()} {checks[name].perplexity_delta:+.2%}" for name in verdict.passed)
+        if not verdict.excluded:
+            return ExportOutcome(True, f"verified (perplexity {deltas}); files in {self.out}")
+        excluded = "; ".join(checks[name].failures[0] for name in verdict.excluded)
+        return ExportOutcome(True, f"passed with exclusions: {excluded}. Verified: {deltas}; files in {self.out}",
+                             f"the excluded files stay in the folder, marked in {MANIFEST}, and are not published; "
+                             f"the Modelfile runs {verdict.runs.upper()}")
 
     def _wrote(self, path: Path, role: str) -> None:
         self.written.append(path)

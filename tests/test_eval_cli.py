@@ -94,14 +94,14 @@ def test_json_output_limit_and_one_metric(run_home: Home, in_home, capsys) -> No
     assert [set(row["metrics"]) for row in printed["results"]] == [{"perplexity", "nll", "tokens"}] * 2
 
 
-def test_models_gguf_files_and_adapters_on_a_data_file(run_home: Home, tiny_model_dir: Path, tmp_path: Path,
-                                                       in_home, capsys) -> None:
+def test_models_gguf_files_and_adapters_on_a_data_file(run_home: Home, tiny_model_dir: Path, gguf_model_dir: Path,
+                                                       tmp_path: Path, in_home, capsys) -> None:
     from export.gguf import write_gguf
 
     home = in_home(Home(tmp_path / "home"))
-    gguf = write_gguf(tiny_model_dir, tmp_path / "tiny-f32.gguf", dtype="f32")
+    gguf = write_gguf(gguf_model_dir, tmp_path / "tiny-f32.gguf", dtype="f32")
     args = ["--data", str(SAMPLE_HELDOUT), "--metrics", "perplexity", "--limit", "10", "--json"]
-    assert main(["eval", str(tiny_model_dir), *args]) == 0
+    assert main(["eval", str(gguf_model_dir), *args]) == 0
     [hf] = json.loads(capsys.readouterr().out)["results"]
     assert main(["eval", str(gguf), *args]) == 0
     [llama] = json.loads(capsys.readouterr().out)["results"]

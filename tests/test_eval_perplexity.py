@@ -31,10 +31,10 @@ def _chat(question: str, answer: str, line: int = 1) -> Example:
 
 
 @pytest.fixture(scope="module")
-def tiny_gguf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_gguf(gguf_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from export.gguf import write_gguf
 
-    return write_gguf(tiny_model_dir, tmp_path_factory.mktemp("gguf") / "tiny-f32.gguf", dtype="f32")
+    return write_gguf(gguf_model_dir, tmp_path_factory.mktemp("gguf") / "tiny-f32.gguf", dtype="f32")
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,11 @@ def test_adapter_is_measured_on_the_same_tokens_and_the_base_stays_the_base(hf, 
         assert measure_perplexity(plain, examples).nll == pytest.approx(base.nll, rel=1e-9)
 
 
-def test_gguf_export_renders_the_same_tokens_and_mask_and_scores_the_same(hf, tiny_gguf: Path, home) -> None:
+def test_gguf_export_renders_the_same_tokens_and_mask_and_scores_the_same(gguf_model_dir: Path, tiny_gguf: Path,
+                                                                         home) -> None:
     examples = load_examples(SAMPLE_HELDOUT)  # Japanese and English, multi-byte characters split across tokens
-    with LlamaCppBackend.load(tiny_gguf) as gguf:
+    with TransformersBackend.load(gguf_model_dir, ModelConfig(base=str(gguf_model_dir))) as hf, \
+            LlamaCppBackend.load(tiny_gguf) as gguf:
         for example in examples:
             expected = render_example(example, hf.tokenizer, max_length=10_000)
             got = render_example(example, gguf.tokenizer, max_length=10_000)

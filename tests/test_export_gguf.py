@@ -1,4 +1,5 @@
-"""GGUF export: llama.cpp must read our files exactly as transformers reads the HF folder."""
+"""GGUF export through llama.cpp's own converter: llama.cpp must read our files exactly as
+transformers reads the HF folder, and every way the conversion can go wrong is one clear error."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import numpy as np
 import pytest
 
 from engine.errors import ExportError
-from export.gguf import GGUF_DTYPES, supported_architectures, write_gguf
-from export.gguf_vocab import LLAMA3_SPLIT_REGEX, QWEN2_SPLIT_REGEX
+from export.converters import FOLDER_ENV, VERSION_FILE, causal_lm_architectures, installed_converters
+from export.gguf import GGUF_DTYPES, write_gguf
 from export.output import check_free_space
 from tests.full_disk import EXPORT_ERROR_EXIT, run_on_a_full_disk
 from tests.llama_cpp_runner import llama_is_end_of_generation, llama_logits, llama_tokenize
-from tests.tiny_model import CORPUS, build_sentencepiece_tokenizer, build_tiny_model, build_tokenizer
+from tests.tiny_model import CORPUS, build_sentencepiece_tokenizer, build_tiny_model
 
 PROMPT = [{"role": "user", "content": "日本の首都は？ What is the capital of France?"}]
 TEXTS = [
@@ -25,7 +26,6 @@ TEXTS = [
     "<|im_start|>user\nIn 2024, 12345 people paid $3.50 each.<|im_end|>\n<|im_start|>assistant\n",
     "  multiple   spaces\n\n\ttabs\r\n and 'QUOTES' DON'T 3.14159 ...!!",
 ]
-# Text with digits, newlines and contractions, so each pre-tokenizer learns merges it would split
 TOKENIZER_CORPUS = CORPUS + [
     "In 2024, 12345 people paid $3.50; 2023 and 1999 were 100 years apart.\n\n",
     "I'm sure they've gone; we'll see. DON'T SHOUT.\r\n  Tabs\tand  spaces  ",
@@ -61,9 +61,9 @@ def _read_fields(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_ggufs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def tiny_ggufs(gguf_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("gguf")
-    return {dtype: write_gguf(tiny_model_dir, out / f"tiny-{dtype}.gguf", dtype=dtype) for dtype in GGUF_DTYPES}
+    return {dtype: write_gguf(gguf_model_dir, out / f"tiny-{dtype}.gguf", dtype=dtype) for dtype in GGUF_DTYPES}
 
 
 def _assert_close(got, expected, relative: float) -> None:
@@ -73,28 +73,26 @@ def _assert_close(got, expected, relative: float) -> None:
 
 
 @pytest.mark.parametrize(("dtype", "relative"), [("f32", 2e-3), ("f16", 5e-3), ("bf16", 5e-2)])
-def test_llama_cpp_logits_match_transformers(tiny_ggufs, tiny_model_dir: Path, dtype: str, relative: float) -> None:
-    ids = _chat_ids(tiny_model_dir)
-    expected = _hf_logits(tiny_model_dir, ids)
+def test_llama_cpp_logits_match_transformers(tiny_ggufs, gguf_model_dir: Path, dtype: str, relative: float) -> None:
+    ids = _chat_ids(gguf_model_dir)
+    expected = _hf_logits(gguf_model_dir, ids)
     got = llama_logits(tiny_ggufs[dtype], ids)
     _assert_close(got, expected, relative)
     if dtype != "bf16":  # greedy decoding picks the same next token everywhere
         assert (got.argmax(-1) == expected.argmax(-1)).all()
 
 
-def test_metadata_carries_tokenizer_specials_and_template(tiny_ggufs, tiny_model_dir: Path) -> None:
+def test_metadata_carries_tokenizer_specials_and_template(tiny_ggufs, gguf_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_model_dir)
     fields = _read_fields(tiny_ggufs["f16"])
     assert fields["general.architecture"] == "llama"
     assert fields["tokenizer.ggml.model"] == "gpt2"
-    assert fields["tokenizer.ggml.pre"] == "gpt-2"
+    assert fields["tokenizer.ggml.pre"] == "smollm"  # found by the converter from the token ids' hash
     assert fields["tokenizer.chat_template"] == tokenizer.chat_template
     assert fields["tokenizer.ggml.bos_token_id"] == tokenizer.bos_token_id
     assert fields["tokenizer.ggml.eos_token_id"] == tokenizer.convert_tokens_to_ids("<|im_end|>")
-    assert fields["tokenizer.ggml.padding_token_id"] == tokenizer.pad_token_id
-    assert fields["tokenizer.ggml.add_bos_token"] is False
     # tied embeddings: llama.cpp reuses token_embd as the output head, so no output tensor
     assert "output.weight" not in fields["tensors"]
     assert fields["tensors"]["token_embd.weight"] == "F16"
@@ -102,10 +100,10 @@ def test_metadata_carries_tokenizer_specials_and_template(tiny_ggufs, tiny_model
     assert llama_is_end_of_generation(tiny_ggufs["f16"], tokenizer.convert_tokens_to_ids("<|im_end|>"))
 
 
-def test_chat_turn_end_stops_generation_even_when_eos_is_another_token(tmp_path: Path) -> None:
+def test_chat_turn_end_stops_generation_even_when_eos_is_another_token(gguf_model_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = build_tokenizer()
+    tokenizer = AutoTokenizer.from_pretrained(gguf_model_dir)
     tokenizer.eos_token = "<|endoftext|>"
     folder = build_tiny_model(tmp_path / "eos-endoftext", tokenizer=tokenizer)
     gguf = write_gguf(folder, tmp_path / "m.gguf")
@@ -113,95 +111,101 @@ def test_chat_turn_end_stops_generation_even_when_eos_is_another_token(tmp_path:
     assert llama_is_end_of_generation(gguf, im_end)
 
 
-@pytest.mark.parametrize("pre", ["gpt-2", "smollm", "qwen2", "llama-bpe"])
-def test_llama_cpp_tokenizes_like_transformers(pre: str, tmp_path: Path) -> None:
-    from tokenizers import Regex, pre_tokenizers
+def test_llama_cpp_tokenizes_like_transformers(tiny_ggufs, gguf_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    def split_then_bytes(regex: str):
-        return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(regex), "isolated"),
-                                        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-
-    variants = {
-        "gpt-2": {},
-        "smollm": {"pre_tokenizer": pre_tokenizers.Sequence([
-            pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])},
-        "qwen2": {"pre_tokenizer": split_then_bytes(QWEN2_SPLIT_REGEX)},
-        "llama-bpe": {"pre_tokenizer": split_then_bytes(LLAMA3_SPLIT_REGEX), "ignore_merges": True},
-    }
-    tokenizer = build_tokenizer(corpus=TOKENIZER_CORPUS, **variants[pre])
-    folder = build_tiny_model(tmp_path / pre, tokenizer=tokenizer)
-    gguf = write_gguf(folder, tmp_path / f"{pre}.gguf")
-    assert _read_fields(gguf)["tokenizer.ggml.pre"] == pre
-    hf = AutoTokenizer.from_pretrained(folder)
+    hf = AutoTokenizer.from_pretrained(gguf_model_dir)
     for text in TEXTS:
-        assert llama_tokenize(gguf, text) == hf.encode(text), text
+        assert llama_tokenize(tiny_ggufs["f16"], text) == hf.encode(text), text
 
 
-def test_sentencepiece_tokenizers_export_and_tokenize_like_transformers(tmp_path: Path) -> None:
-    """Llama 2 / Mistral v0.x style: "▁"-escaped BPE with byte fallback (the emoji and the
-    full-width digits are not in the tiny vocabulary, so they become <0xXX> tokens)."""
+def test_a_retrained_bpe_tokenizer_is_refused_not_guessed(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The converter names pre-tokenizers by a hash of known tokenizers' ids; a tokenizer trained
+    anew has none, and a wrong name would make llama.cpp split text unlike training."""
+    with pytest.raises(ExportError) as caught:
+        write_gguf(tiny_model_dir, tmp_path / "out" / "m.gguf")
+    assert "does not know this tokenizer's pre-tokenizer" in caught.value.message
+    assert "convert_hf_to_gguf_update.py" in caught.value.hint
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_sentencepiece_tokenizer_without_its_model_file_is_refused(tmp_path: Path) -> None:
+    """Llama 2 / Mistral v0.x style in HF form only: without tokenizer.model the converter scores
+    every piece alike, and llama.cpp would merge the pieces unlike the model's training."""
+    folder = build_tiny_model(tmp_path / "spm", tokenizer=build_sentencepiece_tokenizer(TOKENIZER_CORPUS))
+    with pytest.raises(ExportError) as caught:
+        write_gguf(folder, tmp_path / "spm.gguf", dtype="f32")
+    assert "no tokenizer.model" in caught.value.message
+    assert not (tmp_path / "spm.gguf").exists()
+
+
+@pytest.mark.parametrize("config", [
+    {"tie_word_embeddings": False},
+    {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 16}},
+    {"rope_scaling": {"rope_type": "linear", "factor": 4.0}},
+], ids=["untied-head", "llama3-rope", "linear-rope"])
+def test_llama_variants_run_in_llama_cpp(config: dict, gguf_model_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    folder = build_tiny_model(tmp_path / "spm", tokenizer=build_sentencepiece_tokenizer(TOKENIZER_CORPUS),
-                              seed=3, initializer_range=0.2)
-    gguf = write_gguf(folder, tmp_path / "spm.gguf", dtype="f32")
-    fields = _read_fields(gguf)
-    assert fields["tokenizer.ggml.model"] == "llama"
-    hf = AutoTokenizer.from_pretrained(folder)
-    for text in [*TEXTS, "絵文字 🎉 と全角２０２４", "x"]:
-        assert llama_tokenize(gguf, text) == hf.encode(text), text
-    assert any(hf.convert_ids_to_tokens(i).startswith("<0x") for i in hf.encode("🎉"))
-    ids = hf.encode("日本の首都は東京です。 The capital of France is Paris.")
-    _assert_close(llama_logits(gguf, ids), _hf_logits(folder, ids), 5e-3)
-
-
-@pytest.mark.parametrize(("model_type", "config"), [
-    ("llama", {"tie_word_embeddings": False}),
-    ("mistral", {"sliding_window": None}),
-    ("qwen2", {}),
-    ("llama", {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}),
-    ("llama", {"rope_scaling": {"rope_type": "linear", "factor": 4.0}}),
-], ids=["untied-head", "mistral", "qwen2", "llama3-rope", "linear-rope"])
-def test_each_supported_architecture_runs_in_llama_cpp(model_type: str, config: dict, tmp_path: Path) -> None:
     # larger random weights than the default make attention depend strongly on position
-    folder = build_tiny_model(tmp_path / "model", model_type=model_type, seed=3, initializer_range=0.2, **config)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_model_dir)
+    folder = build_tiny_model(tmp_path / "model", tokenizer=tokenizer, seed=3, initializer_range=0.2, **config)
     gguf = write_gguf(folder, tmp_path / "m.gguf", dtype="f32")
     ids = _chat_ids(folder)
     expected = _hf_logits(folder, ids)
     _assert_close(llama_logits(gguf, ids), expected, 5e-3)
     if "rope_scaling" in config:  # the scaling matters here: ignoring it would fail the check above
-        plain = build_tiny_model(tmp_path / "plain", model_type=model_type, seed=3, initializer_range=0.2)
+        plain = build_tiny_model(tmp_path / "plain", tokenizer=tokenizer, seed=3, initializer_range=0.2)
         assert np.abs(_hf_logits(plain, ids) - expected).max() > 0.1 * np.abs(expected).max()
 
 
-def test_supported_architectures_are_named() -> None:
-    assert set(supported_architectures()) == {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}
+def test_architectures_are_the_converters_causal_language_models() -> None:
+    names = causal_lm_architectures(installed_converters().architectures())
+    wanted = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Gemma3ForCausalLM",
+              "Gemma3ForConditionalGeneration", "Phi3ForCausalLM", "GPT2LMHeadModel"}
+    assert wanted <= set(names)
+    # embedding, encoder and speech models are converted too, but tanren does not train them
+    assert not {"BertModel", "XLMRobertaModel", "T5EncoderModel", "Qwen2AudioForConditionalGeneration"} & set(names)
 
 
 def _copy(folder: Path, dest: Path) -> Path:
     return Path(shutil.copytree(folder, dest))
 
 
-def test_unsupported_architecture_lists_the_supported_ones(tiny_model_dir: Path, tmp_path: Path) -> None:
-    folder = _copy(tiny_model_dir, tmp_path / "gpt2")
+def test_an_architecture_llama_cpp_cannot_run_is_named(gguf_model_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(gguf_model_dir, tmp_path / "future")
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["GPT2LMHeadModel"]}))
+    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["Tanren9ForCausalLM"]}))
     with pytest.raises(ExportError) as caught:
         write_gguf(folder, tmp_path / "out.gguf")
-    assert "GPT2LMHeadModel" in caught.value.message
-    assert all(name in caught.value.hint for name in supported_architectures())
+    assert caught.value.message.startswith("llama.cpp cannot run Tanren9ForCausalLM yet")
+    assert "tanren export --architectures" in caught.value.hint
     assert not (tmp_path / "out.gguf").exists()
 
 
+@pytest.mark.parametrize("fault", ["missing", "other-version"])
+def test_missing_or_mismatched_converters_name_the_set_up(fault: str, gguf_model_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "converters"
+    if fault == "other-version":
+        shutil.copytree(installed_converters().folder, folder)
+        (folder / VERSION_FILE).write_text("0.0.1\n")
+    monkeypatch.setenv(FOLDER_ENV, str(folder))
+    with pytest.raises(ExportError) as caught:
+        write_gguf(gguf_model_dir, tmp_path / "m.gguf")
+    assert caught.value.hint.endswith("make setup")
+    assert ("0.0.1" in caught.value.message) == (fault == "other-version")
+    assert not (tmp_path / "m.gguf").exists()
+
+
 @pytest.mark.parametrize("damage", ["no-config", "no-tokenizer", "no-weights", "missing-shard", "truncated-weights",
-                                    "missing-tensor", "quantized-weights", "wordpiece"])
-def test_broken_model_folders_fail_clearly_and_write_nothing(damage: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+                                    "quantized-weights", "wordpiece"])
+def test_broken_model_folders_fail_clearly_and_write_nothing(damage: str, gguf_model_dir: Path, tmp_path: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    folder = _copy(tiny_model_dir, tmp_path / "model")
+    folder = _copy(gguf_model_dir, tmp_path / "model")
     weights = folder / "model.safetensors"
     if damage == "no-config":
         (folder / "config.json").unlink()
@@ -216,15 +220,11 @@ def test_broken_model_folders_fail_clearly_and_write_nothing(damage: str, tiny_m
         (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     elif damage == "truncated-weights":
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    elif damage == "missing-tensor":
-        tensors = load_file(weights)
-        del tensors["model.layers.1.mlp.down_proj.weight"]
-        save_file(tensors, weights)
     elif damage == "quantized-weights":
         tensors = load_file(weights)
-        tensors["model.layers.0.mlp.up_proj.weight"] = torch.zeros((128, 32), dtype=torch.uint8)
+        tensors["model.layers.0.mlp.up_proj.weight"] = torch.zeros((128, 64), dtype=torch.uint8)
         save_file(tensors, weights)
-    elif damage == "wordpiece":  # a tokenizer llama.cpp's llama/gpt2 vocabularies cannot express
+    elif damage == "wordpiece":  # a tokenizer the converter cannot read
         tokenizer_json = json.loads((folder / "tokenizer.json").read_text())
         tokenizer_json["model"]["type"] = "WordPiece"
         (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json))
@@ -235,23 +235,23 @@ def test_broken_model_folders_fail_clearly_and_write_nothing(damage: str, tiny_m
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_unknown_dtype_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_unknown_dtype_is_refused(gguf_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="q4"):
-        write_gguf(tiny_model_dir, tmp_path / "m.gguf", dtype="q4")
+        write_gguf(gguf_model_dir, tmp_path / "m.gguf", dtype="q4")
 
 
-def test_output_under_a_file_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_output_under_a_file_is_refused(gguf_model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "not-a-folder").write_text("x")
     with pytest.raises(ExportError, match="not-a-folder is a file"):
-        write_gguf(tiny_model_dir, tmp_path / "not-a-folder" / "deeper" / "m.gguf")
+        write_gguf(gguf_model_dir, tmp_path / "not-a-folder" / "deeper" / "m.gguf")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
-def test_read_only_output_folder_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_read_only_output_folder_is_refused(gguf_model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "read-only"
     folder.mkdir(mode=0o500)
     with pytest.raises(ExportError, match="not writable"):
-        write_gguf(tiny_model_dir, folder / "m.gguf")
+        write_gguf(gguf_model_dir, folder / "m.gguf")
 
 
 def test_too_little_free_space_is_refused_before_writing(tmp_path: Path) -> None:
@@ -259,12 +259,12 @@ def test_too_little_free_space_is_refused_before_writing(tmp_path: Path) -> None
         check_free_space(tmp_path, 1 << 60, what="model.gguf")
 
 
-def test_disk_filling_up_mid_write_leaves_no_file(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_disk_filling_up_mid_write_leaves_no_file(gguf_model_dir: Path, tmp_path: Path) -> None:
     """A file-size limit makes the kernel refuse writes past 64 KiB, as a full disk would."""
     out_folder = tmp_path / "out"
     out_folder.mkdir()
     result = run_on_a_full_disk("from export.gguf import write_gguf",
-                                f"write_gguf({str(tiny_model_dir)!r}, {str(out_folder / 'm.gguf')!r}, dtype='f32')")
+                                f"write_gguf({str(gguf_model_dir)!r}, {str(out_folder / 'm.gguf')!r}, dtype='f32')")
     assert result.returncode == EXPORT_ERROR_EXIT, result.stderr[-2000:]
     assert "disk filled up" in result.stdout
     assert list(out_folder.iterdir()) == []

@@ -35,16 +35,16 @@ def _trained_adapter(base: Path, out: Path, **lora) -> tuple[Path, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def base_f32(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_gguf(tiny_model_dir, tmp_path_factory.mktemp("base") / "base-f32.gguf", dtype="f32")
+def base_f32(gguf_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_gguf(gguf_model_dir, tmp_path_factory.mktemp("base") / "base-f32.gguf", dtype="f32")
 
 
 @pytest.mark.parametrize("lora", [{}, {"use_rslora": True}, {"target_modules": ["q_proj", "k_proj"], "r": 4}],
                          ids=["all-linear", "rslora", "q-k-only"])
-def test_adapter_gguf_on_the_base_gguf_matches_peft(lora: dict, base_f32: Path, tiny_model_dir: Path,
+def test_adapter_gguf_on_the_base_gguf_matches_peft(lora: dict, base_f32: Path, gguf_model_dir: Path,
                                                     tmp_path: Path) -> None:
-    adapter, expected = _trained_adapter(tiny_model_dir, tmp_path / "adapter", **lora)
-    lora_gguf = write_lora_gguf(adapter, tiny_model_dir, tmp_path / "adapter.gguf", dtype="f32")
+    adapter, expected = _trained_adapter(gguf_model_dir, tmp_path / "adapter", **lora)
+    lora_gguf = write_lora_gguf(adapter, gguf_model_dir, tmp_path / "adapter.gguf", dtype="f32")
     got = llama_logits(base_f32, IDS, lora_path=str(lora_gguf))
     without = llama_logits(base_f32, IDS)
     scale = np.abs(expected).max()
@@ -52,11 +52,11 @@ def test_adapter_gguf_on_the_base_gguf_matches_peft(lora: dict, base_f32: Path, 
     assert np.abs(without - expected).max() > 0.1 * scale  # the adapter really changes the model
 
 
-def test_adapter_metadata(base_f32: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_adapter_metadata(base_f32: Path, gguf_model_dir: Path, tmp_path: Path) -> None:
     from gguf import GGUFReader
 
-    adapter, _ = _trained_adapter(tiny_model_dir, tmp_path / "adapter", use_rslora=True)
-    reader = GGUFReader(write_lora_gguf(adapter, tiny_model_dir, tmp_path / "adapter.gguf"))
+    adapter, _ = _trained_adapter(gguf_model_dir, tmp_path / "adapter", use_rslora=True)
+    reader = GGUFReader(write_lora_gguf(adapter, gguf_model_dir, tmp_path / "adapter.gguf"))
     fields = {name: field.contents() for name, field in reader.fields.items()}
     assert fields["general.type"] == "adapter"
     assert fields["adapter.type"] == "lora"
@@ -68,28 +68,28 @@ def test_adapter_metadata(base_f32: Path, tiny_model_dir: Path, tmp_path: Path) 
 
 @pytest.mark.parametrize("lora", [{"use_dora": True}, {"modules_to_save": ["lm_head"]}, {"bias": "lora_only"},
                                   {"rank_pattern": {"q_proj": 4}}], ids=["dora", "modules-to-save", "bias", "ranks"])
-def test_adapters_llama_cpp_cannot_apply_are_refused(lora: dict, tiny_model_dir: Path, tmp_path: Path) -> None:
-    adapter, _ = _trained_adapter(tiny_model_dir, tmp_path / "adapter", **lora)
+def test_adapters_llama_cpp_cannot_apply_are_refused(lora: dict, gguf_model_dir: Path, tmp_path: Path) -> None:
+    adapter, _ = _trained_adapter(gguf_model_dir, tmp_path / "adapter", **lora)
     with pytest.raises(ExportError) as caught:
-        write_lora_gguf(adapter, tiny_model_dir, tmp_path / "adapter.gguf")
+        write_lora_gguf(adapter, gguf_model_dir, tmp_path / "adapter.gguf")
     assert "merged" in caught.value.hint
     assert not (tmp_path / "adapter.gguf").exists()
 
 
-def test_adapter_for_another_base_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_adapter_for_another_base_is_refused(gguf_model_dir: Path, tmp_path: Path) -> None:
     other = build_tiny_model(tmp_path / "wide", hidden_size=128, intermediate_size=256)
     adapter, _ = _trained_adapter(other, tmp_path / "adapter")
     with pytest.raises(ExportError, match="does not fit the base"):
-        write_lora_gguf(adapter, tiny_model_dir, tmp_path / "adapter.gguf")
+        write_lora_gguf(adapter, gguf_model_dir, tmp_path / "adapter.gguf")
 
 
-def test_folder_without_adapter_config_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_folder_without_adapter_config_is_refused(gguf_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="adapter_config.json"):
-        write_lora_gguf(tiny_model_dir, tiny_model_dir, tmp_path / "adapter.gguf")
+        write_lora_gguf(gguf_model_dir, gguf_model_dir, tmp_path / "adapter.gguf")
 
 
-def test_adapter_without_weights_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
-    adapter, _ = _trained_adapter(tiny_model_dir, tmp_path / "adapter")
+def test_adapter_without_weights_is_refused(gguf_model_dir: Path, tmp_path: Path) -> None:
+    adapter, _ = _trained_adapter(gguf_model_dir, tmp_path / "adapter")
     (adapter / "adapter_model.safetensors").unlink()
     with pytest.raises(ExportError, match="adapter_model.safetensors"):
-        write_lora_gguf(adapter, tiny_model_dir, tmp_path / "adapter.gguf")
+        write_lora_gguf(adapter, gguf_model_dir, tmp_path / "adapter.gguf")

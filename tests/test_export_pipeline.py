@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from engine.errors import ExportError, InvalidNameError, TanrenError
-from engine.events import Progress
+from engine.events import PERCENT, STAGES, Progress
 from engine.locking import try_lock
 from engine.paths import Home
 from engine.runs.rundir import RunError
 from export import verify, worker
 from export.jobs import cancel_export, create_export, list_exports, open_export, prepare_export, start_export
-from export.manifest import read_manifest, sha256
+from export.manifest import excluded_files, read_manifest, sha256
 from tests.cli import TANREN, tanren, tanren_env, wait_for
 from tests.full_disk import run_on_a_full_disk
 from tests.export_runs import run_with_adapter, save_lora
@@ -26,12 +26,12 @@ from tests.llama_cpp_runner import llama_logits
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, subprocess.CompletedProcess]:
+def exported(gguf_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, subprocess.CompletedProcess]:
     """One export of a run on the tiny model through the CLI, followed to the end."""
     home = Home(tmp_path_factory.mktemp("export-home") / "home")
-    run_with_adapter(home, tiny_model_dir, "tiny")
+    run_with_adapter(home, gguf_model_dir, "tiny")
     env = {**tanren_env(home), "PATH": str(Path(sys.executable).parent)}  # no ollama on PATH
-    result = subprocess.run([str(TANREN), "export", "tiny", "--follow",
+    result = subprocess.run([str(TANREN), "export", "tiny", "--follow", "--quant", "q8_0,q4_k_m",
                              "--ollama", "tiny-test", "--name", "first"],
                             capture_output=True, text=True, env=env, timeout=600, check=False)
     return home, result
@@ -79,8 +79,12 @@ def test_export_reports_progress_and_the_ollama_command(exported) -> None:
     assert "[1/9] locating the base model" in result.stdout
     assert "ollama is not installed here; create the model with: ollama create tiny-test" in result.stdout
     assert "[done] verified (perplexity F16" in result.stdout
-    progress = [e for e in open_export("tiny", "first", home).events.read() if isinstance(e, Progress)]
+    events = open_export("tiny", "first", home).events.read()
+    progress = [e for e in events if isinstance(e, Progress) and e.unit == STAGES]
     assert [p.done for p in progress] == list(range(9)) and {p.total for p in progress} == {9}
+    converted = [e.done for e in events if isinstance(e, Progress) and e.unit == PERCENT]
+    assert converted[-1] == 100 and converted == sorted(converted)  # the converter's own progress bar
+    assert "  F16 GGUF written: 100%" in result.stdout
     listing = tanren("exports", "tiny", home=home)
     assert listing.returncode == 0 and "first" in listing.stdout and "passed" in listing.stdout
 
@@ -120,33 +124,71 @@ def test_push_needs_a_token_and_network_and_says_so(exported, tmp_path) -> None:
     assert bad_repo.returncode == 1 and "is not a Hub repository id" in bad_repo.stderr
 
 
-def test_failed_verification_fails_the_export_and_is_not_pushed(tiny_model_dir, home, monkeypatch) -> None:
-    """A limit no file can meet stands for a quantization that lost too much quality; the files
-    that passed are named, with the command that exports only them."""
-    monkeypatch.setitem(verify.PERPLEXITY_LIMITS, "q4_k_m", (-1.0, "f16"))
-    run_with_adapter(home, tiny_model_dir, "strict")
-    export = create_export(prepare_export("strict", home, quants="q8_0,q4_k_m", ollama="strict"), home)
+def _run_worker(export) -> int:
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        assert worker.main([str(export.path)]) == 1
+        return worker.main([str(export.path)])
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_quantized_file_that_fails_is_excluded_and_the_rest_published(gguf_model_dir, home, monkeypatch) -> None:
+    """A limit no file can meet stands for a quantization that lost too much quality: that file is
+    excluded, the Modelfile runs the next type asked for, and what passed may be pushed."""
+    from export.hub import push_source
+
+    monkeypatch.setitem(verify.PERPLEXITY_LIMITS, "q4_k_m", (-1.0, "f16"))
+    run_with_adapter(home, gguf_model_dir, "strict")
+    export = create_export(prepare_export("strict", home, quants="q4_k_m,q8_0", ollama="strict"), home)
+    assert _run_worker(export) == 0
     status = export.status()
-    assert status.state == "failed" and status.reason.startswith("verification failed: Q4_K_M perplexity")
-    assert "Q8_0 passed" in status.hint and "`tanren export strict --quant q8_0`" in status.hint
+    assert status.state == "done" and status.reason.startswith("passed with exclusions: Q4_K_M perplexity")
+    assert "the Modelfile runs Q8_0" in status.hint
     manifest = read_manifest(export.out)
-    assert manifest["status"] == "failed" and "at most -100% is allowed" in manifest["error"]
-    assert manifest["ollama"]["created"] is False
+    assert manifest["status"] == "passed with exclusions" and manifest["error"] is None
+    assert excluded_files(manifest) == ["strict-q4_k_m.gguf"] and manifest["excluded"][0]["type"] == "q4_k_m"
+    assert "at most -100% is allowed" in manifest["excluded"][0]["failures"][0]
+    assert manifest["modelfile"]["from"] == "q8_0"
+    assert "FROM ./strict-q8_0.gguf" in (export.out / "Modelfile").read_text()
+    card = (export.out / "README.md").read_text()
+    assert "`strict-q4_k_m.gguf` (excluded: failed verification)" in card and "passed with exclusions" in card
+    assert push_source("strict", home) == export.out == push_source(str(export.out), home)
+
+
+def test_a_failing_f16_file_fails_the_export_and_is_not_pushed(gguf_model_dir, home, monkeypatch) -> None:
+    """F16 is the conversion itself; if it fails, no file is trusted."""
     from export.hub import PushError, push_source
 
+    monkeypatch.setitem(verify.PERPLEXITY_LIMITS, "f16", (-1.0, "merged"))
+    run_with_adapter(home, gguf_model_dir, "broken")
+    export = create_export(prepare_export("broken", home, quants="f16"), home)
+    assert _run_worker(export) == 1
+    status = export.status()
+    assert status.state == "failed" and status.reason.startswith("verification failed: F16 perplexity")
+    manifest = read_manifest(export.out)
+    assert manifest["status"] == "failed" and "at most -100% is allowed" in manifest["error"]
+    assert manifest["modelfile"] is None and not (export.out / "Modelfile").exists()
     with pytest.raises(PushError, match="did not pass verification"):
         push_source(str(export.out), home)
     with pytest.raises(PushError, match="has no verified export"):
-        push_source("strict", home)
+        push_source("broken", home)
 
 
-def test_cancelled_export_leaves_nothing_half_written(tiny_model_dir, home) -> None:
-    run_with_adapter(home, tiny_model_dir, "cancel-me")
+def test_small_models_get_q8_0_alone_by_default(gguf_model_dir, home) -> None:
+    run_with_adapter(home, gguf_model_dir, "auto")
+    request = prepare_export("auto", home)
+    assert request.quants == ()
+    assert _run_worker(create_export(request, home)) == 0
+    export = list_exports("auto", home)[0]
+    manifest = read_manifest(export.out)
+    assert manifest["export"]["quants"] == ["q8_0"] and manifest["status"] == "passed"
+    assert {p.name for p in export.out.glob("*.gguf")} == {"auto-f16.gguf", "auto-q8_0.gguf"}
+    logs = [e.message for e in export.events.read() if type(e).__name__ == "Log"]
+    assert any("parameters: Q8_0 (choose others with --quant)" in line for line in logs)
+
+
+def test_cancelled_export_leaves_nothing_half_written(gguf_model_dir, home) -> None:
+    run_with_adapter(home, gguf_model_dir, "cancel-me")
     export = start_export(prepare_export("cancel-me", home, quants="q8_0"), home)
     wait_for(lambda: any(isinstance(e, Progress) and e.message.startswith("verifying") for e in export.events.read()),
              what="the verification stage")
@@ -159,9 +201,9 @@ def test_cancelled_export_leaves_nothing_half_written(tiny_model_dir, home) -> N
     assert read_manifest(export.out)["error"] == "cancelled on request"
 
 
-def test_full_disk_fails_the_export_without_a_complete_looking_artifact(tiny_model_dir, home) -> None:
+def test_full_disk_fails_the_export_without_a_complete_looking_artifact(gguf_model_dir, home) -> None:
     """A file-size limit makes the kernel refuse writes past 64 KiB, as a full disk would."""
-    run_with_adapter(home, tiny_model_dir, "full-disk")
+    run_with_adapter(home, gguf_model_dir, "full-disk")
     export = create_export(prepare_export("full-disk", home, quants="q8_0"), home)
     result = run_on_a_full_disk("from export.worker import main", f"sys.exit(main([{str(export.path)!r}]))",
                                 timeout=600)
@@ -172,13 +214,12 @@ def test_full_disk_fails_the_export_without_a_complete_looking_artifact(tiny_mod
     assert read_manifest(export.out)["status"] == "failed"
 
 
-def test_bad_requests_are_refused_before_anything_starts(tiny_model_dir, home, tmp_path) -> None:
+def test_bad_requests_are_refused_before_anything_starts(gguf_model_dir, home, tmp_path) -> None:
     with pytest.raises(RunError, match="no run named ghost"):
         prepare_export("ghost", home)
-    run = run_with_adapter(home, tiny_model_dir, "good")
+    run = run_with_adapter(home, gguf_model_dir, "good")
     for kwargs, message in [
         ({"quants": "q3_k"}, "unknown quantization type 'q3_k'"),
-        ({"quants": ""}, "no GGUF type given"),
         ({"ollama": "Bad Name"}, "not a valid Ollama model name"),
         ({"weight": float("nan")}, "finite number other than 0"),
         ({"adapters": [str(tmp_path / "missing")]}, "holds no adapter_config.json"),
@@ -201,7 +242,7 @@ def test_bad_requests_are_refused_before_anything_starts(tiny_model_dir, home, t
         prepare_export("good", home, name="once")
     assert [e.name for e in list_exports("good", home)] == ["once"]
 
-    bare = run_with_adapter(home, tiny_model_dir, "bare")
+    bare = run_with_adapter(home, gguf_model_dir, "bare")
     for path in bare.adapter.iterdir():
         path.unlink()
     bare.adapter.rmdir()
@@ -211,9 +252,9 @@ def test_bad_requests_are_refused_before_anything_starts(tiny_model_dir, home, t
     assert result.returncode == 1 and result.stderr.startswith("error: bare has no adapter yet")
 
 
-def test_extra_adapters_are_merged_with_their_weights(tiny_model_dir, home, tmp_path) -> None:
-    run_with_adapter(home, tiny_model_dir, "two")
-    extra = save_lora(tiny_model_dir, tmp_path / "extra", seed=5, targets=("o_proj",))
+def test_extra_adapters_are_merged_with_their_weights(gguf_model_dir, home, tmp_path) -> None:
+    run_with_adapter(home, gguf_model_dir, "two")
+    extra = save_lora(gguf_model_dir, tmp_path / "extra", seed=5, targets=("o_proj",))
     request = prepare_export("two", home, quants="f16", weight=0.5, adapters=[f"{extra}:2"])
     assert [(a.name, a.weight) for a in request.extra_adapters] == [("extra", 2.0)]
     assert request.quants == ("f16",)

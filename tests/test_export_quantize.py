@@ -33,10 +33,13 @@ def _file_type_and_tensor_types(path: Path) -> tuple[int, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def f16_256(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def f16_256(gguf_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """K-quants work on rows of 256 values, so this tiny model is 256 wide (the default is 64)."""
+    from transformers import AutoTokenizer
+
     folder = tmp_path_factory.mktemp("wide")
-    model = build_tiny_model(folder / "model", hidden_size=256, intermediate_size=512)
+    model = build_tiny_model(folder / "model", tokenizer=AutoTokenizer.from_pretrained(gguf_model_dir),
+                             hidden_size=256, intermediate_size=512)
     return write_gguf(model, folder / "model-f16.gguf")
 
 
@@ -54,9 +57,9 @@ def test_each_quant_type_loads_and_follows_the_f16_model(quant: str, f16_256: Pa
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
-def test_narrow_models_fall_back_to_types_their_rows_allow(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_narrow_models_fall_back_to_types_their_rows_allow(gguf_model_dir: Path, tmp_path: Path) -> None:
     """Rows of 64 values cannot hold K-quant blocks; llama.cpp picks another type per tensor."""
-    f16 = write_gguf(tiny_model_dir, tmp_path / "tiny-f16.gguf")
+    f16 = write_gguf(gguf_model_dir, tmp_path / "tiny-f16.gguf")
     out = quantize_gguf(f16, tmp_path / "tiny-q4_k_m.gguf", "Q4_K_M")
     _file_type, tensor_types = _file_type_and_tensor_types(out)
     assert "Q4_K" not in tensor_types

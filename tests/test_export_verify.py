@@ -57,8 +57,8 @@ def test_f16_is_held_against_the_merged_model() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_gguf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_gguf(tiny_model_dir, tmp_path_factory.mktemp("verify") / "tiny-f16.gguf")
+def tiny_gguf(gguf_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_gguf(gguf_model_dir, tmp_path_factory.mktemp("verify") / "tiny-f16.gguf")
 
 
 def test_the_gguf_stops_only_where_ollama_would(tiny_gguf: Path) -> None:

@@ -21,8 +21,8 @@ from tui.screens.export import ExportScreen
 
 
 @pytest.fixture
-def tuned(home: Home, tiny_model_dir: Path):
-    return run_with_adapter(home, tiny_model_dir, "tuned")
+def tuned(home: Home, gguf_model_dir: Path):
+    return run_with_adapter(home, gguf_model_dir, "tuned")
 
 
 async def test_evals_measure_before_and_after_and_esc_stops(home: Home, tuned, monkeypatch) -> None:

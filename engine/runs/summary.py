@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.events import Artifact, Event, Log, Metrics, Progress, Status
+from engine.events import PERCENT, Artifact, Event, Log, Metrics, Progress, Status
 from engine.runs.rundir import RunDir, RunStatus
 
 
@@ -47,6 +47,8 @@ class EventFormatter:
 
     def format(self, event: Event) -> str | None:
         if isinstance(event, Progress):
+            if event.unit == PERCENT:
+                return f"  {event.message}: {event.done}%"
             self.total = event.total
             return None  # metrics lines carry the step; progress alone would double them
         if isinstance(event, Metrics):

@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
 
-from engine.events import Event, Progress
+from engine.events import STAGES, Event, Progress
 from engine.runs.rundir import RunStatus, trained_run_names
 from engine.runs.summary import EventFormatter
 from tui.errors import reports_errors
@@ -71,8 +71,9 @@ class ExportScreen(TanrenScreen):
             yield Input(placeholder="the run to export (Ctrl+O lists them)", id="export-run", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("GGUF types", classes="form-label")
-            yield Input("q8_0,q4_k_m", id="export-quants", compact=True,
-                        tooltip="besides F16; the first is what the Modelfile runs")
+            yield Input(placeholder="auto: by model size", id="export-quants", compact=True,
+                        tooltip="besides F16, e.g. q8_0,q4_k_m; the first is what the Modelfile runs. "
+                                "Empty: Q8_0 below 2B parameters, else Q4_K_M and Q8_0")
             yield Label("Ollama name", classes="inline-label")
             yield Input(placeholder="none: print the command", id="export-ollama", compact=True)
         yield Static("", id="export-title")
@@ -116,7 +117,8 @@ class ExportScreen(TanrenScreen):
         self._set_shown(True)
         request = export.request()
         self.query_one("#export-title", Static).update(Text.assemble(
-            (f"{export.run_name} / {export.name}", "bold"), f"  {', '.join(['f16', *request.quants])} → {request.out}"))
+            (f"{export.run_name} / {export.name}", "bold"),
+            f"  {', '.join(['f16', *(request.quants or ['auto'])])} → {request.out}"))
         self.query_one("#export-log", Log).clear()
         self.query_one("#export-verification", DataTable).clear()
         self.query_one("#export-bar", ProgressBar).update(total=100, progress=0)
@@ -134,7 +136,7 @@ class ExportScreen(TanrenScreen):
             return
         lines = []
         for event in message.events:
-            if isinstance(event, Progress) and event.total:
+            if isinstance(event, Progress) and event.total and event.unit == STAGES:
                 self.query_one("#export-bar", ProgressBar).update(total=event.total, progress=event.done)
                 self.query_one("#export-stage", Static).update(
                     Text(f"stage {min(event.done + 1, event.total)}/{event.total}: {event.message}"), layout=False)
@@ -152,15 +154,18 @@ class ExportScreen(TanrenScreen):
         self.refresh_bindings()
 
     def _show_verification(self) -> None:
-        from export.manifest import read_manifest
+        from export.manifest import PUBLISHABLE, read_manifest
 
         manifest = read_manifest(self.export.out) or {}
         table = self.query_one("#export-verification", DataTable)
         table.clear()
         table.add_rows(verification_rows(manifest))
-        if manifest.get("status") == "passed":
+        if manifest.get("status") in PUBLISHABLE:
+            excluded = ", ".join(entry["type"].upper() for entry in manifest.get("excluded") or [])
             self.query_one("#export-bar", ProgressBar).update(total=1, progress=1)
-            self.query_one("#export-stage", Static).update(Text("verified", style="bold green"), layout=False)
+            self.query_one("#export-stage", Static).update(
+                Text("verified" + (f"; {excluded} excluded (failed)" if excluded else ""), style="bold green"),
+                layout=False)
         elif manifest:
             self.query_one("#export-stage", Static).update(
                 Text(f"not verified: {manifest.get('error') or manifest.get('status')}", style="bold red"),

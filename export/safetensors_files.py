@@ -1,0 +1,52 @@
+"""The weight files of a HF model or adapter folder, read from their headers alone."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from engine.errors import ExportError
+
+
+def safetensors_index(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...], str]]:
+    """Every tensor of the given safetensors files: name -> (file, shape, dtype); no data is read."""
+    from safetensors import SafetensorError, safe_open
+
+    index: dict[str, tuple[Path, tuple[int, ...], str]] = {}
+    for path in files:
+        try:
+            with safe_open(path, framework="pt") as handle:
+                for name in handle.keys():
+                    meta = handle.get_slice(name)
+                    index[name] = (path, tuple(meta.get_shape()), meta.get_dtype())
+        except (SafetensorError, OSError) as exc:
+            raise ExportError(f"{path.name} is not a readable safetensors file ({exc})", where=str(path),
+                              hint="the file may be truncated: save it again") from None
+    return index
+
+
+def model_safetensors_files(folder: Path) -> list[Path]:
+    """The weight files of a HF model folder, single-file or sharded (with every shard present)."""
+    index_file = folder / "model.safetensors.index.json"
+    if index_file.is_file():
+        try:
+            shards = sorted(set(json.loads(index_file.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ExportError(f"{index_file.name} cannot be read: {exc}", where=str(index_file)) from None
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            raise ExportError(f"weight shards are missing: {', '.join(missing)}", where=str(folder),
+                              hint="copy the whole model folder, or save the model again")
+        return [folder / name for name in shards]
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return [single]
+    raise ExportError(f"{folder} has no model.safetensors", where=str(folder),
+                      hint="save the model with safe_serialization (pickled .bin weights are not read)")
+
+
+def parameter_count(folder: Path) -> int:
+    """How many numbers the model's weights hold (a tied head counted once, as the file stores it)."""
+    index = safetensors_index(model_safetensors_files(Path(folder)))
+    return sum(math.prod(shape) for _path, shape, _dtype in index.values())
