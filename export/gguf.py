@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from engine.errors import ExportError
+from engine.models.tokenizer_files import SENTENCEPIECE_MODEL
 from export.converter_process import OnLog, OnProgress, run_converter
 from export.converters import installed_converters
 from export.json_files import read_folder_json
@@ -22,7 +23,6 @@ __all__ = ["GGUF_DTYPES", "check_architecture", "write_gguf"]
 
 GGUF_DTYPES = ("f16", "bf16", "f32")
 _BYTES_PER_VALUE = {"f16": 2, "bf16": 2, "f32": 4}
-SENTENCEPIECE_MODEL = "tokenizer.model"
 _TOKENIZER_FILES = ("tokenizer.json", SENTENCEPIECE_MODEL)
 _METADATA_BYTES = 64 << 20  # vocabulary, merges and chat template; generous for 256k-token vocabularies
 

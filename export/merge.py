@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.config import ModelConfig
 from engine.errors import ExportError
 from engine.messages import Message
+from engine.models.tokenizer_files import save_tokenizer
 from export.adapters import AdapterInput, check_adapters_fit
 from export.json_files import read_folder_json
 from export.output import artifact_directory
@@ -74,7 +75,7 @@ def merge_adapters(base_folder: Path, adapters: Sequence[AdapterInput], out: Pat
     expected = sum(p.stat().st_size for p in base_files)  # same dtype as the base, same size
     with artifact_directory(Path(out), expected_bytes=expected) as tmp:
         merged.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp, sources=[adapters[0].folder, base_folder])
         _record_sources(tmp, base_folder, adapters)
     return MergeResult(Path(out), difference, sum(len(ids) for ids in probes), save_dtype)
 

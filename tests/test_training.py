@@ -270,3 +270,31 @@ def test_save_steps_must_align_with_eval_steps(home, tiny_model_dir, chat_file) 
     assert worker.main([str(run.path)]) == 1
     status = run.status()
     assert status.state == "failed" and "multiple of training.eval_steps" in status.reason
+
+
+def test_follow_returns_only_once_the_run_let_go_so_export_and_resume_start_at_once(home, tiny_model_dir,
+                                                                                    chat_file) -> None:
+    """The worker records its end a moment before it exits; `tanren train --follow && tanren export RUN`
+    and a resume right after a stopped run's follow must not find it still running."""
+    from export.jobs import cancel_export, list_exports
+
+    done = _write_config(home, _config(tiny_model_dir, chat_file, "training.max_steps=2"))
+    assert tanren("train", "--config", done, "--name", "quick", "--follow", home=home).returncode == 0
+    exported = tanren("export", "quick", "--quant", "f16", home=home)
+    assert exported.returncode == 0, exported.stderr
+    (export,) = list_exports("quick", home)
+    cancel_export(export)
+
+    long = _write_config(home, _config(tiny_model_dir, chat_file, "training.max_steps=400", "training.save_steps=400"))
+    follower = subprocess.Popen([str(TANREN), "train", "--config", long, "--name", "stopped", "--follow"],
+                                env=tanren_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: (home.run_dir("stopped") / "config.yaml").is_file(), what="the run's folder")
+    run = open_run("stopped", home)
+    _wait_for(lambda: len(_losses(run)) >= 2, what="a few steps")
+    assert tanren("stop", "stopped", home=home).returncode == 0
+    assert follower.wait(timeout=600) == 130
+    resumed = tanren("resume", "stopped", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    _wait_for(lambda: len(_losses(run)) >= 3, what="a step after the resume")
+    assert tanren("stop", "stopped", home=home).returncode == 0
+    _wait_for(lambda: not run.is_alive() and not export.is_alive(), what="the run and the export to end")

@@ -8,6 +8,7 @@ from pathlib import Path
 from engine.atomic import atomic_directory
 from engine.config import RunConfig, save_yaml
 from engine.events import Artifact, EventLog
+from engine.models.tokenizer_files import save_tokenizer
 from engine.train.model_card import render_model_card
 
 
@@ -32,7 +33,7 @@ def save_outputs(trainer, tokenizer, config: RunConfig, run_path: Path, events: 
     with atomic_directory(final) as tmp:
         trainer.save_model(str(tmp))
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.yaml says it all
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
         save_yaml(config, tmp / "training_config.yaml")
         metrics = final_metrics(trainer.state.log_history)
         (tmp / "README.md").write_text(render_model_card(run_path.name, config, metrics), encoding="utf-8")
