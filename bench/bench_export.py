@@ -1,10 +1,11 @@
-"""End-to-end export of the default model with a trained adapter: merge, F16, Q8_0, Q4_K_M, verify.
+"""End-to-end export of the default model with a trained adapter: merge, convert, quantize, verify.
 
 Trains a short LoRA on the bundled chat sample (or reuses the run from an earlier call), then
 runs `tanren export` exactly as a user does - a detached process, followed to the end - and
-prints the time of each stage, the file sizes, and the perplexity of every file against its
-reference (merged HF model for F16, F16 for the quantized files). Goal: under 90 s in total
-on a 2-core machine.
+prints the time of each stage (llama.cpp's converter beside the merge of the same run), the
+file sizes, and the perplexity of every file against its reference (merged HF model for F16,
+F16 for the quantized files). Without --quant the export picks the types by the model's size,
+as one key in the workbench does. Goal: under 90 s in total on a 2-core machine.
 
     PYTHONPATH=. python bench/bench_export.py [--steps 12] [--quant q8_0,q4_k_m] [--fresh]
 
@@ -55,7 +56,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--quant", default="q8_0,q4_k_m")
+    parser.add_argument("--quant", default=None, help="GGUF types (default: by the model's size)")
     parser.add_argument("--fresh", action="store_true", help="train the adapter again")
     args = parser.parse_args()
 
@@ -70,13 +71,16 @@ def main() -> None:
         outcome = follow(export)
     total = time.perf_counter() - started
     manifest = read_manifest(export.out) or {}
-    print(f"export {'passed' if outcome == 0 else 'FAILED'}: {export.status().reason}")
+    print(f"export {manifest.get('status', 'FAILED') if outcome == 0 else 'FAILED'}: {export.status().reason}")
 
     timings = manifest.get("timings_s", {})
     rows = [[stage, f"{seconds:.1f}"] for stage, seconds in timings.items()]
     rows.append(["process start, imports, events", f"{total - sum(timings.values()):.1f}"])
     rows.append(["total (launch to done)", f"{total:.1f}"])
     print(format_table(["stage", "seconds"], rows))
+    if timings.get("merge") and timings.get("convert"):
+        print(f"conversion (llama.cpp's converter) {timings['convert']:.1f} s beside the merge {timings['merge']:.1f} s: "
+              f"{timings['convert'] / timings['merge']:.2f}x")
 
     sizes = {o["path"]: o["size_bytes"] for o in manifest.get("outputs", [])}
     merged_bytes = sum(size for path, size in sizes.items() if path.startswith("merged/"))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, Log, Static
 
 from engine.chat.transformers_backend import TransformersBackend
+from engine.events import FINAL_STATES
 from engine.paths import Home
 from evals.evaluate import RESULTS_FILE
 from export.jobs import list_exports
@@ -89,3 +91,38 @@ async def test_one_key_export_shows_progress_and_the_verification(home: Home, tu
         await wait_until(pilot, lambda: table.row_count == 3, "the verification")
         log = "\n".join(screen.query_one("#export-log", Log).lines)
         assert "merging tuned" in log and "verifying against the merged model" in log and "[done]" in log
+
+
+@pytest.mark.real_model
+async def test_one_key_exports_a_trained_run_of_the_built_in_model_with_the_defaults(home: Home,
+                                                                                     default_model_dir: Path) -> None:
+    """The first export anyone makes: default settings, one key, and it must pass (the 135M model
+    gets Q8_0 alone, which verification allows, instead of a Q4_K_M that fails it)."""
+    from engine.config import RunConfig, apply_overrides
+    from engine.data import SAMPLE_CHAT
+    from engine.runs.rundir import create_run
+    from engine.train import worker
+
+    config = apply_overrides(RunConfig(), [f"model.base={default_model_dir}", f"data.path={SAMPLE_CHAT}",
+                                           "name=first", "training.max_steps=2", "data.max_length=128",
+                                           "training.micro_batch_size=2", "training.gradient_accumulation=1"])
+    previous = signal.getsignal(signal.SIGTERM)  # the worker handles `tanren stop` with its own
+    try:
+        assert worker.main([str(create_run(config, home).path)]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    app = TanrenApp(home, sample_system=fixed_system)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        screen = app.screen
+        assert screen.query_one("#export-run", Input).value == "first"
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: screen.export is not None, "the export to start")
+        stage = screen.query_one("#export-stage", Static)
+        await wait_until(pilot, lambda: screen.export.status().state in FINAL_STATES and not screen.alive,
+                         "the export to finish", timeout=900)
+        await wait_until(pilot, lambda: "verified" in str(stage.render()), "the verdict on screen")
+        (export,) = list_exports("first", home)
+        manifest = read_manifest(export.out)
+        assert export.status().state == "done" and manifest["status"] == "passed", manifest.get("error")
+        assert manifest["export"]["quants"] == ["q8_0"] and manifest["modelfile"]["from"] == "q8_0"
