@@ -23,6 +23,7 @@ HF_SCRIPT = "convert_hf_to_gguf.py"
 LORA_SCRIPT = "convert_lora_to_gguf.py"
 VERSION_FILE = "llama-cpp-python.version"
 ARCHITECTURES_FILE = "architectures.json"  # every architecture the converter registers, written at install
+TEMPLATES = "models/templates"  # real models' chat templates, as llama.cpp keeps them for its tests
 # Architectures that are causal LMs whatever transformers knows of them (remote-code models)
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 

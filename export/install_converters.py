@@ -24,13 +24,15 @@ from export.converters import (
     ARCHITECTURES_FILE,
     HF_SCRIPT,
     LORA_SCRIPT,
+    TEMPLATES,
     VERSION_FILE,
     default_folder,
     installed_converters,
     llama_cpp_version,
 )
 
-_MEMBERS = (HF_SCRIPT, LORA_SCRIPT, "conversion/", "gguf-py/")
+# llama.cpp's collection of real chat templates comes along as test material for the Modelfiles
+_MEMBERS = (HF_SCRIPT, LORA_SCRIPT, "conversion/", "gguf-py/", f"{TEMPLATES}/")
 _VENDORED = PurePosixPath("vendor/llama.cpp")
 # Run inside the converter's folder: the registry is a plain dict in conversion/__init__.py
 _LIST_ARCHITECTURES = ("import json, sys; sys.path[:0] = ['.', 'gguf-py']; "
@@ -41,9 +43,11 @@ def install(sdist: Path | None = None) -> Path:
     """Install the converters for the installed llama-cpp-python; returns their folder."""
     version = llama_cpp_version()
     try:
-        return installed_converters().folder
+        installed = installed_converters().folder
     except ExportError:
-        pass
+        installed = None
+    if installed is not None and (installed / TEMPLATES).is_dir():
+        return installed
     folder = default_folder(version)
     with tempfile.TemporaryDirectory(prefix="tanren-sdist-") as scratch:
         archive = sdist or _download_sdist(version, Path(scratch))
