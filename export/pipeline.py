@@ -182,10 +182,10 @@ class _Export:
         examples, source = self._heldout()
         with self.stages.stage("verify", f"verifying against the merged model ({len(examples)} held-out examples)"):
             # the Modelfile's stops are part of what is verified; which file it runs is decided after
-            stops = self._build_modelfile(hf, self.quants[0])
+            planned = self._build_modelfile(hf, self.quants[0])
             verification = verify_export(hf, ggufs, examples, data=source,
-                                         end_of_turn=stops.chat_format.end_of_turn,
-                                         stop_strings=stops.stops, model_config=self.config.model,
+                                         end_of_turn=planned.chat_format.end_of_turn,
+                                         stop_strings=planned.stops, model_config=self.config.model,
                                          on_log=self.stages.log)
             for note in verification.notes:
                 self.stages.log(note, "warning")
