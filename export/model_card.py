@@ -23,7 +23,8 @@ class CardFile:
 
 def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tuple[str, float]],
                        files: Sequence[CardFile], verification: Verification, verdict: Verdict, *,
-                       modelfile_from: str | None, ollama_name: str) -> str:
+                       runs_file: str | None, ollama_name: str | None) -> str:
+    """`runs_file` is the GGUF to run (None when none passed); `ollama_name` is None without a Modelfile."""
     checks = {m.name: m for m in verification.models}
     merged = checks["merged"]
     rows = ["| file | type | size | perplexity | vs reference | same greedy answers |", "| --- | --- | --- | --- | --- | --- |"]
@@ -54,7 +55,7 @@ def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tupl
         f"({verification.data}), answers only; F16 must be within 1 % of the merged model, Q8_0 within 1 % and "
         "Q4_K_M within 5 % of F16, and every GGUF must stop at the end of its turn where the merged model does.",
         "",
-        *_usage(modelfile_from, ollama_name),
+        *_usage(runs_file, ollama_name),
         "`manifest.json` lists every file with its SHA-256, the inputs, the verification results and tool versions.",
         "",
     ]
@@ -72,11 +73,10 @@ def _outcome(verification: Verification, verdict: Verdict) -> str:
     return "passed"
 
 
-def _usage(modelfile_from: str | None, ollama_name: str) -> list[str]:
-    if modelfile_from is None:
+def _usage(runs_file: str | None, ollama_name: str | None) -> list[str]:
+    if runs_file is None:
         return []
-    return ["## Use", "", "```sh",
-            f"ollama create {ollama_name} -f Modelfile    # runs {modelfile_from}",
-            f"ollama run {ollama_name}",
-            f"llama-cli -m {modelfile_from} -cnv          # the chat template is inside the GGUF",
-            "```", ""]
+    ollama = [f"ollama create {ollama_name} -f Modelfile    # runs {runs_file}", f"ollama run {ollama_name}"]
+    return ["## Use", "", "```sh", *(ollama if ollama_name else []),
+            f"llama-server --jinja -m {runs_file}    # the chat template is inside the GGUF",
+            f"llama-cli -m {runs_file} -cnv", "```", ""]

@@ -27,6 +27,7 @@ from engine.runs.rundir import RunDir, open_run
 from export.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterInput
 from export.jobs import OUT_LOCK, ExportDir, ExportRequest, run_adapters
 from export.manifest import FAILED, MANIFEST, records, write_manifest
+from export.chat_formats import UnknownChatFormat
 from export.modelfile import MODELFILE, Modelfile, build_modelfile, ollama_command, ollama_create
 from export.quantize import default_quants
 from export.safetensors_files import parameter_count
@@ -100,6 +101,7 @@ class _Export:
         self.inputs: dict = {}
         self.merge: dict | None = None
         self.modelfile: Modelfile | None = None
+        self.no_modelfile = ""  # why there is none, when the chat format has no Go template
         self.verdict: Verdict | None = None
 
     def run(self) -> ExportOutcome:
@@ -116,7 +118,7 @@ class _Export:
         verification = self._verify(hf, ggufs)
         self.verdict = Verdict.of(verification, self.quants)
         self._modelfile(hf, ggufs)
-        ollama = self._ollama(self.verdict.usable)
+        ollama = self._ollama()
         self._card(ggufs, verification)
         with self.stages.stage("manifest", "writing the manifest"):
             self._manifest(verification, ggufs, ollama)
@@ -182,23 +184,34 @@ class _Export:
         examples, source = self._heldout()
         with self.stages.stage("verify", f"verifying against the merged model ({len(examples)} held-out examples)"):
             # the Modelfile's stops are part of what is verified; which file it runs is decided after
-            planned = self._build_modelfile(hf, self.quants[0])
-            verification = verify_export(hf, ggufs, examples, data=source,
-                                         end_of_turn=planned.chat_format.end_of_turn,
-                                         stop_strings=planned.stops, model_config=self.config.model,
-                                         on_log=self.stages.log)
+            planned = self._plan_modelfile(hf)
+            end_of_turn, stops = (planned.chat_format.end_of_turn, planned.stops) if planned else (_eos(hf), ())
+            verification = verify_export(hf, ggufs, examples, data=source, end_of_turn=end_of_turn,
+                                         stop_strings=stops, model_config=self.config.model, on_log=self.stages.log)
             for note in verification.notes:
                 self.stages.log(note, "warning")
         return verification
+
+    def _plan_modelfile(self, hf: Path) -> Modelfile | None:
+        """The Modelfile for the first requested type; None for a chat format tanren does not know,
+        which is said once, with how to run the GGUF with its own template instead."""
+        try:
+            return self._build_modelfile(hf, self.quants[0])
+        except UnknownChatFormat as exc:
+            self.no_modelfile = exc.message
+            self.stages.log(f"no Ollama Modelfile: {exc.message}", "warning")
+            return None
 
     def _build_modelfile(self, hf: Path, runs: str) -> Modelfile:
         return build_modelfile(hf, self._gguf_name(runs), self.config.generation, title=self.run_dir.name)
 
     def _modelfile(self, hf: Path, ggufs: dict[str, Path]) -> None:
-        """The Modelfile, FROM the first requested type that passed; none when nothing passed."""
+        """The Modelfile, FROM the first requested type that passed; none when nothing passed or the
+        chat format is not one a Go template can say."""
         runs = self.verdict.runs
-        if runs is None:
-            self.stages.log("no Modelfile: no GGUF file passed verification", "warning")
+        if runs is None or self.no_modelfile:
+            if runs is None:
+                self.stages.log("no Modelfile: no GGUF file passed verification", "warning")
             return
         with self.stages.stage("modelfile", f"writing the Ollama Modelfile (FROM the {runs.upper()} file)"):
             modelfile = self._build_modelfile(hf, runs)
@@ -222,12 +235,14 @@ class _Export:
             return test[:MAX_HELDOUT], f"the test split of {self.config.data.path}"
         return list(load_examples(SAMPLE_HELDOUT))[:MAX_HELDOUT], f"the bundled sample {SAMPLE_HELDOUT.name}"
 
-    def _ollama(self, verified: bool) -> dict:
-        """`ollama create` for a verified file when asked for; otherwise the command to run."""
+    def _ollama(self) -> dict:
+        """`ollama create` from the Modelfile when asked for; otherwise the command to run."""
         name = self._ollama_name()
+        if self.modelfile is None:
+            if self.request.ollama:
+                self.stages.log(f"the Ollama model {name} was not created: there is no Modelfile", "warning")
+            return {"name": name, "created": False, "command": None}
         command = ollama_command(name, self.out / MODELFILE)
-        if not verified:
-            return {"name": name, "created": False, "command": command}
         if not self.request.ollama:
             self.stages.log(f"to run it in Ollama: {command}")
             return {"name": name, "created": False, "command": command}
@@ -244,8 +259,8 @@ class _Export:
         files += [CardFile(path.name, kind, path.stat().st_size) for kind, path in ggufs.items()]
         runs = self.verdict.runs
         card = render_export_card(self.run_dir.name, self.config, [(a.name, a.weight) for a in self.adapters], files,
-                                  verification, self.verdict, modelfile_from=ggufs[runs].name if runs else None,
-                                  ollama_name=self._ollama_name())
+                                  verification, self.verdict, runs_file=ggufs[runs].name if runs else None,
+                                  ollama_name=self._ollama_name() if self.modelfile else None)
         atomic_write_text(self.out / README, card)
         self._wrote(self.out / README, "model card")
 
@@ -297,6 +312,13 @@ class _Export:
 
     def _ollama_name(self) -> str:
         return self.request.ollama or re.sub(r"[^a-z0-9._-]", "-", self.run_dir.name.lower()).strip("-._") or "model"
+
+
+def _eos(hf: Path) -> str:
+    """The token that ends an answer when no chat format names one: the tokenizer's EOS."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(hf, local_files_only=True).eos_token or ""
 
 
 def _size(path: Path) -> int:

@@ -260,3 +260,29 @@ def test_extra_adapters_are_merged_with_their_weights(gguf_model_dir, home, tmp_
     assert request.quants == ("f16",)
     export = create_export(request, home)
     assert export.request() == request  # the request survives its JSON round trip
+
+
+def test_a_chat_format_ollama_cannot_say_exports_without_a_modelfile(gguf_model_dir, home, tmp_path) -> None:
+    """A template outside the known families is not guessed: the GGUFs are written and verified,
+    and the export passes without a Modelfile, saying why and how to run them with llama.cpp."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from engine.data.render import PLAIN_TEMPLATE
+
+    base = Path(shutil.copytree(gguf_model_dir, tmp_path / "plain-base"))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.chat_template = PLAIN_TEMPLATE
+    tokenizer.save_pretrained(base)
+    run_with_adapter(home, base, "plain")
+    export = create_export(prepare_export("plain", home, quants="q8_0", ollama="plain"), home)
+    assert _run_worker(export) == 0
+    manifest = read_manifest(export.out)
+    assert export.status().state == "done" and manifest["status"] == "passed"
+    assert not (export.out / "Modelfile").exists() and manifest["modelfile"] is None
+    assert manifest["ollama"] == {"name": "plain", "created": False, "command": None}
+    logs = [e.message for e in export.events.read() if type(e).__name__ == "Log"]
+    [why] = [line for line in logs if line.startswith("no Ollama Modelfile: ")]
+    assert "llama-server --jinja" in why and len(why.splitlines()) == 1
+    assert "llama-server --jinja -m plain-q8_0.gguf" in (export.out / "README.md").read_text()
