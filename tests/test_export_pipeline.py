@@ -153,6 +153,32 @@ def test_a_quantized_file_that_fails_is_excluded_and_the_rest_published(gguf_mod
     card = (export.out / "README.md").read_text()
     assert "`strict-q4_k_m.gguf` (excluded: failed verification)" in card and "passed with exclusions" in card
     assert push_source("strict", home) == export.out == push_source(str(export.out), home)
+    uploaded = _push_with_a_fake_hub(export.out, monkeypatch)
+    assert "strict-q4_k_m.gguf" in uploaded["ignore_patterns"]  # never published
+
+
+def _push_with_a_fake_hub(folder: Path, monkeypatch) -> dict:
+    """What push_folder asks the Hub to upload, with the Hub client replaced by a recorder."""
+    import huggingface_hub
+
+    from export.hub import push_folder
+
+    calls: dict = {}
+
+    class RecordingApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo, **_kwargs):
+            return f"https://huggingface.co/{repo}"
+
+        def upload_folder(self, **kwargs):
+            calls.update(kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test")
+    push_folder(folder, "taro/strict")
+    return calls
 
 
 def test_a_failing_f16_file_fails_the_export_and_is_not_pushed(gguf_model_dir, home, monkeypatch) -> None:
