@@ -23,7 +23,10 @@ HF_SCRIPT = "convert_hf_to_gguf.py"
 LORA_SCRIPT = "convert_lora_to_gguf.py"
 VERSION_FILE = "llama-cpp-python.version"
 ARCHITECTURES_FILE = "architectures.json"  # every architecture the converter registers, written at install
-TEMPLATES = "models/templates"  # real models' chat templates, as llama.cpp keeps them for its tests
+# Test material llama.cpp keeps beside its converters: real models' chat templates, and Qwen2's
+# real vocabulary (transformers 5 gives a qwen2 model Qwen2's tokenizer class, whatever it was saved with)
+TEMPLATES = "models/templates"
+QWEN2_VOCAB = "models/ggml-vocab-qwen2.gguf"
 # Architectures that are causal LMs whatever transformers knows of them (remote-code models)
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 

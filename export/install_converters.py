@@ -24,6 +24,7 @@ from export.converters import (
     ARCHITECTURES_FILE,
     HF_SCRIPT,
     LORA_SCRIPT,
+    QWEN2_VOCAB,
     TEMPLATES,
     VERSION_FILE,
     default_folder,
@@ -31,8 +32,7 @@ from export.converters import (
     llama_cpp_version,
 )
 
-# llama.cpp's collection of real chat templates comes along as test material for the Modelfiles
-_MEMBERS = (HF_SCRIPT, LORA_SCRIPT, "conversion/", "gguf-py/", f"{TEMPLATES}/")
+_MEMBERS = (HF_SCRIPT, LORA_SCRIPT, "conversion/", "gguf-py/", f"{TEMPLATES}/", QWEN2_VOCAB)
 _VENDORED = PurePosixPath("vendor/llama.cpp")
 # Run inside the converter's folder: the registry is a plain dict in conversion/__init__.py
 _LIST_ARCHITECTURES = ("import json, sys; sys.path[:0] = ['.', 'gguf-py']; "
@@ -46,7 +46,7 @@ def install(sdist: Path | None = None) -> Path:
         installed = installed_converters().folder
     except ExportError:
         installed = None
-    if installed is not None and (installed / TEMPLATES).is_dir():
+    if installed is not None and all((installed / member).exists() for member in _MEMBERS):
         return installed
     folder = default_folder(version)
     with tempfile.TemporaryDirectory(prefix="tanren-sdist-") as scratch:

@@ -1,10 +1,11 @@
 """Tiny random causal LMs of the architectures tanren exports, for tests that train, convert and compare them.
 
-Each is saved in a few seconds as an ordinary HF folder, with no downloads. Llama, Mistral, Qwen2 and
-Qwen3 take the built-in model's byte-level BPE tokenizer: llama.cpp's converter accepts a BPE tokenizer
-only when it knows its pre-tokenizer, and it knows that one (`smollm`). Gemma 3 and Phi-3 get a
-SentencePiece tokenizer trained here on English and Japanese, so the converter takes its SentencePiece
-path (tokenizer.model) as it does for the real models. All chat in ChatML, with <|im_end|> as EOS.
+Each is saved as an ordinary HF folder in seconds, with no downloads, and converts with llama.cpp's own
+converter to a GGUF whose tokens and logits are transformers'. Llama, Mistral and Qwen3 take the built-in
+model's byte-level BPE tokenizer: the converter accepts a BPE tokenizer only when it knows its
+pre-tokenizer, and it knows that one (`smollm`). Qwen2 takes Qwen2's real tokenizer (see
+qwen2_tokenizer). Gemma 3 and Phi-3 get a SentencePiece tokenizer trained here on English and Japanese,
+so the converter reads tokenizer.model as it does for the real models. All chat in ChatML, EOS <|im_end|>.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from pathlib import Path
 from tests.tiny_model import CHAT_TEMPLATE, build_tiny_model
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3")
-SENTENCEPIECE_FAMILIES = ("gemma3", "phi3")
-CHATML = ["<|im_start|>", "<|im_end|>"]
 # Per family: the HF model type and what its real models have that the defaults of build_tiny_model lack.
 ARCHITECTURES = {
     "llama": ("llama", {}),
     "mistral": ("mistral", {"tie_word_embeddings": False, "sliding_window": None}),
     "qwen2": ("qwen2", {}),
     "qwen3": ("qwen3", {"head_dim": 16}),
-    # query_pre_attn_scalar = head_dim: llama.cpp scales Gemma 3's attention by 1/sqrt(head_dim)
-    "gemma3": ("gemma3_text", {"head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": 512}),
+    # query_pre_attn_scalar = head_dim: llama.cpp scales Gemma 3's attention by 1/sqrt(head_dim). Both
+    # layers slide, as llama.cpp's fixed pattern (5 sliding, 1 global) has it for 2 layers.
+    "gemma3": ("gemma3_text", {"head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": 64}),
     "phi3": ("phi3", {"tie_word_embeddings": False, "original_max_position_embeddings": 512}),
 }
+CHATML = ["<|im_start|>", "<|im_end|>"]
 SENTENCEPIECE_MODEL = "tokenizer.model"
 # llama.cpp strips the whitespace after every special token of a model whose GGUF name (general.name) has
 # "phi3" in it, as Phi-3's own tokenizer does; the converter takes that name from the model card, else
@@ -51,34 +52,72 @@ CORPUS = [
 
 
 def build_arch_model(out: Path, family: str, *, tokenizer_source: Path | None = None, seed: int = 0) -> Path:
-    """Save a tiny random model of `family` (one of FAMILIES) in `out`; the BPE families copy the
-    tokenizer of `tokenizer_source` (the built-in model's folder)."""
+    """Save a tiny random model of `family` (one of FAMILIES) in `out`; llama, mistral and qwen3 copy
+    the tokenizer of `tokenizer_source` (the built-in model's folder), the others ignore it."""
     model_type, config = ARCHITECTURES[family]
-    if family in SENTENCEPIECE_FAMILIES:
-        tokenizer = sentencepiece_tokenizer(family, out)
-    elif tokenizer_source is None:
-        raise ValueError(f"{family} takes its tokenizer from tokenizer_source (the built-in model's folder)")
-    else:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    build_tiny_model(out, seed=seed, model_type=model_type, tokenizer=tokenizer,
-                     **{"vocab_size": _padded_vocab(family, len(tokenizer)), **config})
+    tokenizer, vocab_size = _tokenizer(family, out, tokenizer_source)
+    build_tiny_model(out, seed=seed, model_type=model_type, tokenizer=tokenizer, vocab_size=vocab_size, **config)
     (out / "README.md").write_text(MODEL_CARD, encoding="utf-8")
     return out
 
 
-def _padded_vocab(family: str, size: int) -> int:
-    """Phi-3's embeddings have rows past its tokenizer (32064 for 32011 tokens); llama.cpp's
-    converter fills them with unused tokens, and tests should meet that too."""
-    return -(-size // 64) * 64 if family == "phi3" else size
+def _tokenizer(family: str, out: Path, source: Path | None):
+    """The family's tokenizer and its model's embedding rows. Real Qwen2 and Phi-3 have rows past the
+    tokenizer (151936 for 151646 tokens, 32064 for 32011), which the converter fills with unused tokens."""
+    if family == "qwen2":
+        return qwen2_tokenizer()
+    if family in ("gemma3", "phi3"):
+        tokenizer = sentencepiece_tokenizer(family, out)
+        return tokenizer, -(-len(tokenizer) // 64) * 64 if family == "phi3" else len(tokenizer)
+    if source is None:
+        raise ValueError(f"{family} takes its tokenizer from tokenizer_source (the built-in model's folder)")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    return tokenizer, len(tokenizer)
+
+
+def qwen2_tokenizer():
+    """Qwen2's real tokenizer and vocabulary size, from the vocabulary llama.cpp keeps for its tokenizer
+    tests (QWEN2_VOCAB, beside the installed converters). transformers 5
+    loads the tokenizer of any qwen2 model as Qwen2Tokenizer, whose own pre-tokenizer would split the
+    built-in model's vocabulary in a way llama.cpp's converter does not know, and refuses."""
+    from gguf import GGUFReader
+    from tokenizers import AddedToken
+    from transformers import Qwen2Tokenizer
+
+    reader = GGUFReader(_installed_qwen2_vocabulary())
+    tokens, merges, kinds = (reader.fields[f"tokenizer.ggml.{key}"].contents()
+                             for key in ("tokens", "merges", "token_type"))
+    normal, control = 1, 3  # llama.cpp's token types; the rest are padding rows
+    vocab = {token: i for i, (token, kind) in enumerate(zip(tokens, kinds)) if kind in (normal, control)}
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[tuple(merge.split(" ")) for merge in merges], unk_token=None,
+                               eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tokenizer.add_tokens([AddedToken(token, special=True, normalized=False)
+                          for token, kind in zip(tokens, kinds) if kind == control], special_tokens=True)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer, len(tokens)
+
+
+def _installed_qwen2_vocabulary() -> Path:
+    from export.converters import QWEN2_VOCAB, installed_converters
+
+    path = installed_converters().folder / QWEN2_VOCAB
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the converters' install keeps it from the llama-cpp-python "
+                                "source distribution (vendor/llama.cpp/models)")
+    return path
 
 
 def sentencepiece_tokenizer(family: str, folder: Path):
     """Train a SentencePiece model into `folder`/tokenizer.model and load it the way the family's real
     tokenizer is: Gemma's (<bos>, no dummy prefix, the ChatML markers in the SentencePiece vocabulary)
-    or Phi-3's, which is Llama 2's (<s>, dummy prefix) with its markers added past the vocabulary."""
+    or Phi-3's, which is Llama 2's (<s>, dummy prefix) with its markers added past the vocabulary.
+    The markers are control pieces or special added tokens, so the converter marks them as such."""
     from tokenizers import AddedToken
+    from tokenizers.models import BPE
+    from transformers import GemmaTokenizer, LlamaTokenizer
+    from transformers.convert_slow_tokenizer import SentencePieceExtractor
 
     folder.mkdir(parents=True, exist_ok=True)
     gemma = family == "gemma3"
@@ -86,10 +125,6 @@ def sentencepiece_tokenizer(family: str, folder: Path):
            if gemma else dict(unk_id=0, bos_id=1, eos_id=2, pad_id=-1))
     _train_sentencepiece(folder / SENTENCEPIECE_MODEL, add_dummy_prefix=not gemma,
                          control_symbols=CHATML if gemma else [], **ids)
-    from tokenizers.models import BPE
-    from transformers import GemmaTokenizer, LlamaTokenizer
-    from transformers.convert_slow_tokenizer import SentencePieceExtractor
-
     pieces = SentencePieceExtractor(str(folder / SENTENCEPIECE_MODEL)).extract(BPE)
     vocab = {"vocab": pieces["vocab"], "merges": pieces["merges"], "add_bos_token": True}
     if gemma:
@@ -107,7 +142,8 @@ def sentencepiece_tokenizer(family: str, folder: Path):
 
 def _prepend_like_sentencepiece(tokenizer) -> None:
     """Phi-3's tokenizer.json: "▁" in front of every stretch of text between special tokens, even one that
-    starts with a space, as SentencePiece and llama.cpp do (the Metaspace of LlamaTokenizer skips those)."""
+    starts with a space, as SentencePiece and llama.cpp do (LlamaTokenizer's Metaspace skips those). A
+    phi3 folder's tokenizer loads from tokenizer.json as it is, so this stays."""
     from tokenizers import normalizers
 
     backend = tokenizer.backend_tokenizer
@@ -116,8 +152,8 @@ def _prepend_like_sentencepiece(tokenizer) -> None:
 
 
 def _train_sentencepiece(path: Path, **options) -> None:
-    """A BPE SentencePiece model of about 500 pieces, trained as Llama 2's and Gemma's were: byte
-    fallback, digits split, no normalization or whitespace folding."""
+    """A BPE SentencePiece model of 500 pieces, trained as Llama 2's and Gemma's were: byte fallback,
+    digits split, no normalization or whitespace folding."""
     import io
 
     import sentencepiece
