@@ -91,7 +91,8 @@ def _target(name: str) -> PurePosixPath | None:
         return None
     relative = inner.relative_to(_VENDORED)
     text = relative.as_posix()
-    return relative if any(text == m.rstrip("/") or text.startswith(m) for m in _MEMBERS) else None
+    wanted = any(text == m.rstrip("/") or (m.endswith("/") and text.startswith(m)) for m in _MEMBERS)
+    return relative if wanted else None
 
 
 def _architectures(folder: Path) -> str:
