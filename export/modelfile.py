@@ -42,7 +42,9 @@ def check_ollama_name(name: str) -> str:
 
 
 def build_modelfile(hf_folder: Path, gguf_name: str, params: GenerationConfig, *, title: str) -> Modelfile:
-    """The Modelfile for the GGUF file `gguf_name` (beside it) converted from `hf_folder`."""
+    """The Modelfile for the GGUF file `gguf_name` (beside it) converted from `hf_folder`; UnknownChatFormat
+    when the model's chat template is none an Ollama TEMPLATE can say exactly (the GGUF still runs with
+    llama.cpp, which reads the template from the file)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(hf_folder, local_files_only=True)
