@@ -5,13 +5,16 @@ converter to a GGUF whose tokens and logits are transformers'. Llama, Mistral an
 model's byte-level BPE tokenizer: the converter accepts a BPE tokenizer only when it knows its
 pre-tokenizer, and it knows that one (`smollm`). Qwen2 takes Qwen2's real tokenizer (see
 qwen2_tokenizer). Gemma 3 and Phi-3 get a SentencePiece tokenizer trained here on English and Japanese,
-so the converter reads tokenizer.model as it does for the real models. All chat in ChatML, EOS <|im_end|>.
+so the converter reads tokenizer.model as it does for the real models. All chat in ChatML, EOS <|im_end|>,
+but a Gemma 3 model can chat as Gemma does.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from tests.chat_templates import GEMMA3_TEMPLATE
 from tests.tiny_model import CHAT_TEMPLATE, build_tiny_model
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3")
@@ -26,7 +29,18 @@ ARCHITECTURES = {
     "gemma3": ("gemma3_text", {"head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": 64}),
     "phi3": ("phi3", {"tie_word_embeddings": False, "original_max_position_embeddings": 512}),
 }
-CHATML = ["<|im_start|>", "<|im_end|>"]
+
+
+@dataclass(frozen=True)
+class Chat:
+    """How a tiny model chats: its turn markers (the last one ends a turn and is EOS) and template."""
+
+    markers: tuple[str, str]
+    template: str
+
+
+CHATML_CHAT = Chat(("<|im_start|>", "<|im_end|>"), CHAT_TEMPLATE)
+GEMMA_CHAT = Chat(("<start_of_turn>", "<end_of_turn>"), GEMMA3_TEMPLATE)
 SENTENCEPIECE_MODEL = "tokenizer.model"
 # llama.cpp strips the whitespace after every special token of a model whose GGUF name (general.name) has
 # "phi3" in it, as Phi-3's own tokenizer does; the converter takes that name from the model card, else
@@ -51,23 +65,25 @@ CORPUS = [
 ]
 
 
-def build_arch_model(out: Path, family: str, *, tokenizer_source: Path | None = None, seed: int = 0) -> Path:
+def build_arch_model(out: Path, family: str, *, tokenizer_source: Path | None = None, seed: int = 0,
+                     gemma_chat: bool = False) -> Path:
     """Save a tiny random model of `family` (one of FAMILIES) in `out`; llama, mistral and qwen3 copy
-    the tokenizer of `tokenizer_source` (the built-in model's folder), the others ignore it."""
+    the tokenizer of `tokenizer_source` (the built-in model's folder), the others ignore it. A gemma3
+    model with `gemma_chat` chats as Gemma 3 does (<start_of_turn>, <end_of_turn>) instead of in ChatML."""
     model_type, config = ARCHITECTURES[family]
-    tokenizer, vocab_size = _tokenizer(family, out, tokenizer_source)
+    tokenizer, vocab_size = _tokenizer(family, out, tokenizer_source, GEMMA_CHAT if gemma_chat else CHATML_CHAT)
     build_tiny_model(out, seed=seed, model_type=model_type, tokenizer=tokenizer, vocab_size=vocab_size, **config)
     (out / "README.md").write_text(MODEL_CARD, encoding="utf-8")
     return out
 
 
-def _tokenizer(family: str, out: Path, source: Path | None):
+def _tokenizer(family: str, out: Path, source: Path | None, chat: Chat):
     """The family's tokenizer and its model's embedding rows. Real Qwen2 and Phi-3 have rows past the
     tokenizer (151936 for 151646 tokens, 32064 for 32011), which the converter fills with unused tokens."""
     if family == "qwen2":
         return qwen2_tokenizer()
     if family in ("gemma3", "phi3"):
-        tokenizer = sentencepiece_tokenizer(family, out)
+        tokenizer = sentencepiece_tokenizer(family, out, chat)
         return tokenizer, -(-len(tokenizer) // 64) * 64 if family == "phi3" else len(tokenizer)
     if source is None:
         raise ValueError(f"{family} takes its tokenizer from tokenizer_source (the built-in model's folder)")
@@ -109,7 +125,7 @@ def _installed_qwen2_vocabulary() -> Path:
     return path
 
 
-def sentencepiece_tokenizer(family: str, folder: Path):
+def sentencepiece_tokenizer(family: str, folder: Path, chat: Chat = CHATML_CHAT):
     """Train a SentencePiece model into `folder`/tokenizer.model and load it the way the family's real
     tokenizer is: Gemma's (<bos>, no dummy prefix, the ChatML markers in the SentencePiece vocabulary)
     or Phi-3's, which is Llama 2's (<s>, dummy prefix) with its markers added past the vocabulary.
@@ -124,7 +140,7 @@ def sentencepiece_tokenizer(family: str, folder: Path):
     ids = (dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>")
            if gemma else dict(unk_id=0, bos_id=1, eos_id=2, pad_id=-1))
     _train_sentencepiece(folder / SENTENCEPIECE_MODEL, add_dummy_prefix=not gemma,
-                         control_symbols=CHATML if gemma else [], **ids)
+                         control_symbols=list(chat.markers) if gemma else [], **ids)
     pieces = SentencePieceExtractor(str(folder / SENTENCEPIECE_MODEL)).extract(BPE)
     vocab = {"vocab": pieces["vocab"], "merges": pieces["merges"], "add_bos_token": True}
     if gemma:
@@ -132,11 +148,11 @@ def sentencepiece_tokenizer(family: str, folder: Path):
     else:
         tokenizer = LlamaTokenizer(**vocab, legacy=True, add_prefix_space=True)
         _prepend_like_sentencepiece(tokenizer)
-    added = CHATML if gemma else ["<|endoftext|>", *CHATML]
+    added = list(chat.markers) if gemma else ["<|endoftext|>", *chat.markers]
     tokenizer.add_tokens([AddedToken(token, special=True, normalized=False) for token in added], special_tokens=True)
     tokenizer.pad_token = "<pad>" if gemma else "<|endoftext|>"
-    tokenizer.eos_token = "<|im_end|>"
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.eos_token = chat.markers[1]
+    tokenizer.chat_template = chat.template
     return tokenizer
 
 

@@ -108,3 +108,21 @@ def test_a_full_fine_tune_of_qwen3_exports_and_verifies(export_home: Home, defau
     manifest = read_manifest(export.out)
     assert manifest["status"] == "passed" and manifest["merge"] is None  # the run's model/ is exported as it is
     assert manifest["inputs"]["base"]["folder"] == str(open_run("qwen3-full", export_home).model)
+
+
+def test_a_gemma_chat_model_gets_a_gemma_modelfile_that_stops_at_the_end_of_its_turn(export_home: Home,
+                                                                                      tmp_path: Path) -> None:
+    from export.chat_formats import FORMATS
+    from tests.export_runs import run_with_adapter
+
+    base = build_arch_model(tmp_path / "gemma-chat", "gemma3", gemma_chat=True)
+    run_with_adapter(export_home, base, "gemma-chat")
+    exported = tanren("export", "gemma-chat", "--quant", "q8_0", "--follow", home=export_home, timeout=900)
+    assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
+    (export,) = list_exports("gemma-chat", export_home)
+    manifest = read_manifest(export.out)
+    assert manifest["status"] == "passed"  # every file stops where Ollama would, at <end_of_turn>
+    assert manifest["modelfile"]["chat_format"] == "Gemma" and "<end_of_turn>" in manifest["modelfile"]["stops"]
+    modelfile = (export.out / "Modelfile").read_text()
+    gemma = next(f for f in FORMATS if f.name == "Gemma")
+    assert f'TEMPLATE """{gemma.go_template}"""' in modelfile and 'PARAMETER stop "<end_of_turn>"' in modelfile
