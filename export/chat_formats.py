@@ -33,6 +33,11 @@ class UnknownChatFormat(ExportError):
     """A chat template no Ollama TEMPLATE can say exactly; the GGUF itself carries it for llama.cpp."""
 
 
+def writes_reasoning(template: str | None) -> bool:
+    """Whether the template belongs to a reasoning model, whose answers open with a <think> block."""
+    return "<think>" in (template or "")
+
+
 @dataclass(frozen=True)
 class ChatFormat:
     name: str

@@ -14,6 +14,12 @@ from export.manifest import FAILED
 from export.verify import Verdict, Verification
 
 
+# Ollama runs a Go template, which cannot strip earlier answers' reasoning as the Jinja template does
+REASONING_NOTE = ("The model reasons in `<think>` … `</think>` before it answers. The Modelfile has no stop there, "
+                  "so Ollama shows the reasoning with the answer (releases with thinking support fold it away); "
+                  "earlier answers keep their reasoning in the conversation, where the model's own template drops it.")
+
+
 @dataclass(frozen=True)
 class CardFile:
     name: str
@@ -23,8 +29,9 @@ class CardFile:
 
 def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tuple[str, float]],
                        files: Sequence[CardFile], verification: Verification, verdict: Verdict, *,
-                       runs_file: str | None, ollama_name: str | None) -> str:
-    """`runs_file` is the GGUF to run (None when none passed); `ollama_name` is None without a Modelfile."""
+                       runs_file: str | None, ollama_name: str | None, reasoning: bool = False) -> str:
+    """`runs_file` is the GGUF to run (None when none passed); `ollama_name` is None without a Modelfile;
+    `reasoning`: the chat template writes <think> blocks (Qwen3, QwQ, DeepSeek-R1 distills)."""
     checks = {m.name: m for m in verification.models}
     merged = checks["merged"]
     rows = ["| file | type | size | perplexity | vs reference | same greedy answers |", "| --- | --- | --- | --- | --- | --- |"]
@@ -56,6 +63,7 @@ def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tupl
         "Q4_K_M within 5 % of F16, and every GGUF must stop at the end of its turn where the merged model does.",
         "",
         *_usage(runs_file, ollama_name),
+        *([REASONING_NOTE, ""] if reasoning and ollama_name else []),
         "`manifest.json` lists every file with its SHA-256, the inputs, the verification results and tool versions.",
         "",
     ]

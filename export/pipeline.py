@@ -27,7 +27,7 @@ from engine.runs.rundir import RunDir, open_run
 from export.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterInput
 from export.jobs import OUT_LOCK, ExportDir, ExportRequest, run_adapters
 from export.manifest import FAILED, MANIFEST, records, write_manifest
-from export.chat_formats import UnknownChatFormat
+from export.chat_formats import UnknownChatFormat, writes_reasoning
 from export.modelfile import MODELFILE, Modelfile, build_modelfile, ollama_command, ollama_create
 from export.quantize import default_quants
 from export.safetensors_files import parameter_count
@@ -119,7 +119,7 @@ class _Export:
         self.verdict = Verdict.of(verification, self.quants)
         self._modelfile(hf, ggufs)
         ollama = self._ollama()
-        self._card(ggufs, verification)
+        self._card(hf, ggufs, verification)
         with self.stages.stage("manifest", "writing the manifest"):
             self._manifest(verification, ggufs, ollama)
         return self._outcome(verification)
@@ -185,7 +185,9 @@ class _Export:
         with self.stages.stage("verify", f"verifying against the merged model ({len(examples)} held-out examples)"):
             # the Modelfile's stops are part of what is verified; which file it runs is decided after
             planned = self._plan_modelfile(hf)
-            end_of_turn, stops = (planned.chat_format.end_of_turn, planned.stops) if planned else (_eos(hf), ())
+            # without a chat format, an answer ends at the tokenizer's EOS, as llama-server --jinja ends it
+            end_of_turn, stops = ((planned.chat_format.end_of_turn, planned.stops) if planned
+                                  else (_tokenizer(hf).eos_token or "", ()))
             verification = verify_export(hf, ggufs, examples, data=source, end_of_turn=end_of_turn,
                                          stop_strings=stops, model_config=self.config.model, on_log=self.stages.log)
             for note in verification.notes:
@@ -252,7 +254,7 @@ class _Export:
                             else f"ollama is not installed here; create the model with: {command}")
         return {"name": name, "created": created, "command": command}
 
-    def _card(self, ggufs: dict[str, Path], verification: Verification) -> None:
+    def _card(self, hf: Path, ggufs: dict[str, Path], verification: Verification) -> None:
         from export.model_card import CardFile, render_export_card
 
         files = [CardFile(f"{MERGED}/", "merged HF folder", _size(self.out / MERGED))] if self.adapters else []
@@ -260,7 +262,8 @@ class _Export:
         runs = self.verdict.runs
         card = render_export_card(self.run_dir.name, self.config, [(a.name, a.weight) for a in self.adapters], files,
                                   verification, self.verdict, runs_file=ggufs[runs].name if runs else None,
-                                  ollama_name=self._ollama_name() if self.modelfile else None)
+                                  ollama_name=self._ollama_name() if self.modelfile else None,
+                                  reasoning=writes_reasoning(_tokenizer(hf).chat_template))
         atomic_write_text(self.out / README, card)
         self._wrote(self.out / README, "model card")
 
@@ -314,11 +317,10 @@ class _Export:
         return self.request.ollama or re.sub(r"[^a-z0-9._-]", "-", self.run_dir.name.lower()).strip("-._") or "model"
 
 
-def _eos(hf: Path) -> str:
-    """The token that ends an answer when no chat format names one: the tokenizer's EOS."""
+def _tokenizer(hf: Path):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(hf, local_files_only=True).eos_token or ""
+    return AutoTokenizer.from_pretrained(hf, local_files_only=True)
 
 
 def _size(path: Path) -> int:

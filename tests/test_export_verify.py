@@ -72,3 +72,41 @@ def test_the_gguf_stops_only_where_ollama_would(tiny_gguf: Path) -> None:
         assert {ids["<|im_end|>"], ids["<|im_start|>"]} <= backend.stop_ids
         assert ids["<pad>"] not in backend.stop_ids
         assert not stop_like_ollama(backend, "<pad>", ["<|im_end|>"])  # <pad> is no end of generation
+
+
+def _verification(*failing: str):
+    from export.verify import Verification
+
+    checks = [MERGED] + [ModelCheck(name, MERGED.answers, 10.0, 500, 1.0, failures=(f"{name} failed",) if name in failing
+                                    else ()) for name in ("f16", "q8_0", "q4_k_m")]
+    return Verification(tuple(checks), 10, "test")
+
+
+@pytest.mark.parametrize(("failing", "preferred", "expected"), [
+    ((), ("q4_k_m", "q8_0"), ("passed", ("f16", "q8_0", "q4_k_m"), (), "q4_k_m")),
+    (("q4_k_m",), ("q4_k_m", "q8_0"), ("passed with exclusions", ("f16", "q8_0"), ("q4_k_m",), "q8_0")),
+    (("q8_0", "q4_k_m"), ("q4_k_m", "q8_0"), ("passed with exclusions", ("f16",), ("q8_0", "q4_k_m"), "f16")),
+    (("f16",), ("q8_0",), ("failed", (), (), None)),
+], ids=["all-pass", "q4-excluded", "only-f16-left", "f16-fails-all"])
+def test_the_verdict_publishes_what_passed(failing, preferred, expected) -> None:
+    from export.verify import Verdict
+
+    verdict = Verdict.of(_verification(*failing), preferred)
+    assert (verdict.status, verdict.passed, verdict.excluded, verdict.runs) == expected
+
+
+def test_the_model_card_says_how_ollama_shows_a_reasoning_model() -> None:
+    from engine.config import RunConfig
+    from export.model_card import REASONING_NOTE, CardFile, render_export_card
+    from export.verify import Verdict
+
+    verification = _verification()
+    verdict = Verdict.of(verification, ("q8_0",))
+    files = [CardFile("m-f16.gguf", "f16", 1 << 20), CardFile("m-q8_0.gguf", "q8_0", 1 << 19)]
+    card = render_export_card("m", RunConfig(), [], files, verification, verdict, runs_file="m-q8_0.gguf",
+                              ollama_name="m", reasoning=True)
+    assert REASONING_NOTE in card and "ollama create m -f Modelfile    # runs m-q8_0.gguf" in card
+    plain = render_export_card("m", RunConfig(), [], files, verification, verdict, runs_file="m-q8_0.gguf",
+                               ollama_name=None, reasoning=True)
+    assert REASONING_NOTE not in plain and "ollama" not in plain.split("## Use")[1]
+    assert "llama-server --jinja -m m-q8_0.gguf" in plain
