@@ -20,7 +20,7 @@ def _fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_file(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling path for a writer that opens files itself (GGUF writer, llama.cpp).
+    """Yield a temporary sibling path for a writer that opens files itself (llama.cpp's converter and quantizer).
 
     On success the file is fsynced and renamed to `final`; on any failure it is removed, so a
     reader never finds a half-written file under the final name.

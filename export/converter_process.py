@@ -12,6 +12,7 @@ import collections
 import errno
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ _LOG_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.-]+:(.*)$")
 _EXCEPTION = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit))(?::\s*(.*))?$")
 _PRE_TOKENIZER = "BPE pre-tokenizer was not recognized"
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+_SHORT_WRITE = re.compile(r"^OSError: (\d+ requested and \d+ written)")
 _ERRNO = re.compile(r"^(?:OSError|IOError|PermissionError|FileNotFoundError)\S*: \[Errno (\d+)\] ([^:']*)")
 
 
@@ -47,7 +49,7 @@ def run_converter(script: Path, args: Sequence[str], *, on_progress: OnProgress 
             if process.poll() is None:  # cancelled: the converter must not write on after us
                 process.kill()
     if process.returncode != 0:
-        raise converter_error(list(tail), script.name)
+        raise converter_error(list(tail), script.name, process.returncode)
 
 
 def _os_error(output: list[str]) -> OSError | None:
@@ -57,6 +59,9 @@ def _os_error(output: list[str]) -> OSError | None:
         match = _ERRNO.search(line)
         if match and int(match.group(1)) in _WRITE_ERRNOS:
             return OSError(int(match.group(1)), match.group(2).strip())
+        short = _SHORT_WRITE.search(line)
+        if short:  # numpy's tofile, which gguf-py writes tensors with, stops short on a full disk
+            return OSError(short.group(1))
     return None
 
 
@@ -91,8 +96,12 @@ def _lines(stream) -> Iterator[str]:
         yield buffer.decode("utf-8", errors="replace").rstrip()
 
 
-def converter_error(output: list[str], script: str) -> ExportError | OSError:
+def converter_error(output: list[str], script: str, returncode: int) -> ExportError | OSError:
     """The converter's own reason for stopping, as one clear error."""
+    if returncode < 0:  # no traceback to read: the kernel's out-of-memory killer, or a user
+        return ExportError(f"llama.cpp's converter was killed by signal {-returncode} ({signal.Signals(-returncode).name})",
+                           where=script, hint="a SIGKILL while converting usually means memory ran out: close other "
+                                              "programs, or export on a machine with more memory")
     failed_write = _os_error(output)
     if failed_write is not None:
         return failed_write

