@@ -224,9 +224,9 @@ def _default_system(template: str, chat_format: ChatFormat, special_tokens: dict
         return ""
     default = _system_turn_in(rendered, chat_format, bos)
     if default is None:
-        raise ExportError(f"{model}'s chat template changes conversations without a system turn in a way "
-                          f"an Ollama {chat_format.name} TEMPLATE cannot express", where=model,
-                          hint="write the Modelfile's TEMPLATE by hand")
+        raise UnknownChatFormat(f"{model}'s chat template changes conversations without a system turn in a way "
+                                f"an Ollama {chat_format.name} TEMPLATE cannot express; {_WITH_LLAMA_CPP}",
+                                where=model, hint="for Ollama, write the Modelfile's TEMPLATE by hand")
     if _today_in(template, default):
         raise UnknownChatFormat(f"{model}'s chat template writes today's date into its default system prompt, "
                                 f"which a Modelfile's fixed SYSTEM cannot keep; {_WITH_LLAMA_CPP}", where=model,

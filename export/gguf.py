@@ -8,7 +8,6 @@ It runs as a child process and writes to a temporary name; the file appears only
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from engine.errors import ExportError
@@ -17,7 +16,7 @@ from export.converter_process import OnLog, OnProgress, run_converter
 from export.converters import installed_converters
 from export.json_files import read_folder_json
 from export.output import artifact_file
-from export.safetensors_files import model_safetensors_files, safetensors_index
+from export.safetensors_files import model_safetensors_files, parameter_count, safetensors_index
 
 __all__ = ["GGUF_DTYPES", "check_architecture", "write_gguf"]
 
@@ -39,7 +38,8 @@ def write_gguf(hf_folder: Path, out: Path, *, dtype: str = "f16", on_progress: O
     converters = installed_converters()
     check_architecture(folder, converters.architectures())
     _check_tokenizer(folder)
-    expected = _checked_parameter_count(folder) * _BYTES_PER_VALUE[dtype] + _METADATA_BYTES
+    _check_floating_point(folder)
+    expected = parameter_count(folder) * _BYTES_PER_VALUE[dtype] + _METADATA_BYTES
     with artifact_file(Path(out), expected_bytes=expected) as tmp:
         run_converter(converters.hf_script, [str(folder.resolve()), "--outfile", str(tmp), "--outtype", dtype],
                       on_progress=on_progress, on_log=on_log)
@@ -65,20 +65,17 @@ def _is_sentencepiece_bpe(folder: Path) -> bool:
     if not path.is_file():
         return False
     tokenizer = read_folder_json(folder, "tokenizer.json", missing="it has no tokenizer", hint="save the tokenizer again")
-    model = tokenizer.get("model") or {} if isinstance(tokenizer, dict) else {}
-    return model.get("type") == "BPE" and bool(model.get("byte_fallback"))
+    model = tokenizer.get("model") if isinstance(tokenizer, dict) else None
+    return isinstance(model, dict) and model.get("type") == "BPE" and bool(model.get("byte_fallback"))
 
 
-def _checked_parameter_count(folder: Path) -> int:
-    """The weights' size, after refusing integer-stored matrices: a quantized model (bitsandbytes,
-    GPTQ) would be converted as if its packed integers were weights."""
-    count = 0
+def _check_floating_point(folder: Path) -> None:
+    """Refuse integer-stored matrices: a quantized model (bitsandbytes, GPTQ) would be converted as
+    if its packed integers were weights."""
     for name, (path, shape, stored) in safetensors_index(model_safetensors_files(folder)).items():
         if len(shape) == 2 and not stored.startswith(("F", "BF")):
             raise ExportError(f"{name} is stored as {stored}, not as floating point", where=str(path),
                               hint="export a merged full-precision model, not a quantized one")
-        count += math.prod(shape)
-    return count
 
 
 def check_dtype(dtype: str) -> None:

@@ -48,7 +48,7 @@ def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tupl
     merged_from = ", ".join(f"`{name}`" + (f" × {weight:g}" if weight != 1 else "") for name, weight in adapters)
     outcome = _outcome(verification, verdict)
     front = {"base_model": base_model_id(config), "pipeline_tag": "text-generation",
-             "tags": ["tanren", "gguf", "ollama", config.adapter.method]}
+             "tags": ["tanren", "gguf", *(["ollama"] if ollama_name else []), config.adapter.method]}
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
         f"# {run_name}",

@@ -84,7 +84,8 @@ def run_export(export: ExportDir) -> ExportOutcome:
     if held is None:
         raise ExportError(f"another export is writing to {out}", where=str(out), hint="wait for it to finish")
     try:
-        (out / MANIFEST).unlink(missing_ok=True)
+        for stale in (MANIFEST, MODELFILE):  # never beside new files that they do not describe
+            (out / stale).unlink(missing_ok=True)
         return _Export(export, run, request, out).run()
     finally:
         held.release()
@@ -125,7 +126,8 @@ class _Export:
         return self._outcome(verification)
 
     def _stage_count(self) -> int:
-        quantized = [q for q in self.quants if q != "f16"]
+        # before the base's size chooses the types, count one (what small models get)
+        quantized = [q for q in self.quants if q != "f16"] if self.quants else ["q8_0"]
         return 5 + len(quantized) + bool(self.adapters) + bool(self.request.ollama)
 
     def _choose_quants(self, base: Path) -> None:
@@ -187,7 +189,7 @@ class _Export:
             planned = self._plan_modelfile(hf)
             # without a chat format, an answer ends at the tokenizer's EOS, as llama-server --jinja ends it
             end_of_turn, stops = ((planned.chat_format.end_of_turn, planned.stops) if planned
-                                  else (_tokenizer(hf).eos_token or "", ()))
+                                  else (_tokenizer(hf).eos_token, ()))
             verification = verify_export(hf, ggufs, examples, data=source, end_of_turn=end_of_turn,
                                          stop_strings=stops, model_config=self.config.model, on_log=self.stages.log)
             for note in verification.notes:
@@ -213,7 +215,9 @@ class _Export:
         runs = self.verdict.runs
         if runs is None or self.no_modelfile:
             if runs is None:
-                self.stages.log("no Modelfile: no GGUF file passed verification", "warning")
+                self.no_modelfile = "no GGUF file passed verification"
+                self.stages.log(f"no Modelfile: {self.no_modelfile}", "warning")
+            self.stages.plan(self.stages.total - 1 - bool(self.request.ollama))  # neither stage runs
             return
         with self.stages.stage("modelfile", f"writing the Ollama Modelfile (FROM the {runs.upper()} file)"):
             modelfile = self._build_modelfile(hf, runs)
@@ -278,7 +282,8 @@ class _Export:
             export=self._export_section(), inputs=self.inputs, merge=self.merge,
             outputs=records(self.written, self.out),
             excluded=[{"type": kind, "file": ggufs[kind].name, "failures": failures[kind]} for kind in verdict.excluded],
-            modelfile=modelfile, verification=verification.to_json(), ollama=ollama, timings_s=self.stages.seconds,
+            modelfile=modelfile, no_modelfile=self.no_modelfile or None, verification=verification.to_json(),
+            ollama=ollama, timings_s=self.stages.seconds,
         )
         self.stages.artifact(path, "manifest")
 
@@ -302,9 +307,9 @@ class _Export:
         if not verdict.excluded:
             return ExportOutcome(True, f"verified (perplexity {deltas}); files in {self.out}")
         excluded = "; ".join(checks[name].failures[0] for name in verdict.excluded)
+        runs = f"; the Modelfile runs {verdict.runs.upper()}" if self.modelfile else ""
         return ExportOutcome(True, f"passed with exclusions: {excluded}. Verified: {deltas}; files in {self.out}",
-                             f"the excluded files stay in the folder, marked in {MANIFEST}, and are not published; "
-                             f"the Modelfile runs {verdict.runs.upper()}")
+                             f"the excluded files stay in the folder, marked in {MANIFEST}, and are not published{runs}")
 
     def _wrote(self, path: Path, role: str) -> None:
         self.written.append(path)

@@ -97,17 +97,14 @@ class Verdict:
         runs = next((name for name in preferred if name in passed), passed[0] if passed else None)
         return cls(PASSED_WITH_EXCLUSIONS if excluded else PASSED, passed, excluded, runs)
 
-    @property
-    def usable(self) -> bool:
-        return self.runs is not None
-
 
 def verify_export(merged: Path, ggufs: dict[str, Path], examples: Sequence[Example], *, data: str,
-                  end_of_turn: str, stop_strings: Sequence[str], model_config: ModelConfig = ModelConfig(),
+                  end_of_turn: str | None, stop_strings: Sequence[str], model_config: ModelConfig = ModelConfig(),
                   on_log: Callable[[str], None] = lambda _m: None) -> Verification:
     """Check every GGUF (`ggufs`: type name -> file, F16 first) against the merged folder.
 
-    `end_of_turn` is the chat format's end-of-turn token, `stop_strings` the Modelfile's stops.
+    `end_of_turn` is the chat format's end-of-turn token (None for a model that names none, whose
+    files are then not checked for it), `stop_strings` the Modelfile's stops.
     """
     import time
 
@@ -160,7 +157,7 @@ def _perplexity(backend, examples: Sequence[Example]):
     return measure_perplexity(backend, examples, max_length=PERPLEXITY_MAX_LENGTH, assistant_only=True)
 
 
-def stop_like_ollama(backend, end_of_turn: str, stop_strings: Sequence[str]) -> bool:
+def stop_like_ollama(backend, end_of_turn: str | None, stop_strings: Sequence[str]) -> bool:
     """Make `backend` stop only where Ollama would; True if `end_of_turn` is an end-of-generation
     token of the file itself (so plain llama.cpp stops there too).
 
@@ -175,7 +172,7 @@ def stop_like_ollama(backend, end_of_turn: str, stop_strings: Sequence[str]) -> 
                          if llama_cpp.llama_vocab_is_eog(vocab, token)}
     stops = {_single_token(backend, text) for text in stop_strings} - {None}
     backend.stop_ids = frozenset(end_of_generation | stops)
-    return _single_token(backend, end_of_turn) in end_of_generation
+    return end_of_turn is None or _single_token(backend, end_of_turn) in end_of_generation
 
 
 def _single_token(backend, text: str) -> int | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.models.tokenizer_files import SENTENCEPIECE_MODEL
 from tests.chat_templates import GEMMA3_TEMPLATE
 from tests.tiny_model import CHAT_TEMPLATE, build_tiny_model
 
@@ -41,7 +42,6 @@ class Chat:
 
 CHATML_CHAT = Chat(("<|im_start|>", "<|im_end|>"), CHAT_TEMPLATE)
 GEMMA_CHAT = Chat(("<start_of_turn>", "<end_of_turn>"), GEMMA3_TEMPLATE)
-SENTENCEPIECE_MODEL = "tokenizer.model"
 # llama.cpp strips the whitespace after every special token of a model whose GGUF name (general.name) has
 # "phi3" in it, as Phi-3's own tokenizer does; the converter takes that name from the model card, else
 # from the folder's name, so the card names the model to keep a folder called phi3 ChatML as saved.

@@ -121,7 +121,7 @@ def test_a_gemma_chat_model_gets_a_gemma_modelfile_that_stops_at_the_end_of_its_
     assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
     (export,) = list_exports("gemma-chat", export_home)
     manifest = read_manifest(export.out)
-    assert manifest["status"] == "passed"  # every file stops where Ollama would, at <end_of_turn>
+    assert manifest["status"] == "passed"  # <end_of_turn> ends generation in every file, as Ollama stops
     assert manifest["modelfile"]["chat_format"] == "Gemma" and "<end_of_turn>" in manifest["modelfile"]["stops"]
     modelfile = (export.out / "Modelfile").read_text()
     gemma = next(f for f in FORMATS if f.name == "Gemma")

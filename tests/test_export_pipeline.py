@@ -194,6 +194,7 @@ def test_a_failing_f16_file_fails_the_export_and_is_not_pushed(gguf_model_dir, h
     manifest = read_manifest(export.out)
     assert manifest["status"] == "failed" and "at most -100% is allowed" in manifest["error"]
     assert manifest["modelfile"] is None and not (export.out / "Modelfile").exists()
+    assert manifest["no_modelfile"] == "no GGUF file passed verification"
     with pytest.raises(PushError, match="did not pass verification"):
         push_source(str(export.out), home)
     with pytest.raises(PushError, match="has no verified export"):
@@ -211,6 +212,8 @@ def test_small_models_get_q8_0_alone_by_default(gguf_model_dir, home) -> None:
     assert {p.name for p in export.out.glob("*.gguf")} == {"auto-f16.gguf", "auto-q8_0.gguf"}
     logs = [e.message for e in export.events.read() if type(e).__name__ == "Log"]
     assert any("parameters: Q8_0 (choose others with --quant)" in line for line in logs)
+    stages = [e for e in export.events.read() if isinstance(e, Progress) and e.unit == STAGES]
+    assert {p.total for p in stages} == {len(stages)}  # counted right from the first stage
 
 
 def test_cancelled_export_leaves_nothing_half_written(gguf_model_dir, home) -> None:
@@ -307,7 +310,10 @@ def test_a_chat_format_ollama_cannot_say_exports_without_a_modelfile(gguf_model_
     manifest = read_manifest(export.out)
     assert export.status().state == "done" and manifest["status"] == "passed"
     assert not (export.out / "Modelfile").exists() and manifest["modelfile"] is None
+    assert manifest["no_modelfile"].startswith("plain's chat template is not one tanren can translate for Ollama")
     assert manifest["ollama"] == {"name": "plain", "created": False, "command": None}
+    stages = [e for e in export.events.read() if isinstance(e, Progress) and e.unit == STAGES]
+    assert stages[-1].message == "writing the manifest" and stages[-1].done + 1 == stages[-1].total
     logs = [e.message for e in export.events.read() if type(e).__name__ == "Log"]
     [why] = [line for line in logs if line.startswith("no Ollama Modelfile: ")]
     assert "llama-server --jinja" in why and len(why.splitlines()) == 1
