@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_write_text
+from engine.versions import library_versions
 
 MANIFEST = "manifest.json"
 PASSED, PASSED_WITH_EXCLUSIONS, FAILED = "passed", "passed with exclusions", "failed"
 # An export in these states has verified files to use and publish (only those, with exclusions)
 PUBLISHABLE = (PASSED, PASSED_WITH_EXCLUSIONS)
 FORMAT_VERSION = 1
-_TOOLS = ("tanren", "torch", "transformers", "peft", "safetensors", "gguf", "llama_cpp_python", "huggingface_hub")
 _CHUNK = 1 << 22
 
 
@@ -55,21 +53,11 @@ def records(paths: Iterable[Path], root: Path) -> list[dict[str, Any]]:
     return [FileRecord.of(p, root).__dict__ for p in files]
 
 
-def tool_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _TOOLS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def write_manifest(folder: Path, *, status: str, error: str | None = None, **sections: Any) -> Path:
     """Write `folder/manifest.json`: status (passed, passed with exclusions, failed), the error if any,
     and sections."""
     document = {"format": FORMAT_VERSION, "status": status, "error": error,
-                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **sections, "tools": tool_versions()}
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **sections, "tools": library_versions()}
     path = Path(folder) / MANIFEST
     atomic_write_text(path, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
     return path

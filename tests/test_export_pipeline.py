@@ -59,7 +59,7 @@ def test_export_writes_verified_artifacts_and_a_manifest(exported) -> None:
     assert adapter["name"] == "tiny" and adapter["weight"] == 1.0
     assert {f["path"] for f in adapter["files"]} == {"adapter_model.safetensors", "adapter_config.json"}
     assert manifest["merge"]["max_logit_diff"] < 1e-4
-    assert {"torch", "transformers", "peft", "gguf", "llama_cpp_python"} <= set(manifest["tools"])
+    assert {"torch", "transformers", "trl", "peft", "gguf", "llama-cpp-python"} <= set(manifest["tools"])
 
     models = {m["name"]: m for m in manifest["verification"]["models"]}
     assert list(models) == ["merged", "f16", "q8_0", "q4_k_m"]  # every quantized file loaded and answered
