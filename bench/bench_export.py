@@ -66,7 +66,7 @@ def main() -> None:
     started = time.perf_counter()
     export = start_export(request, home)
     with contextlib.redirect_stdout(io.StringIO()):  # the stage lines; the tables below say it all
-        from engine.cli.train_cmd import follow
+        from engine.runs.follow_print import follow
 
         outcome = follow(export)
     total = time.perf_counter() - started

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TextIO
 
-from engine.cli import add_loading_options, loading_config
+from engine.config.arguments import add_loading_options, loading_config
 from engine.paths import Home
 from engine.textwidth import format_table
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli.train_cmd import follow
+from engine.runs.follow_print import follow
 from engine.errors import ExportError
 from engine.paths import Home
 from engine.runs.summary import EventFormatter

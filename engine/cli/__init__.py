@@ -10,7 +10,6 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from engine.config import ModelConfig
 from engine.errors import TanrenError
 
 Registrar = Callable[[argparse._SubParsersAction], None]
@@ -26,20 +25,6 @@ def build_parser(registrars: Sequence[Registrar]) -> argparse.ArgumentParser:
     for register in registrars:
         register(subparsers)
     return parser
-
-
-def add_loading_options(parser: argparse.ArgumentParser) -> None:
-    """How a transformers model is loaded, for every command that loads one."""
-    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                        help="transformers weights dtype")
-    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle-based .bin/.pt weights")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run Python code shipped with the model")
-
-
-def loading_config(args: argparse.Namespace, **fields) -> ModelConfig:
-    """The ModelConfig of `add_loading_options`' flags, with other fields (base...) as given."""
-    return ModelConfig(dtype=args.dtype, allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
-                       **fields)
 
 
 def _quiet_libraries() -> None:

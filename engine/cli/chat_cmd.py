@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from engine.cli import add_loading_options, loading_config
+from engine.config.arguments import add_loading_options, loading_config
 from engine.config import GenerationConfig, ModelConfig, RunConfig, apply_overrides
 from engine.errors import TanrenError
 from engine.messages import Message

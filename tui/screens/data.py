@@ -17,7 +17,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from engine.cli.data_cmd import format_report
+from engine.data.check_report import format_report
 from engine.config import RunConfig, apply_overrides
 from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, check_file
 from engine.data.loading import ExampleStream
