@@ -159,7 +159,7 @@ def _measure(backend: ChatBackend, target: Target, dataset: Dataset, settings: S
 
 def save_to_run(run: RunDir, report: EvalReport) -> None:
     """Keep the report in the run folder and show it in the model card next to the trained model."""
-    from engine.train.model_card import refresh_model_card
+    from engine.model_card import refresh_model_card
     from engine.train.outputs import output_dir
 
     results = report.to_dict()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.train.model_card import METRIC_HEADERS as HEADERS
+from engine.model_card import METRIC_HEADERS as HEADERS
 
 RESULTS_FILE = "eval_results.json"  # the report a run keeps from its last evaluation
 

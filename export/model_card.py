@@ -9,7 +9,7 @@ import yaml
 
 from engine.config import RunConfig
 from engine.textwidth import human_bytes
-from engine.train.model_card import base_model_id
+from engine.model_card import base_model_id
 from export.manifest import FAILED
 from export.verify import Verdict, Verification
 

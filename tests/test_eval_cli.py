@@ -15,7 +15,7 @@ from engine.config import RunConfig, apply_overrides
 from engine.data import SAMPLE_HELDOUT, load_splits
 from engine.paths import Home
 from engine.runs import create_run, open_run
-from engine.train.model_card import read_card_front_matter, render_model_card
+from engine.model_card import read_card_front_matter, render_model_card
 from evals.cli import ProgressBar
 from evals.targets import examples_sha256
 from tests.cli import TANREN, tanren_env

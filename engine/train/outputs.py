@@ -9,7 +9,7 @@ from engine.atomic import atomic_directory
 from engine.config import RunConfig, save_yaml
 from engine.events import Artifact, EventLog
 from engine.models.tokenizer_files import save_tokenizer
-from engine.train.model_card import render_model_card
+from engine.model_card import render_model_card
 
 
 def output_dir(run_path: Path, config: RunConfig) -> Path:

@@ -1,4 +1,5 @@
-"""The README.md model card written next to a trained adapter (YAML front matter + tables).
+"""The README.md model card of a trained adapter or model (YAML front matter + tables): written by
+training, refreshed by evaluation, and the base of the export card.
 
 `eval_results` is what `tanren eval` keeps in the run folder (eval_results.json): `dataset`
 (path, split, sha256, examples), `settings`, and `results`, one row per model measured, each
