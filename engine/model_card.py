@@ -24,7 +24,8 @@ def base_model_id(config: RunConfig) -> str:
 
 
 def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
-                      eval_results: dict[str, Any] | None = None) -> str:
+                      eval_results: dict[str, Any] | None = None, *, kernels: tuple[str, ...] = ()) -> str:
+    """The card's text; `kernels` are the run-time kernels training applied (engine.train.kernels)."""
     method = config.adapter.method
     front = {
         "base_model": base_model_id(config),
@@ -33,6 +34,7 @@ def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
         "tags": ["tanren", "sft", method],
         "datasets": [Path(config.data.path).name] if config.data.path else [],
         "hyperparameters": _hyperparameters(config),
+        "kernels": list(kernels),
         "metrics": {k: round(v, 6) for k, v in metrics.items()},
     }
     if eval_results:
@@ -43,7 +45,8 @@ def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
         f"A {method.upper()} fine-tune of `{front['base_model']}` trained with tanren on "
         f"`{config.data.path}`.", "",
         "## Training", "", "| setting | value |", "| --- | --- |",
-        *[f"| {key} | {value} |" for key, value in front["hyperparameters"].items()], "",
+        *[f"| {key} | {value} |" for key, value in front["hyperparameters"].items()],
+        f"| kernels | {', '.join(kernels) or 'none'} |", "",
         "## Results", "", "| metric | value |", "| --- | --- |",
         *[f"| {key} | {value:.4f} |" for key, value in metrics.items()], "",
     ]
@@ -83,7 +86,8 @@ def refresh_model_card(folder: Path, name: str, config: RunConfig, eval_results:
     card = folder / "README.md"
     front = read_card_front_matter(card) if card.is_file() else {}
     metrics = front.get("metrics") or {}
-    atomic_write_text(card, render_model_card(name, config, metrics, eval_results))
+    kernels = tuple(front.get("kernels") or ())
+    atomic_write_text(card, render_model_card(name, config, metrics, eval_results, kernels=kernels))
 
 
 def read_card_front_matter(card: Path) -> dict[str, Any]:

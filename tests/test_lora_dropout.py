@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from engine.train import lora_dropout
-from engine.train.lora_dropout import DropoutProjection, dropped_positions, fuse_lora_dropout, without
+from engine.train.kernels import lora_dropout
+from engine.train.kernels.lora_dropout import DropoutProjection, dropped_positions, fuse_lora_dropout, without
 from tests.tiny_model import loss_and_grads, tiny_lora
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

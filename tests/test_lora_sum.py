@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.train.hardware import adapters_compute_in_bf16
-from engine.train.lora_sum import sum_lora_in_product
+from engine.train.kernels.bf16_inputs import adapters_compute_in_bf16
+from engine.train.kernels.lora_sum import sum_lora_in_product
 from tests.spies import record_calls
 from tests.tiny_model import loss_and_grads, tiny_lora
 

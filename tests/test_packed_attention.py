@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.nn import functional
 
-from engine.train import packed_attention
-from engine.train.packed_attention import attend_per_example_on_cpu
+from engine.train.kernels import packed_attention
+from engine.train.kernels.packed_attention import attend_per_example_on_cpu
 from tests.spies import record_calls
 from tests.tiny_model import build_tiny_model
 

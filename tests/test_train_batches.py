@@ -46,7 +46,7 @@ def test_examples_with_nothing_left_to_learn_are_left_out(tmp_path: Path, tiny_m
 def test_a_cpu_training_step_fuses_the_lora_ops_attends_per_example_and_scores_only_labelled_tokens(
     tmp_path: Path, tiny_model_dir: Path, home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.train import lm_head, lora_dropout
+    from engine.train.kernels import lm_head, lora_dropout
     from engine.train.recipe import run_training
 
     scored = record_calls(monkeypatch, lm_head, "label_log_probs", lambda hidden, *_: len(hidden))

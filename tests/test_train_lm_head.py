@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.train import lm_head
-from engine.train.lm_head import label_log_probs, score_labelled_positions_on_cpu
+from engine.train.kernels import lm_head
+from engine.train.kernels.lm_head import label_log_probs, score_labelled_positions_on_cpu
 from tests.spies import record_calls
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 
 from engine.chat.targets import open_backend, resolve_adapter
-from engine.config import ModelConfig, RunConfig, apply_overrides
-from engine.events import Metrics
+from engine.config import ModelConfig, RunConfig, apply_overrides, load_record
+from engine.events import Log, Metrics
+from engine.model_card import read_card_front_matter
 from engine.paths import Home
 from engine.runs.rundir import RunDir, RunError, create_run, open_run, remove_run
 from engine.train import worker
 from engine.train.checkpoints import STAGING_PREFIX, complete_checkpoints
+from engine.versions import library_versions
 from tests.cli import TANREN, tanren, tanren_env, wait_for
 from tests.data_files import write_chat_data
 
@@ -64,6 +66,15 @@ def test_training_lowers_loss_and_writes_a_peft_adapter(method, home, tiny_model
     assert card.startswith("---\n") and "library_name: peft" in card and f"- {method}" in card
     precision = run.config().training.precision  # "auto" was decided once and recorded for resume and eval
     assert precision in ("bf16", "fp32") and f"precision: {precision}" in card
+    # what trained it is recorded: `tanren version`'s list and the kernels, in the events, config.yaml and card
+    record = load_record(run.config_file)
+    assert record.versions == library_versions()
+    assert {"lora_sum_in_product", "cpu_labelled_lm_head", "atomic_checkpoints"} <= set(record.kernels)
+    logged = [e.message for e in run.events.read() if isinstance(e, Log) and e.message.startswith("kernels: ")]
+    assert logged == [f"kernels: {', '.join(record.kernels)}"]
+    assert read_card_front_matter(adapter / "README.md")["kernels"] == list(record.kernels)
+    assert f"| kernels | {', '.join(record.kernels)} |" in card
+    assert load_record(adapter / "training_config.yaml") == record
 
     ids = [5, 17, 42, 99, 7]
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

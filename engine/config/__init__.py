@@ -8,17 +8,20 @@ from engine.config.schema import (
     RunConfig,
     TrainingConfig,
 )
-from engine.config.yaml_io import apply_overrides, dump_yaml, load_yaml, save_yaml
+from engine.config.record import LaunchRecord
+from engine.config.yaml_io import apply_overrides, dump_yaml, load_record, load_yaml, save_yaml
 
 __all__ = [
     "AdapterConfig",
     "DataConfig",
     "GenerationConfig",
+    "LaunchRecord",
     "ModelConfig",
     "RunConfig",
     "TrainingConfig",
     "apply_overrides",
     "dump_yaml",
+    "load_record",
     "load_yaml",
     "save_yaml",
 ]

@@ -120,8 +120,14 @@ class TrainingConfig:
     logging_steps: int = param(1, "write a metrics event every N steps")
     seed: int = param(42, "seed for initialization, shuffling and dropout")
     tensorboard: bool = param(False, "also write TensorBoard event files into the run folder")
+    # YAML reads a bare `off` as false (and `on` as true), so a bool is taken as off (or auto)
+    kernels: tuple[str, ...] | bool = param(("auto",), "run-time kernels (see `tanren kernels`): auto (each where its "
+                                                "conditions hold), off (the libraries as they ship), or names")
 
     def __post_init__(self) -> None:
+        if isinstance(self.kernels, bool):
+            object.__setattr__(self, "kernels", ("auto",) if self.kernels else ("off",))
+        _check_kernels(self.kernels)
         _check_range("training", "learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         _check_range("training", "epochs", self.epochs, 0.0, low_open=True)
         if self.max_steps == 0 or self.max_steps < -1:
@@ -138,6 +144,18 @@ class TrainingConfig:
     @property
     def effective_batch_size(self) -> int:
         return self.micro_batch_size * self.gradient_accumulation
+
+
+def _check_kernels(kernels: tuple[str, ...]) -> None:
+    from engine.train.kernels.catalog import CHOICES, NAMES
+
+    if kernels in tuple((choice,) for choice in CHOICES):
+        return
+    unknown = [name for name in kernels if name not in NAMES]
+    if not kernels or unknown:
+        what = f"names {', '.join(unknown)}, which are not kernels" if unknown else "empty"
+        raise ConfigError(f"training.kernels {what}", where="training.kernels",
+                          hint=f"use auto, off, or some of: {', '.join(NAMES)}")
 
 
 @dataclass(frozen=True)

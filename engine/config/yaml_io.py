@@ -13,6 +13,7 @@ import yaml
 
 from engine.atomic import atomic_write_text
 from engine.config.fields import coerce
+from engine.config.record import RECORD_COMMENT, RECORD_KEY, LaunchRecord
 from engine.config.schema import SECTIONS, RunConfig
 from engine.errors import ConfigError
 
@@ -32,7 +33,8 @@ def to_dict(config: Any) -> dict[str, Any]:
 def from_dict(data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of sections", where=source)
-    return _build(RunConfig, data, prefix="", source=source)
+    settings = {key: value for key, value in data.items() if key != RECORD_KEY}
+    return _build(RunConfig, settings, prefix="", source=source)
 
 
 def _build(cls: type, data: Mapping[str, Any], *, prefix: str, source: str) -> Any:
@@ -61,12 +63,28 @@ def _build(cls: type, data: Mapping[str, Any], *, prefix: str, source: str) -> A
         raise ConfigError(f"{source}: {exc.message}", where=exc.where, hint=exc.hint) from exc
 
 
-def dump_yaml(config: RunConfig) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+def dump_yaml(config: RunConfig, record: LaunchRecord | None = None) -> str:
+    text = _yaml(to_dict(config))
+    if record is not None:
+        text += f"{RECORD_COMMENT}\n" + _yaml({RECORD_KEY: record.to_dict()})
+    return text
 
 
-def save_yaml(config: RunConfig, path: Path) -> None:
-    atomic_write_text(Path(path), dump_yaml(config))
+def _yaml(data: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def save_yaml(config: RunConfig, path: Path, record: LaunchRecord | None = None) -> None:
+    atomic_write_text(Path(path), dump_yaml(config, record))
+
+
+def load_record(path: Path) -> LaunchRecord | None:
+    """The launch record in a config file that tanren wrote (see engine.config.record), or None."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return LaunchRecord.from_dict(data.get(RECORD_KEY)) if isinstance(data, Mapping) else None
 
 
 def load_yaml(path: Path) -> RunConfig:

@@ -45,18 +45,3 @@ def base_dtype(config: RunConfig) -> Any:
         return torch.bfloat16
     return None
 
-
-def adapters_compute_in_bf16(model) -> None:
-    """Let autocast run the LoRA products in bf16 instead of peft casting their inputs to fp32.
-
-    peft casts each adapter's input to the dtype of its (fp32) weights: an fp32 copy of every
-    adapted layer's input in every step, which the fused LoRA dropout (engine.train.lora_dropout)
-    would then keep for the backward pass instead of sharing the bf16 input the frozen layer
-    keeps. Autocast computes the products in bf16 either way; the weights and their updates stay
-    fp32, as in any mixed-precision training.
-    """
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    for module in model.modules():
-        if isinstance(module, BaseTunerLayer):
-            module.cast_input_dtype_enabled = False

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from engine.atomic import atomic_directory
-from engine.config import RunConfig, save_yaml
+from engine.config import LaunchRecord, RunConfig, save_yaml
 from engine.events import Artifact, EventLog
 from engine.models.tokenizer_files import save_tokenizer
 from engine.model_card import render_model_card
@@ -28,15 +28,17 @@ def final_metrics(log_history: list[dict]) -> dict[str, float]:
     return metrics
 
 
-def save_outputs(trainer, tokenizer, config: RunConfig, run_path: Path, events: EventLog) -> Path:
+def save_outputs(trainer, tokenizer, config: RunConfig, run_path: Path, events: EventLog,
+                 record: LaunchRecord) -> Path:
     final = output_dir(run_path, config)
     with atomic_directory(final) as tmp:
         trainer.save_model(str(tmp))
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.yaml says it all
         save_tokenizer(tokenizer, tmp)
-        save_yaml(config, tmp / "training_config.yaml")
+        save_yaml(config, tmp / "training_config.yaml", record)
         metrics = final_metrics(trainer.state.log_history)
-        (tmp / "README.md").write_text(render_model_card(run_path.name, config, metrics), encoding="utf-8")
+        card = render_model_card(run_path.name, config, metrics, kernels=record.kernels)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
         if events.path.is_file():
             shutil.copyfile(events.path, tmp / "events.jsonl")
     size = sum(p.stat().st_size for p in final.rglob("*") if p.is_file())

@@ -7,17 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig, TrainingConfig
+from engine.config import LaunchRecord, RunConfig, TrainingConfig
 from engine.errors import ConfigError
 from engine.events import EventLog, Log
 from engine.models.loading import load_model, load_tokenizer, model_folder
 from engine.paths import Home
-from engine.train.checkpoints import STAGING_PREFIX, latest_checkpoint, publish, remove_staging
-from engine.train.hardware import adapters_compute_in_bf16, base_dtype, resolve_auto
-from engine.train.lm_head import score_labelled_positions_on_cpu
-from engine.train.lora_dropout import fuse_lora_dropout
-from engine.train.lora_sum import sum_lora_in_product
-from engine.train.packed_attention import attend_per_example_on_cpu
+from engine.versions import library_versions
+from engine.train.checkpoints import latest_checkpoint, remove_staging
+from engine.train.hardware import base_dtype, resolve_auto
+from engine.train.kernels import layer as kernels
 
 
 @dataclass(frozen=True)
@@ -26,6 +24,7 @@ class TrainOutcome:
     global_step: int
     final_loss: float | None
     runtime_s: float       # time inside trainer.train(), as the trainer measured it
+    kernels: tuple[str, ...] = ()  # the kernels applied
 
 
 def build_model(folder: Path, config: RunConfig):
@@ -150,35 +149,6 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def make_trainer_class():
-    """SFTTrainer whose checkpoints appear atomically (see engine.train.checkpoints)."""
-    from transformers.trainer_utils import rotate_checkpoints
-    from trl import SFTTrainer
-
-    class AtomicCheckpointSFTTrainer(SFTTrainer):
-        _staging_root: Path | None = None
-
-        def _get_output_dir(self, trial):
-            return str(self._staging_root) if self._staging_root else super()._get_output_dir(trial)
-
-        def _save_checkpoint(self, model, trial):
-            root = Path(super()._get_output_dir(trial))
-            name = f"checkpoint-{self.state.global_step}"
-            self._staging_root = root / f"{STAGING_PREFIX}{name}"
-            try:
-                super()._save_checkpoint(model, trial)
-            finally:
-                staging, self._staging_root = self._staging_root, None
-            if self.args.should_save:
-                publish(staging, name, root)
-                if self.state.best_model_checkpoint and self.state.best_model_checkpoint.startswith(str(staging)):
-                    self.state.best_model_checkpoint = str(root) + self.state.best_model_checkpoint[len(str(staging)):]
-                rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
-                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
-
-    return AtomicCheckpointSFTTrainer
-
-
 def run_training(
     config: RunConfig,
     run_path: Path,
@@ -187,8 +157,11 @@ def run_training(
     resume: bool,
     should_stop: Callable[[], bool],
     events: EventLog,
+    on_record: Callable[[LaunchRecord], None] = lambda record: None,
 ) -> TrainOutcome:
+    """Train `config` in `run_path`; `on_record` learns the libraries and kernels before the first step."""
     from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer
 
     from engine.train.callbacks import EventsCallback, StopCallback
     from engine.train.dataset import build_datasets
@@ -216,16 +189,12 @@ def run_training(
         callbacks.append(tensorboard_callback(run_path / "tensorboard"))
     if args.load_best_model_at_end and config.training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.training.early_stopping_patience))
-    trainer = make_trainer_class()(
+    trainer = SFTTrainer(
         model=model, args=args, train_dataset=datasets.train, eval_dataset=datasets.validation,
         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
     )
-    fuse_lora_dropout(trainer.model)
-    sum_lora_in_product(trainer.model)
-    score_labelled_positions_on_cpu(trainer.model)
-    attend_per_example_on_cpu(trainer.model)
-    if args.bf16:
-        adapters_compute_in_bf16(trainer.model)
+    record = LaunchRecord(library_versions(), apply_kernels(trainer, config, events))
+    on_record(record)
     start_from = latest_checkpoint(checkpoints) if resume else None
     if start_from:
         events.append(Log(f"resuming from {start_from.name}"))
@@ -233,7 +202,15 @@ def run_training(
     if trainer.args.should_save and not stop.stopped:
         from engine.train.outputs import save_outputs
 
-        save_outputs(trainer, tokenizer, config, run_path, events)
+        save_outputs(trainer, tokenizer, config, run_path, events, record)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return TrainOutcome(stop.stopped, trainer.state.global_step, losses[-1] if losses else result.training_loss,
-                        float(result.metrics.get("train_runtime", 0.0)))
+                        float(result.metrics.get("train_runtime", 0.0)), record.kernels)
+
+
+def apply_kernels(trainer, config: RunConfig, events: EventLog) -> tuple[str, ...]:
+    """Apply the kernels layer and say in the events what it did; returns the names applied."""
+    results = kernels.apply(trainer, config)
+    for line in kernels.describe(results, config.training.kernels):
+        events.append(Log(line))
+    return kernels.applied_names(results)

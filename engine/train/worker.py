@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from engine.config import RunConfig, save_yaml
+from engine.config import LaunchRecord, RunConfig, save_yaml
 from engine.errors import TanrenError
 from engine.events import EventLog, Log
 from engine.locking import HeldLock, try_lock
@@ -117,7 +117,14 @@ def _train(run: RunDir, config: RunConfig, home: Home, resume: bool, stop: StopS
     from engine.train.recipe import run_training
 
     events.append(Log(f"pid {os.getpid()}, python {sys.version.split()[0]}"))
-    return run_training(config, run.path, home, resume=resume, should_stop=stop, events=events)
+    return run_training(config, run.path, home, resume=resume, should_stop=stop, events=events,
+                        on_record=lambda record: _record_launch(run, config, record))
+
+
+def _record_launch(run: RunDir, config: RunConfig, record: LaunchRecord) -> None:
+    """Keep what this launch trains with in the run's config.yaml (rank 0 only: it owns the folder)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        save_yaml(config, run.config_file, record)
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -1,0 +1,43 @@
+"""`tanren kernels`: the run-time kernels training can apply, where each applies, and whether this
+machine's libraries are the releases it was verified against."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine.textwidth import format_table
+from engine.train.kernels.catalog import KERNELS, METHODS, PRECISIONS, Kernel
+from engine.train.kernels.layer import unverified
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "kernels", help="list the run-time kernels training applies (training.kernels: auto, off or names)")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=_show)
+
+
+def _where(kernel: Kernel) -> str:
+    parts = ["/".join(kernel.devices)]
+    if kernel.precisions != PRECISIONS:
+        parts.append("/".join(kernel.precisions))
+    if kernel.methods != METHODS:
+        parts.append("/".join(kernel.methods))
+    return ", ".join(parts)
+
+
+def _show(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps([{
+            "name": k.name, "summary": k.summary, "switchable": k.switchable, "devices": list(k.devices),
+            "precisions": list(k.precisions), "methods": list(k.methods), "verified": k.verified,
+            "unverified_here": unverified(k),
+        } for k in KERNELS], indent=2))
+        return 0
+    rows = [[k.name + ("" if k.switchable else " *"), _where(k), unverified(k) or "verified"] for k in KERNELS]
+    print(format_table(["KERNEL", "APPLIES TO", "LIBRARIES HERE"], rows))
+    print("\n" + "\n".join(f"{k.name}: {k.summary}" for k in KERNELS))
+    print("\n* a safeguard, kept with training.kernels: off.\n"
+          "Choose with `tanren train --kernels auto|off|NAME,...` or training.kernels in a config.")
+    return 0

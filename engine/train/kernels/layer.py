@@ -1,0 +1,115 @@
+"""Deciding which kernels run, applying them to a trainer, and saying why each one did or did not."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion
+
+from engine.train.kernels.catalog import KERNELS, Kernel
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a kernel's conditions are checked against: where and how this run trains."""
+
+    device: str     # "cpu" or "cuda"
+    precision: str  # resolved: bf16, fp16 or fp32
+    method: str     # lora, qlora or full
+
+    @classmethod
+    def of(cls, config) -> Setting:
+        import torch
+
+        return cls("cuda" if torch.cuda.is_available() else "cpu", config.training.precision, config.adapter.method)
+
+
+@dataclass(frozen=True)
+class KernelResult:
+    name: str
+    applied: bool
+    reason: str = ""  # why not, when not applied
+
+
+def installed_version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def unverified(kernel: Kernel, version_of: Callable[[str], str | None] | None = None) -> str | None:
+    """Why the installed libraries (or `version_of`'s) are not the ones `kernel` was verified against, or None."""
+    version_of = version_of or installed_version
+    for distribution, releases in kernel.verified.items():
+        version = version_of(distribution)
+        if version is None:
+            return f"{distribution} is not installed"
+        try:
+            verified = SpecifierSet(releases).contains(version)
+        except InvalidVersion:
+            verified = False
+        if not verified:
+            return f"verified with {distribution}{releases}, found {version}"
+    return None
+
+
+def unmet(kernel: Kernel, setting: Setting) -> str | None:
+    """Why `kernel` does not apply to this setting (device, precision, method), or None."""
+    for what, value, allowed in (("device", setting.device, kernel.devices),
+                                 ("precision", setting.precision, kernel.precisions),
+                                 ("method", setting.method, kernel.methods)):
+        if value not in allowed:
+            return f"{what} {value} (it applies to {', '.join(allowed)})"
+    return None
+
+
+NOT_CHOSEN = "not chosen in training.kernels"
+
+
+def chosen(kernel: Kernel, choice: tuple[str, ...]) -> str | None:
+    """Why training.kernels leaves `kernel` out, or None."""
+    if not kernel.switchable or choice == ("auto",) or kernel.name in choice:
+        return None
+    return NOT_CHOSEN
+
+
+def apply(trainer, config, *, setting: Setting | None = None,
+          version_of: Callable[[str], str | None] | None = None) -> list[KernelResult]:
+    """Apply every kernel that `config` (its precision resolved) asks for and whose conditions hold.
+
+    The trainer's model is patched in place; a kernel that finds nothing to patch in this model
+    (no LoRA dropout, a head that scales its logits...) reports itself not applied.
+    """
+    setting = setting or Setting.of(config)
+    results = []
+    for kernel in KERNELS:
+        reason = chosen(kernel, config.training.kernels) or unmet(kernel, setting) or unverified(kernel, version_of)
+        if reason is None and not _patch(kernel)(trainer if kernel.target == "trainer" else trainer.model):
+            reason = "nothing in this model for it to change"
+        results.append(KernelResult(kernel.name, reason is None, reason or ""))
+    return results
+
+
+def _patch(kernel: Kernel) -> Callable:
+    module, _, function = kernel.patch.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def applied_names(results: list[KernelResult]) -> tuple[str, ...]:
+    return tuple(result.name for result in results if result.applied)
+
+
+def describe(results: list[KernelResult], choice: tuple[str, ...]) -> list[str]:
+    """Log lines: the kernels applied (and the choice, unless auto), then each one that the
+    choice wanted but that stayed off, with its reason."""
+    names = applied_names(results)
+    lines = [f"kernels: {', '.join(names) if names else 'none'}"
+             + ("" if choice == ("auto",) else f" (training.kernels: {', '.join(choice)})")]
+    lines += [f"kernel {r.name} off: {r.reason}" for r in results if not r.applied and r.reason != NOT_CHOSEN]
+    return lines
+
