@@ -85,7 +85,25 @@ class Artifact(Event):
     size_bytes: int | None = None
 
 
-EVENT_TYPES: Mapping[str, type[Event]] = {cls.kind: cls for cls in (Status, Progress, Metrics, Log, Artifact)}
+@dataclass(frozen=True)
+class HttpRequest(Event):
+    """One request a server answered or refused: for which model, how many tokens, how long."""
+
+    kind: ClassVar[str] = "request"
+    method: str
+    path: str
+    status: int
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str | None = None  # stop, length; None: the client left before the end
+    error: str = ""
+
+
+EVENT_TYPES: Mapping[str, type[Event]] = {
+    cls.kind: cls for cls in (Status, Progress, Metrics, Log, Artifact, HttpRequest)
+}
 
 
 def parse_event(line: str, *, where: str = "<events>") -> Event:

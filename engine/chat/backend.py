@@ -153,20 +153,37 @@ class ChatBackend(ABC):
             raise TanrenError(f"adapter {adapter!r} is not loaded on {self.name} (loaded: {loaded})")
 
     def stream_chat(self, messages: Sequence[Message], params: GenerationConfig,
-                    cancel: threading.Event | None = None, *, adapter: str | None = None) -> Iterator[str]:
-        """Yield the answer as text pieces; `last_stats` describes it once the generator ends."""
+                    cancel: threading.Event | None = None, *, adapter: str | None = None,
+                    on_stats: Callable[[GenerationStats], None] | None = None) -> Iterator[str]:
+        """Yield the answer as text pieces, the oldest turns left out if the conversation is too long
+        for the context; `last_stats` (and `on_stats`, if given) describes it once the generator ends."""
         self.check_adapter(adapter)
         with self._busy:
             clock = _Clock(time.perf_counter())
             prompt_ids, fitted = self._fitted(with_system_prompt(messages, params.system_prompt),
                                               params.max_new_tokens, adapter)
-            seed = params.seed if params.seed is not None else fresh_seed()
-            try:
-                tokens = self._tokens(prompt_ids, params, Sampler(params, prompt_ids, seed), cancel, adapter, clock)
-                yield from text_deltas(self.decode, tokens)
-            finally:
-                self.last_stats = clock.stats(prompt_tokens=len(prompt_ids), seed=seed,
-                                              dropped_messages=fitted.dropped_messages)
+            yield from self._answer(prompt_ids, params, cancel, adapter, clock, fitted.dropped_messages, on_stats)
+
+    def stream_prompt(self, prompt_ids: Sequence[int], params: GenerationConfig,
+                      cancel: threading.Event | None = None, *, adapter: str | None = None,
+                      on_stats: Callable[[GenerationStats], None] | None = None) -> Iterator[str]:
+        """`stream_chat` for prompt token ids already made (the caller checked that they fit)."""
+        self.check_adapter(adapter)
+        with self._busy:
+            clock = _Clock(time.perf_counter())
+            yield from self._answer(list(prompt_ids), params, cancel, adapter, clock, 0, on_stats)
+
+    def _answer(self, prompt_ids: list[int], params: GenerationConfig, cancel: threading.Event | None,
+                adapter: str | None, clock: _Clock, dropped: int,
+                on_stats: Callable[[GenerationStats], None] | None) -> Iterator[str]:
+        seed = params.seed if params.seed is not None else fresh_seed()
+        try:
+            tokens = self._tokens(prompt_ids, params, Sampler(params, prompt_ids, seed), cancel, adapter, clock)
+            yield from text_deltas(self.decode, tokens)
+        finally:
+            self.last_stats = clock.stats(prompt_tokens=len(prompt_ids), seed=seed, dropped_messages=dropped)
+            if on_stats is not None:
+                on_stats(self.last_stats)
 
     def _tokens(self, prompt_ids: list[int], params: GenerationConfig, sampler: Sampler,
                 cancel: threading.Event | None, adapter: str | None, clock: _Clock) -> Iterator[int]:

@@ -8,7 +8,7 @@ and are switched per answer, so "base vs adapter" side by side costs one model i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,8 +77,10 @@ class TargetPool:
     one thread (the workbench's chat worker) uses it at a time."""
 
     def __init__(self, home: Home, *, max_context: int | None = None,
-                 on_status: Callable[[str], None] = lambda _m: None):
+                 on_status: Callable[[str], None] = lambda _m: None, loading: ModelConfig | None = None):
+        """`loading` says how models are loaded (dtype, remote code...); its `base` is replaced per target."""
         self.home, self.max_context, self.on_status = home, max_context, on_status
+        self.loading = loading or ModelConfig()
         self._backends: dict[tuple[str, str], ChatBackend] = {}
 
     def open(self, spec: TargetSpec) -> ChatTarget:
@@ -104,7 +106,7 @@ class TargetPool:
             from engine.chat.backend import DEFAULT_MAX_CONTEXT
             from engine.chat.targets import open_backend
 
-            self._backends[key] = open_backend(ModelConfig(base=model), self.home, backend=backend,
+            self._backends[key] = open_backend(replace(self.loading, base=model), self.home, backend=backend,
                                                max_context=self.max_context or DEFAULT_MAX_CONTEXT,
                                                on_status=self.on_status)
         return self._backends[key]

@@ -1,0 +1,1 @@
+"""`tanren serve`: an OpenAI-compatible API over the chat engine, as a detached job."""
