@@ -211,3 +211,31 @@ def test_a_port_in_use_is_a_clear_error(server: Served) -> None:
     with pytest.raises(ConfigError) as taken:
         Listener(None, ServeSettings(port=server.listener.port))
     assert "already in use" in taken.value.message and taken.value.where == "--port"
+
+
+@pytest.mark.real_model
+def test_a_gguf_file_is_served_through_llama_cpp_with_the_same_endpoints(tmp_path: Path) -> None:
+    from engine.models.registry import BUILTIN_MODELS, DEFAULT_MODEL
+
+    gguf = BUILTIN_MODELS[DEFAULT_MODEL].gguf_path()
+    home = Home(tmp_path / "home")
+    served = Served(home, [str(gguf)], ServeSettings(port=0, max_tokens=64))
+    try:
+        assert served.models.get(None).target.backend.kind == "llama.cpp"
+        assert [m.id for m in served.client().models.list()] == [gguf.name]
+        question = "What is the capital of France?"
+        reply = _ask(served.client(), gguf.name, question, max_tokens=16)
+        chat = tanren("chat", str(gguf), "--prompt", question, "--temperature", "0", "--max-new-tokens", "16",
+                      home=home)
+        assert chat.returncode == 0, chat.stderr
+        assert reply.choices[0].message.content == chat.stdout.rstrip("\n") != ""
+        streamed = _ask(served.client(), gguf.name, question, max_tokens=16, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == \
+            reply.choices[0].message.content
+        completion = served.client().completions.create(model=gguf.name, prompt="The capital of France is",
+                                                        max_tokens=4, temperature=0)
+        assert completion.choices[0].text and completion.usage.completion_tokens <= 4
+        code, answer = served.post("/v1/chat/completions", b"{oops")
+        assert code == 400 and answer["error"]["type"] == "invalid_request_error"
+    finally:
+        served.close()
