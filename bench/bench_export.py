@@ -66,7 +66,7 @@ def main() -> None:
     started = time.perf_counter()
     export = start_export(request, home)
     with contextlib.redirect_stdout(io.StringIO()):  # the stage lines; the tables below say it all
-        from engine.runs.follow_print import follow
+        from engine.jobs.print_follow import follow
 
         outcome = follow(export)
     total = time.perf_counter() - started

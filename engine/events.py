@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
@@ -137,8 +137,8 @@ class EventLog:
     def read_from(self, offset: int) -> tuple[list[Event], int]:
         """The complete events after byte `offset`, and the offset after the last of them.
 
-        A line still being written is left for the next call, so a follower that reads in
-        batches (the TUI) never sees half an event.
+        A line still being written is left for the next call, so a follower (engine.jobs)
+        never sees half an event.
         """
         if not self.path.exists():
             return [], offset
@@ -157,29 +157,3 @@ class EventLog:
 
     def size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
-
-    def follow(
-        self,
-        *,
-        offset: int = 0,
-        until_final: bool = True,
-        stop: Callable[[], bool] = lambda: False,
-        poll_s: float = 0.2,
-    ) -> Iterator[Event]:
-        """Yield the events after byte `offset`, then new ones as they are appended.
-
-        Ends once `stop()` holds (after one last read, so nothing written before is missed),
-        or, with `until_final`, once the newest status is final: a run that failed and was
-        resumed has a `running` status after its `failed` one.
-        """
-        last_state = None
-        while True:
-            stopping = stop()
-            events, offset = self.read_from(offset)
-            for event in events:
-                if isinstance(event, Status):
-                    last_state = event.state
-                yield event
-            if (until_final and last_state in FINAL_STATES) or stopping:
-                return
-            time.sleep(poll_s)

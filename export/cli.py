@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from engine.runs.follow_print import follow
 from engine.errors import ExportError
+from engine.jobs.print_follow import follow, print_events
 from engine.paths import Home
-from engine.runs.summary import EventFormatter
 from engine.textwidth import format_table
 from export.jobs import ExportDir, list_exports, open_export, prepare_export, start_export
 from export.manifest import read_manifest
@@ -67,7 +66,7 @@ def _export(args: argparse.Namespace) -> int:
         print(f"follow it with: {export.follow_command}", file=sys.stderr)
         print(export.name)
         return 0
-    return follow(export, again=export.follow_command)
+    return follow(export)
 
 
 def architectures_listing(width: int = 78) -> str:
@@ -87,14 +86,11 @@ def _exports(args: argparse.Namespace) -> int:
     if args.export:
         export = open_export(args.run, args.export, home)
         if args.follow:
-            return follow(export, again=export.follow_command)
+            return follow(export)
         if args.json:
             print(json.dumps(read_manifest(export.out), ensure_ascii=False, indent=2))
             return 0
-        formatter = EventFormatter()
-        for event in export.events.read():
-            if line := formatter.format(event):
-                print(line)
+        print_events(export)
         return 0
     exports = list_exports(args.run, home)
     if args.json:

@@ -1,8 +1,8 @@
 """Exports as detached jobs: start one, find it again, follow it, cancel it - from the CLI or the TUI.
 
-An export's state lives in `runs/<RUN>/exports/<NAME>/` (request, events, status, lock, pid,
-log: the same mechanics as a training run's folder); its artifacts go to `artifacts/` inside
-it, or to the folder the user chose with --out. Everything a user needs is checked here,
+An export's state lives in `runs/<RUN>/exports/<NAME>/`, a detached job's folder (events,
+status, lock, pid, log: engine.jobs) holding the export's request; its artifacts go to
+`artifacts/` inside it, or to the folder the user chose with --out. Everything a user needs is checked here,
 before anything is launched, so a wrong name or an unwritable folder is an instant error.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from engine.atomic import atomic_write_text
 from engine.errors import ExportError
+from engine.jobs import JobDir, launch_detached, request_stop
 from engine.locking import file_lock
 from engine.paths import Home, validate_name
-from engine.runs.launch import launch_detached, request_stop
 from engine.runs.rundir import RunDir, open_run
 from export.adapters import AdapterInput, adapter_settings, parse_adapter
 from export.modelfile import check_ollama_name
@@ -57,8 +57,8 @@ class ExportRequest:
 
 
 @dataclass(frozen=True)
-class ExportDir(RunDir):
-    """An export's state folder; it has a training run's mechanics (events, status, lock, pid, log)."""
+class ExportDir(JobDir):
+    """An export's state folder: a job's (events, status, lock, pid, log) with the export's request."""
 
     @property
     def run_path(self) -> Path:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -30,31 +28,6 @@ def test_partial_last_line_is_not_read_yet(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(Status("running").to_json() + "\n" + '{"event": "progress", "do', encoding="utf-8")
     assert EventLog(path).read() == [Status("running", time=EventLog(path).read()[0].time)]
-
-
-def test_follow_sees_appends_and_stops_at_final_status(tmp_path: Path) -> None:
-    log = EventLog(tmp_path / "events.jsonl")
-    log.append(Status("running"))
-
-    def writer() -> None:
-        for step in range(1, 4):
-            time.sleep(0.05)
-            log.append(Progress(step, 3))
-        log.append(Status("done"))
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    seen = list(log.follow(poll_s=0.01))
-    thread.join()
-    assert [type(e).__name__ for e in seen] == ["Status", "Progress", "Progress", "Progress", "Status"]
-    assert seen[-1].state == "done"
-
-
-def test_follow_continues_past_a_failure_that_was_resumed(tmp_path: Path) -> None:
-    log = EventLog(tmp_path / "events.jsonl")
-    for event in (Status("running"), Status("failed", reason="killed"), Status("running"), Status("done")):
-        log.append(event)
-    assert [e.state for e in log.follow(poll_s=0.01)] == ["running", "failed", "running", "done"]
 
 
 def test_bad_lines_and_states_are_reported() -> None:

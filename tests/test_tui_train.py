@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Log, Select, Static
 
+from engine.jobs import JobError
 from engine.paths import Home
-from engine.runs.rundir import RunError, open_run
+from engine.runs.rundir import open_run
 from engine.runs.training import resume_training
 from tests.data_files import write_chat_data
 from tests.tui_helpers import fill, finished_run, fixed_system, wait_until
@@ -106,7 +107,7 @@ async def test_two_workbenches_share_the_runs_without_stepping_on_each_other(hom
         await wait_until(two, lambda: view_two.status is not None and view_two.status.state == "running", "running")
         # Resuming a run that the other workbench started, while it runs, is refused, not doubled.
         assert second.screen.check_action("resume", ()) is None
-        with pytest.raises(RunError, match="already running"):
+        with pytest.raises(JobError, match="already running"):
             resume_training(view_two.run)
         # Either one stops it; both see it stop.
         await two.press("s")

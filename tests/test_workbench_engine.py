@@ -14,7 +14,8 @@ from engine.errors import DataError, ModelNotFoundError
 from engine.events import Log, Metrics, Progress, Status
 from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
-from engine.runs.progress import FollowedRun, RunProgress
+from engine.jobs import Follower
+from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunError, create_run
 from engine.runs.training import start_training
 from engine.system import parse_gpu_line, sample_system
@@ -37,14 +38,15 @@ def test_run_progress_folds_events_and_a_resume_replaces_the_steps_it_repeats() 
     assert progress.log[-1].startswith("step 3/6 | loss 1.5000 | eval_loss 1.7000")
 
 
-def test_a_followed_run_reads_only_what_was_appended(home: Home) -> None:
+def test_a_followed_run_folds_only_what_was_appended(home: Home) -> None:
     run = finished_run(home, "followed", steps=4)
-    followed = FollowedRun(run)
-    first = followed.poll()
-    assert len(first) == len(run.events.read()) and followed.progress.done == 4
-    assert followed.poll() == []
+    follower, progress = Follower(run), RunProgress()
+    first = follower.poll()
+    progress.add(first.events)
+    assert len(first.events) == len(run.events.read()) and progress.done == 4 and first.status.state == "done"
+    assert follower.poll().events == []
     run.events.append(Log("one more line"))
-    assert [e.message for e in followed.poll()] == ["one more line"]
+    assert progress.add(follower.poll().events) == ["one more line"] and progress.events == len(first.events) + 1
 
 
 def test_the_loss_plot_draws_both_series_from_top_to_bottom() -> None:

@@ -8,11 +8,11 @@ import sys
 from dataclasses import asdict
 
 from engine.config import RunConfig, apply_overrides, load_yaml
+from engine.jobs import request_stop
+from engine.jobs.print_follow import follow, print_events
 from engine.paths import Home
-from engine.runs.launch import request_stop
 from engine.runs.rundir import RunDir, RunError, list_runs, open_run, remove_run
-from engine.runs.follow_print import follow
-from engine.runs.summary import EventFormatter, summarize
+from engine.runs.summary import summarize
 from engine.runs.training import resume_training, start_training
 from engine.textwidth import format_table, human_bytes
 
@@ -111,11 +111,7 @@ def _logs(args: argparse.Namespace) -> int:
         return 0
     if args.follow:
         return follow(run)
-    formatter = EventFormatter()
-    for event in run.events.read():
-        line = formatter.format(event)
-        if line:
-            print(line)
+    print_events(run)
     return 0
 
 

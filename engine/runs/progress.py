@@ -1,7 +1,7 @@
 """What a live view of a run shows, folded from its events as they are read.
 
-The fold is incremental, so a follower that reattaches reads the whole history once and then
-only what is appended; a resumed run re-logs the steps after its checkpoint, and those
+A `Follower` (engine.jobs) feeds it, so a view that reattaches folds the whole history once
+and then only what is appended; a resumed run re-logs the steps after its checkpoint, and those
 replace the earlier values for the same steps.
 """
 
@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from engine.events import Event, Metrics, Progress, Status
-from engine.runs.rundir import RunDir
 from engine.runs.summary import EventFormatter
 
 LOG_LINES = 500
@@ -59,18 +58,3 @@ class RunProgress:
             self.losses[event.step] = values["loss"]
         if "eval_loss" in values:
             self.eval_losses[event.step] = values["eval_loss"]
-
-
-class FollowedRun:
-    """A run read incrementally: each poll folds in only what was appended since the last."""
-
-    def __init__(self, run: RunDir):
-        self.run = run
-        self.config = run.config()  # fixed when the run is created
-        self.progress = RunProgress()
-        self.offset = 0
-
-    def poll(self) -> list[Event]:
-        events, self.offset = self.run.events.read_from(self.offset)
-        self.progress.add(events)
-        return events

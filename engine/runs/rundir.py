@@ -1,46 +1,30 @@
-"""One folder per run under $TANREN_HOME/runs, holding everything about it.
+"""One folder per training run under $TANREN_HOME/runs, holding everything about it.
 
-The folder is the single source of truth: the detached process writes it, and every CLI or
-TUI instance reads it, so a closed terminal or a second SSH session loses nothing.
+The run is a detached job (engine.jobs: events, status, lock, pid, log); this module adds
+what only training has: the config, checkpoints, the adapter or whole model it saved.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import time
-import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from engine.atomic import atomic_write_text
 from engine.config import RunConfig, load_yaml, save_yaml
-from engine.errors import InvalidNameError, TanrenError
-from engine.events import FINAL_STATES, EventLog, Status
-from engine.locking import file_lock
+from engine.errors import InvalidNameError
+from engine.jobs.jobdir import JobDir, JobError
 from engine.paths import Home, validate_name
 
 
-class RunError(TanrenError):
-    """A run cannot be found, started, stopped or removed."""
+class RunError(JobError):
+    """A run cannot be found, started or removed."""
 
 
 @dataclass(frozen=True)
-class RunStatus:
-    state: str
-    reason: str = ""
-    hint: str = ""
-    updated: float = 0.0
-
-
-@dataclass(frozen=True)
-class RunDir:
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return self.path.name
+class RunDir(JobDir):
+    """A training run's folder: the job's mechanics, its config, checkpoints and what it trained."""
 
     @property
     def home(self) -> Home:
@@ -49,36 +33,15 @@ class RunDir:
 
     @property
     def crash_hint(self) -> str:
-        """What to do when the process died without recording why."""
         return f"continue from the last checkpoint with: tanren resume {self.name}"
+
+    @property
+    def follow_command(self) -> str:
+        return f"tanren logs {self.name} -f"
 
     @property
     def config_file(self) -> Path:
         return self.path / "config.yaml"
-
-    @property
-    def events(self) -> EventLog:
-        return EventLog(self.path / "events.jsonl")
-
-    @property
-    def status_file(self) -> Path:
-        return self.path / "status.json"
-
-    @property
-    def log_file(self) -> Path:
-        return self.path / "run.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.path / "pid"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.path / "lock"
-
-    @property
-    def stop_file(self) -> Path:
-        return self.path / "stop-requested"
 
     @property
     def checkpoints(self) -> Path:
@@ -108,57 +71,6 @@ class RunDir:
 
     def config(self) -> RunConfig:
         return load_yaml(self.config_file)
-
-    def record_crash(self, exc: BaseException) -> None:
-        """An unexpected error as the failure: its first line in the status, the traceback in the log."""
-        traceback.print_exc()
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        self.set_status("failed", f"{type(exc).__name__}: {first_line}", f"the full traceback is in {self.log_file}")
-
-    def set_status(self, state: str, reason: str = "", hint: str = "") -> None:
-        """Record a lifecycle change in both status.json (current) and the events log (history)."""
-        status = Status(state, reason, hint)
-        self.events.append(status)
-        atomic_write_text(self.status_file, json.dumps(asdict(RunStatus(state, reason, hint, status.time))))
-
-    def is_alive(self) -> bool:
-        """True while the run's process holds its lock; the kernel frees it when the process dies."""
-        if not self.lock_file.exists():
-            return False
-        with file_lock(self.lock_file, blocking=False) as acquired:
-            return not acquired
-
-    def wait_until_released(self, *, timeout_s: float = 120.0, poll_s: float = 0.05) -> bool:
-        """Wait until the process lets go of the lock; False if it still holds it after `timeout_s`.
-
-        A process records its final status a moment before it exits (freeing models, flushing
-        logs), and the next command on the same folder (export, resume) needs the lock free.
-        """
-        deadline = time.monotonic() + timeout_s
-        while self.is_alive():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(poll_s)
-        return True
-
-    def status(self) -> RunStatus:
-        try:
-            status = RunStatus(**json.loads(self.status_file.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            return RunStatus("queued", "not started yet")
-        if status.state not in FINAL_STATES and not self.is_alive():
-            return RunStatus("failed", "the run's process ended without saying why (killed, or the machine went down)",
-                             self.crash_hint, status.updated)
-        return status
-
-    def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
 
 def _default_name(config: RunConfig) -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.events import PERCENT, Artifact, Event, Log, Metrics, Progress, Status
-from engine.runs.rundir import RunDir, RunStatus
+from engine.jobs import JobStatus
+from engine.runs.rundir import RunDir
 
 
 @dataclass(frozen=True)
 class RunSummary:
     name: str
-    status: RunStatus
+    status: JobStatus
     step: int
     total_steps: int | None
     loss: float | None

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from engine.config import RunConfig
 from engine.data.readers import ensure_readable
+from engine.jobs import launch_detached
 from engine.models.resolve import resolve_model
 from engine.paths import Home
-from engine.runs.launch import launch_detached
 from engine.runs.rundir import RunDir, RunError, create_run
 
 WORKER = "engine.train.worker"

@@ -11,10 +11,12 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from engine.config import RunConfig
 from engine.errors import TanrenError
+from engine.jobs import Follower
 from engine.models.catalog import ModelEntry, list_models
-from engine.runs.progress import FollowedRun
-from engine.runs.rundir import list_runs
+from engine.runs.progress import RunProgress
+from engine.runs.rundir import RunDir, list_runs
 from engine.system import SystemSample
 from engine.textwidth import human_bytes
 from tui.errors import reports_errors
@@ -23,6 +25,19 @@ from tui.widgets.run_view import STATE_STYLES
 from tui.widgets.table import Table
 
 REFRESH_S = 2.0
+
+
+@dataclass
+class FollowedRun:
+    """A run the dashboard lists, read incrementally: each refresh folds in only what was appended."""
+
+    follower: Follower
+    config: RunConfig  # fixed when the run is created
+    progress: RunProgress
+
+    @classmethod
+    def of(cls, run: RunDir) -> FollowedRun:
+        return cls(Follower(run), run.config(), RunProgress())
 
 
 @dataclass(frozen=True)
@@ -121,14 +136,15 @@ class DashboardScreen(TanrenScreen):
                 rows.append(RunRow(run.name, "unreadable", "-", "-", "-", exc.message))
         self.post_message(self.RunsRead(rows))
 
-    def _row(self, run) -> RunRow:
+    def _row(self, run: RunDir) -> RunRow:
         if run.name not in self._followed:
-            self._followed[run.name] = FollowedRun(run)
+            self._followed[run.name] = FollowedRun.of(run)
         followed = self._followed[run.name]
-        followed.poll()  # only what was appended since the last refresh
+        update = followed.follower.poll()  # only what was appended since the last refresh
         progress, config = followed.progress, followed.config
+        progress.add(update.events)
         loss = progress.latest.get("loss")
-        return RunRow(run.name, run.status().state, f"{progress.done}/{progress.total or '?'}",
+        return RunRow(run.name, update.status.state, f"{progress.done}/{progress.total or '?'}",
                       f"{loss:.4f}" if loss is not None else "-", config.adapter.method, config.model.base)
 
     @work(thread=True, exclusive=True, group="models")

@@ -12,12 +12,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
+from textual.worker import get_current_worker
 
-from engine.events import STAGES, Event, Progress
-from engine.runs.rundir import RunStatus, trained_run_names
+from engine.events import STAGES, Progress
+from engine.jobs import Follower, FollowUpdate
+from engine.runs.rundir import trained_run_names
 from engine.runs.summary import EventFormatter
 from tui.errors import reports_errors
-from tui.follow import follow_folder
 from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker
 from tui.widgets.run_view import state_text
@@ -49,15 +50,9 @@ class ExportScreen(TanrenScreen):
     ]
 
     @dataclass
-    class EventsRead(Message):
+    class Followed(Message):
         export: str
-        events: list[Event]
-
-    @dataclass
-    class StatusRead(Message):
-        export: str
-        status: RunStatus
-        alive: bool
+        update: FollowUpdate
 
     def __init__(self) -> None:
         super().__init__()
@@ -128,14 +123,21 @@ class ExportScreen(TanrenScreen):
     @work(thread=True, exclusive=True, group="follow-export")
     @reports_errors("following the export")
     def follow(self, export) -> None:
-        follow_folder(export, lambda events: self.post_message(self.EventsRead(export.name, events)),
-                      lambda status, alive: self.post_message(self.StatusRead(export.name, status, alive)))
+        worker = get_current_worker()
+        for update in Follower(export).watch(lambda: worker.is_cancelled):
+            self.post_message(self.Followed(export.name, update))
 
-    def on_export_screen_events_read(self, message: EventsRead) -> None:
+    def on_export_screen_followed(self, message: Followed) -> None:
         if self.export is None or message.export != self.export.name:
             return
+        if message.update.events:
+            self._show_events(message.update.events)
+        if message.update.status_changed:
+            self._show_status(message.update)
+
+    def _show_events(self, events) -> None:
         lines = []
-        for event in message.events:
+        for event in events:
             if isinstance(event, Progress) and event.total and event.unit == STAGES:
                 self.query_one("#export-bar", ProgressBar).update(total=event.total, progress=event.done)
                 self.query_one("#export-stage", Static).update(
@@ -144,12 +146,10 @@ class ExportScreen(TanrenScreen):
                 lines.append(line)
         self.query_one("#export-log", Log).write_lines(lines)
 
-    def on_export_screen_status_read(self, message: StatusRead) -> None:
-        if self.export is None or message.export != self.export.name:
-            return
-        self.alive = message.alive
-        self.query_one("#export-state", Static).update(state_text(message.status))
-        if message.status.state in ("done", "failed", "cancelled") and not message.alive:
+    def _show_status(self, update: FollowUpdate) -> None:
+        self.alive = update.alive
+        self.query_one("#export-state", Static).update(state_text(update.status))
+        if update.status.final and not update.alive:
             self._show_verification()
         self.refresh_bindings()
 

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 
 from engine.config import RunConfig
-from engine.runs.launch import request_stop
+from engine.jobs import request_stop
 from engine.runs.rundir import list_runs, open_run
 from engine.runs.training import resume_training
 from tui.errors import reports_errors

@@ -10,21 +10,21 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Log, ProgressBar, Static
+from textual.worker import get_current_worker
 
-from engine.events import Event
+from engine.jobs import Follower, FollowUpdate, JobStatus
 from engine.runs.progress import RunProgress
-from engine.runs.rundir import RunDir, RunStatus
+from engine.runs.rundir import RunDir
 from engine.runs.summary import format_duration
 from engine.textwidth import human_bytes
 from tui.errors import reports_errors
-from tui.follow import follow_folder
 from tui.widgets.loss_plot import LossPlot
 
 STATE_STYLES = {"running": "bold green", "queued": "yellow", "done": "cyan", "failed": "bold red",
                 "cancelled": "magenta"}
 
 
-def state_text(status: RunStatus) -> Text:
+def state_text(status: JobStatus) -> Text:
     text = Text(f"● {status.state}", style=STATE_STYLES.get(status.state, ""))
     if status.reason:
         text.append(f"  {status.reason}")
@@ -52,21 +52,15 @@ class RunView(Vertical):
     """Title, state, progress with ETA, latest metrics, the loss plot and the log tail of a run."""
 
     @dataclass
-    class EventsRead(Message):
+    class Followed(Message):
         run: str
-        events: list[Event]
-
-    @dataclass
-    class StatusRead(Message):
-        run: str
-        status: RunStatus
-        alive: bool  # a stopped run records its state a moment before its process has ended
+        update: FollowUpdate  # new events, and the status with whether the process still lives
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.run: RunDir | None = None
         self.progress = RunProgress()
-        self.status: RunStatus | None = None
+        self.status: JobStatus | None = None
         self.alive = False
 
     def compose(self) -> ComposeResult:
@@ -101,20 +95,20 @@ class RunView(Vertical):
     @work(thread=True, exclusive=True, group="follow")
     @reports_errors("following the run")
     def follow(self, run: RunDir) -> None:
-        follow_folder(run, lambda events: self.post_message(self.EventsRead(run.name, events)),
-                      lambda status, alive: self.post_message(self.StatusRead(run.name, status, alive)))
+        worker = get_current_worker()
+        for update in Follower(run).watch(lambda: worker.is_cancelled):
+            self.post_message(self.Followed(run.name, update))
 
-    def on_run_view_events_read(self, message: EventsRead) -> None:
+    def on_run_view_followed(self, message: Followed) -> None:
         if self.run is None or message.run != self.run.name:
             return  # from the follower of a run no longer shown
-        self.query_one("#run-log", Log).write_lines(self.progress.add(message.events))
-        self._render_progress()
-
-    def on_run_view_status_read(self, message: StatusRead) -> None:
-        if self.run is None or message.run != self.run.name:
-            return
-        self.status, self.alive = message.status, message.alive
-        self.query_one("#run-state", Static).update(state_text(message.status))
+        update = message.update
+        if update.events:
+            self.query_one("#run-log", Log).write_lines(self.progress.add(update.events))
+            self._render_progress()
+        if update.status_changed:
+            self.status, self.alive = update.status, update.alive
+            self.query_one("#run-state", Static).update(state_text(update.status))
 
     def _render_progress(self) -> None:
         # Called for every batch of events, a few times a second while a run trains: the lines

@@ -1,0 +1,39 @@
+"""A job's events in a terminal: `tanren logs`, `tanren exports RUN NAME`, and every --follow."""
+
+from __future__ import annotations
+
+import sys
+
+from engine.jobs.follower import Follower
+from engine.jobs.jobdir import JobDir
+from engine.runs.summary import EventFormatter
+
+EXIT_CODES = {"done": 0, "failed": 1, "cancelled": 130}
+
+
+def print_events(job: JobDir) -> None:
+    """The job's history so far, one readable line per event that has one."""
+    formatter = EventFormatter()
+    for event in job.events.read():
+        if line := formatter.format(event):
+            print(line)
+
+
+def follow(job: JobDir, *, offset: int = 0) -> int:
+    """Print the job's events as they come; the exit code is the job's outcome.
+
+    It returns only once the process has let go of the job's lock, so that a command right
+    after it (`tanren export`, `tanren resume`) never finds the job still running.
+    """
+    formatter, follower = EventFormatter(), Follower(job, offset=offset)
+    try:
+        for event in follower:
+            if line := formatter.format(event):
+                print(line, flush=True)
+        released = follower.wait_until_released()
+    except KeyboardInterrupt:
+        print(f"\nstopped following; {job.name} keeps running. Follow again: {job.follow_command}", file=sys.stderr)
+        return 0
+    if not released:
+        print(f"{job.name} recorded its end but its process (pid {job.pid()}) has not exited yet", file=sys.stderr)
+    return EXIT_CODES.get(follower.final_state(), 1)
