@@ -16,6 +16,7 @@ import yaml
 from engine.atomic import atomic_write_text
 from engine.config import RunConfig
 from engine.models.registry import BUILTIN_MODELS
+from engine.presentation.eval_table import METRIC_HEADERS
 
 
 def base_model_id(config: RunConfig) -> str:
@@ -97,9 +98,6 @@ def read_card_front_matter(card: Path) -> dict[str, Any]:
     front = yaml.safe_load(text[4:text.index("\n---\n", 4)])
     return front if isinstance(front, dict) else {}
 
-
-# How each metric of an evaluation report is headed, in column order (the CLI and the workbench too)
-METRIC_HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 
 
 def _eval_summary(eval_results: dict[str, Any]) -> dict[str, Any]:

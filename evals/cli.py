@@ -15,7 +15,7 @@ from typing import TextIO
 
 from engine.config.arguments import add_loading_options, loading_config
 from engine.paths import Home
-from engine.textwidth import format_table
+from engine.presentation.eval_table import format_results
 
 EXAMPLES = """examples:
   tanren eval my-run                          base vs base + adapter on the run's held-out split
@@ -90,14 +90,6 @@ def _eval(args: argparse.Namespace) -> int:
         if plan.run is not None:
             print(f"saved to {plan.run.path / RESULTS_FILE}; the model card shows them")
     return 0
-
-
-def format_results(results: dict) -> str:
-    """The before/after table: one row per model, perplexity change against the base."""
-    from evals.table import describe_data, results_table
-
-    headers, rows = results_table(results)
-    return "\n".join([describe_data(results), "", format_table(headers, rows)])
 
 
 class ProgressBar:

@@ -21,10 +21,10 @@ from engine.runs import RunDir
 from evals.errors import EvalError
 from evals.perplexity import PerplexityResult, measure_perplexity
 from evals.rouge import DEFAULT_BATCH_SIZE, RougeResult, measure_rouge, references
-from evals.table import RESULTS_FILE
 from evals.targets import Dataset, Plan, Target
 
 METRICS = ("perplexity", "rouge")
+RESULTS_FILE = "eval_results.json"  # the report a run keeps from its last evaluation
 
 Progress = Callable[[str, int, int], None]  # (what is being measured, done, total)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from engine.config.fields import coerce, field_help
 from engine.config.schema import DATA_FORMATS, DataConfig
 from engine.data.check import check_file
-from engine.data.check_report import format_report
 from engine.data.loading import ExampleStream
 from engine.data.problems import KINDS, RecordError
 from engine.data.readers import ensure_readable
 from engine.data.render import Rendered, base_tokenizer, render_example, trained_segments
 from engine.models.registry import DEFAULT_MODEL
+from engine.presentation.data_report import format_report
 from engine.textwidth import human_bytes
 
 DEFAULTS = DataConfig()

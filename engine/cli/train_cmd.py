@@ -11,8 +11,8 @@ from engine.config import RunConfig, apply_overrides, load_yaml
 from engine.jobs import request_stop
 from engine.jobs.print_follow import follow, print_events
 from engine.paths import Home
+from engine.presentation.event_lines import summarize
 from engine.runs.rundir import RunDir, RunError, list_runs, open_run, remove_run
-from engine.runs.summary import summarize
 from engine.runs.training import resume_training, start_training
 from engine.textwidth import format_table, human_bytes
 

@@ -6,7 +6,7 @@ import sys
 
 from engine.jobs.follower import Follower
 from engine.jobs.jobdir import JobDir
-from engine.runs.summary import EventFormatter
+from engine.presentation.event_lines import EventFormatter
 
 EXIT_CODES = {"done": 0, "failed": 1, "cancelled": 130}
 

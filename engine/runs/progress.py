@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from engine.events import Event, Metrics, Progress, Status
-from engine.runs.summary import EventFormatter
+from engine.presentation.event_lines import EventFormatter
 
 LOG_LINES = 500
 

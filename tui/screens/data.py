@@ -17,7 +17,6 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from engine.data.check_report import format_report
 from engine.config import RunConfig, apply_overrides
 from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, check_file
 from engine.data.loading import ExampleStream
@@ -25,6 +24,7 @@ from engine.data.problems import RecordError
 from engine.data.readers import ensure_readable
 from engine.data.render import base_tokenizer, render_example, trained_segments
 from engine.models.registry import DEFAULT_MODEL
+from engine.presentation.data_report import format_report
 from engine.runs.rundir import list_runs
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen

@@ -29,7 +29,7 @@ def saved_results(home, target: str) -> dict | None:
     import json
 
     from engine.errors import InvalidNameError
-    from evals.table import RESULTS_FILE
+    from evals.evaluate import RESULTS_FILE
 
     try:
         path = home.run_dir(target) / RESULTS_FILE
@@ -114,7 +114,7 @@ class EvalsScreen(TanrenScreen):
         self.query_one("#eval-status", Static).update(Text(text))
 
     def _show_table(self, results: dict | None) -> None:
-        from evals.table import describe_data, results_table
+        from engine.presentation.eval_table import describe_data, results_table
 
         table = self.query_one("#eval-results", DataTable)
         table.clear(columns=True)

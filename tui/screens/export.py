@@ -16,8 +16,8 @@ from textual.worker import get_current_worker
 
 from engine.events import STAGES, Progress
 from engine.jobs import Follower, FollowUpdate
+from engine.presentation.event_lines import EventFormatter
 from engine.runs.rundir import trained_run_names
-from engine.runs.summary import EventFormatter
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker

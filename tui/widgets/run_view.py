@@ -13,9 +13,9 @@ from textual.widgets import Log, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from engine.jobs import Follower, FollowUpdate, JobStatus
+from engine.presentation.event_lines import format_duration
 from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunDir
-from engine.runs.summary import format_duration
 from engine.textwidth import human_bytes
 from tui.errors import reports_errors
 from tui.widgets.loss_plot import LossPlot

@@ -1,4 +1,5 @@
-"""Reading a run's events back: a one-line summary per run, and readable event lines."""
+"""Events as readable lines (`tanren logs`, every --follow, the live views), and the one-line
+summary of a run that `tanren runs` lists."""
 
 from __future__ import annotations
 

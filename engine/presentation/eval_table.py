@@ -1,10 +1,20 @@
-"""An evaluation report as a before/after table: the CLI prints it, the workbench shows it."""
+"""An evaluation report as a before/after table: the CLI prints it, the workbench shows it.
+
+The report is the plain dict `tanren eval` keeps in a run folder (see engine.model_card).
+"""
 
 from __future__ import annotations
 
-from engine.model_card import METRIC_HEADERS as HEADERS
+from engine.textwidth import format_table
 
-RESULTS_FILE = "eval_results.json"  # the report a run keeps from its last evaluation
+# How each metric of an evaluation report is headed, in column order (the model card too)
+METRIC_HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+
+
+def format_results(results: dict) -> str:
+    """The before/after table as text: what was measured, then one row per model, with its change against the base."""
+    headers, rows = results_table(results)
+    return "\n".join([describe_data(results), "", format_table(headers, rows)])
 
 
 def describe_data(results: dict) -> str:
@@ -22,13 +32,13 @@ def results_table(results: dict) -> tuple[list[str], list[list[str]]]:
     """Headers and rows: one row per model, a fine-tuned one with its change against the base."""
     rows = results["results"]
     base = next((row["metrics"] for row in rows if row["role"] == "base"), None)
-    columns = [key for key in HEADERS if any(key in r["metrics"] for r in rows)]
+    columns = [key for key in METRIC_HEADERS if any(key in r["metrics"] for r in rows)]
     table = []
     for row in rows:
         name = f"{row['label']} (fine-tuned)" if row["role"] == "tuned" else row["label"]
         cells = [_cell(key, row["metrics"], base if row["role"] == "tuned" else None) for key in columns]
         table.append([name, row["backend"], *cells])
-    return ["model", "backend", *[HEADERS[key] for key in columns]], table
+    return ["model", "backend", *[METRIC_HEADERS[key] for key in columns]], table
 
 
 def _cell(key: str, metrics: dict, base: dict | None) -> str:
