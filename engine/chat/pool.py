@@ -22,7 +22,7 @@ from engine.runs.rundir import RunDir, list_runs
 if TYPE_CHECKING:  # the backends import numpy; the workbench lists targets long before it loads one
     from engine.chat.backend import ChatBackend, ChatTarget
 
-KINDS = ("base", "adapter", "merged", "gguf", "model")  # model: a folder typed by hand
+KINDS = ("base", "adapter", "merged", "gguf", "model", "server")  # model: a folder typed by hand
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,12 @@ class TargetSpec:
     model: str  # what resolve_model takes: built-in name, HF folder, .gguf file, cached hub id
     adapter: str | None = None  # a run name or PEFT adapter folder
     backend: str = "auto"
+    server: str | None = None  # a running `tanren serve` that serves `model` by that name
 
     @property
     def label(self) -> str:
+        if self.server:
+            return f"{self.model} @ {self.server}"
         name = Path(self.model).name if "/" in self.model else self.model
         if self.adapter:
             return f"{Path(self.adapter).name} on {name}"
@@ -60,7 +63,17 @@ def chat_targets(home: Home) -> list[TargetSpec]:
         if entry.name in BUILTIN_MODELS:
             specs.append(TargetSpec("gguf", entry.name, backend="llama.cpp"))
     specs += [spec for run in list_runs(home) if (spec := run_spec(run))]
-    return specs
+    return specs + server_specs(home)
+
+
+def server_specs(home: Home) -> list[TargetSpec]:
+    """The models of every running server that takes requests without an API key (a key is
+    never written down, so the workbench cannot know it)."""
+    from engine.serve.jobs import list_servers
+
+    return [TargetSpec("server", model, server=server.name)
+            for server in list_servers(home) if server.status().state == "running"
+            and (info := server.info()) is not None and not info.api_key for model in info.models]
 
 
 def run_spec(run: RunDir) -> TargetSpec | None:
@@ -87,6 +100,8 @@ class TargetPool:
         from engine.chat.backend import ChatTarget
         from engine.chat.targets import resolve_adapter
 
+        if spec.server:
+            return self._server(spec)
         backend = self._backend(spec.model, spec.backend)
         adapter = None
         if spec.adapter:
@@ -99,6 +114,16 @@ class TargetPool:
                 backend.add_adapter(ref.name, ref.folder)
             adapter = ref.name
         return ChatTarget(spec.label, backend, adapter)
+
+    def _server(self, spec: TargetSpec):
+        from engine.serve.client import ServerTarget
+        from engine.serve.jobs import open_server
+
+        info = open_server(spec.server, self.home).info()
+        if info is None or spec.model not in info.models:
+            raise TanrenError(f"server {spec.server} does not serve {spec.model} (any more)",
+                              hint="pick another target; `tanren servers` lists what runs")
+        return ServerTarget(spec.label, info.url, spec.model)
 
     def _backend(self, model: str, backend: str) -> ChatBackend:
         key = (model, backend)

@@ -11,15 +11,19 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from engine.jobs.jobdir import JobDir, JobError
 from engine.locking import try_lock
 
 
 def launch_detached(job: JobDir, module: str, args: Sequence[str] = (), *, nproc: int = 1,
-                    dist_args: Sequence[str] = ()) -> int:
-    """Run `python -m module JOB_DIR args...` detached; with nproc > 1 under torchrun (DDP/FSDP)."""
+                    dist_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> int:
+    """Run `python -m module JOB_DIR args...` detached; with nproc > 1 under torchrun (DDP/FSDP).
+
+    `env` adds variables for the child alone: a secret (a server's API key) that must not be
+    written into the job's folder or shown on its command line.
+    """
     held = try_lock(job.lock_file)
     if held is None:
         raise JobError(f"{job.name} is already running", where=str(job.path),
@@ -30,7 +34,7 @@ def launch_detached(job: JobDir, module: str, args: Sequence[str] = (), *, nproc
             command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", *dist_args,
                        "-m", module, str(job.path), *args]
         job.stop_file.unlink(missing_ok=True)
-        env = {**os.environ, "TANREN_HOME": str(job.home.root), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **(env or {}), "TANREN_HOME": str(job.home.root), "PYTHONUNBUFFERED": "1"}
         with open(job.log_file, "ab") as log:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -3,9 +3,10 @@ summary of a run that `tanren runs` lists."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from engine.events import PERCENT, Artifact, Event, Log, Metrics, Progress, Status
+from engine.events import PERCENT, Artifact, Event, HttpRequest, Log, Metrics, Progress, Status
 from engine.jobs import JobStatus
 from engine.runs.rundir import RunDir
 
@@ -62,11 +63,24 @@ class EventFormatter:
             return f"saved {event.role}: {event.path}"
         if isinstance(event, Log):
             return event.message
+        if isinstance(event, HttpRequest):
+            return request_line(event)
         return None
 
     def _metrics(self, event: Metrics) -> str:
         step = f"step {event.step}" + (f"/{self.total}" if self.total else "")
         return " | ".join([step, *format_metrics(event.values)])
+
+
+def request_line(event: HttpRequest) -> str:
+    """One served request: `12:03:04 POST /v1/chat/completions 200 my-run 25+12 tokens 0.84 s stop`."""
+    clock = time.strftime("%H:%M:%S", time.localtime(event.time))
+    head = f"{clock} {event.method} {event.path} {event.status}"
+    if event.error:
+        return f"{head} {event.error}"
+    end = event.finish_reason or "client left"
+    return (f"{head} {event.model} {event.prompt_tokens}+{event.completion_tokens} tokens "
+            f"{event.latency_s:.2f} s {end}")
 
 
 METRIC_FORMATS = (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}"), ("learning_rate", "lr", "{:.2e}"),

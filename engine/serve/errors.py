@@ -41,8 +41,8 @@ def error_response(status: int, message: str, *, param: str | None = None, code:
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     first = exc.errors()[0]
     where = [str(part) for part in first.get("loc", ()) if part != "body"]
-    if first.get("type") == "json_invalid":
-        return "the request body is not valid JSON", None
+    if first.get("type") == "json_invalid" or not where:
+        return "the request body must be a JSON object, sent as Content-Type: application/json", None
     if first.get("type") == "extra_forbidden":
         return f"Unrecognized request argument supplied: {where[-1]}", where[-1]
     param = ".".join(where) or None

@@ -46,6 +46,19 @@ def target_spec(text: str, home: Home) -> TargetSpec:
     return spec_for(text)
 
 
+def checked_spec(text: str, home: Home) -> TargetSpec:
+    """`target_spec`, with its model and adapter found on disk: what the CLI checks before it starts a
+    server, so that a typo is an error in the terminal rather than in a detached process's log."""
+    from engine.chat.targets import resolve_adapter
+    from engine.models.resolve import resolve_model
+
+    spec = target_spec(text, home)
+    resolve_model(spec.model, home)
+    if spec.adapter:
+        resolve_adapter(spec.adapter, home)
+    return spec
+
+
 def adapter_base(folder: Path) -> str:
     """The base an adapter folder was trained on: tanren's training_config.yaml, else peft's config."""
     if (folder / "training_config.yaml").is_file():

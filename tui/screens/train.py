@@ -14,10 +14,12 @@ from engine.config import RunConfig
 from engine.jobs import request_stop
 from engine.runs.rundir import list_runs, open_run
 from engine.runs.training import resume_training
+from engine.serve.jobs import serve_target
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
 from tui.screens.new_run import NewRunScreen, new_run_values
 from tui.screens.picker import Picker
+from tui.screens.serve import ServeScreen
 from tui.widgets.run_view import RunView
 
 STOPPABLE = ("queued", "running")
@@ -32,6 +34,8 @@ class TrainScreen(TanrenScreen):
         Binding("o", "open_run", "Open run", id="train.open", tooltip="pick the run to watch"),
         Binding("s", "stop", "Stop", id="train.stop", tooltip="stop at the next step, saving a checkpoint"),
         Binding("r", "resume", "Resume", id="train.resume", tooltip="continue from the last checkpoint"),
+        Binding("v", "serve", "Serve", id="train.serve",
+                tooltip="serve the run's model over an OpenAI-compatible API, with its live request log"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -60,10 +64,13 @@ class TrainScreen(TanrenScreen):
             return status is not None and view.alive and status.state in STOPPABLE or None
         if action == "resume":
             return status is not None and not view.alive and status.state in RESUMABLE or None
+        if action == "serve":
+            return view is not None and view.run is not None and (view.run.has_adapter or view.run.has_model) or None
         return True
 
-    def on_run_view_status_read(self) -> None:
-        self.refresh_bindings()
+    def on_run_view_followed_OFF(self, message: RunView.Followed) -> None:
+        if message.update.status_changed:  # stop and resume depend on the run's state
+            self.refresh_bindings()
 
     def action_new_run(self, data: str | None = None, base: str | None = None) -> None:
         shown = self.view.run
@@ -102,3 +109,9 @@ class TrainScreen(TanrenScreen):
             return
         resume_training(run)
         self.notify(f"resumed {run.name} from its last checkpoint")
+
+    @reports_errors("serving the run")
+    def action_serve(self) -> None:
+        run = self.view.run
+        if run is not None:
+            self.app.push_screen(ServeScreen(serve_target(run.name, self.home)))

@@ -1,0 +1,143 @@
+"""`tanren serve` and `tanren servers`: OpenAI-compatible servers as detached jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from engine.config.arguments import add_loading_options, loading_config
+from engine.errors import TanrenError
+from engine.jobs import Follower
+from engine.paths import Home
+from engine.serve.jobs import ServeRequest, ServerDir, list_servers, open_server, start_server, stop_server
+from engine.serve.settings import DEFAULT_PORT, ServeSettings
+from engine.textwidth import format_table
+
+READY_TIMEOUT_S = 900.0  # loading a large model from a slow disk
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="serve models over an OpenAI-compatible API (detached; `tanren serve stop NAME` stops it)",
+        description="Serve TARGETs (default: the built-in model) at http://HOST:PORT/v1. A target is what "
+        "`tanren chat` takes: a base model, a run (its base + adapter), an adapter folder, a merged model "
+        "folder or a .gguf file. Adapters on one base share one loaded copy; a request's `model` picks one.")
+    serve.add_argument("targets", nargs="*", metavar="TARGET")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
+                       "machine only; any other needs --api-key)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    serve.add_argument("--api-key", help="require `Authorization: Bearer KEY` on every /v1 request")
+    serve.add_argument("--name", help="the server's name (default: the first target's)")
+    serve.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto",
+                       help="auto: llama.cpp for .gguf files, transformers otherwise")
+    serve.add_argument("--context", type=int, default=ServeSettings.context,
+                       help=f"longest prompt + answer in tokens (default {ServeSettings.context})")
+    serve.add_argument("--max-tokens", type=int, default=ServeSettings.max_tokens,
+                       help=f"the longest answer a request may ask for (default {ServeSettings.max_tokens})")
+    serve.add_argument("--no-wait", action="store_true", help="return at once instead of when the server is ready")
+    add_loading_options(serve)
+    serve.set_defaults(handler=_serve)
+
+    servers = subparsers.add_parser("servers", help="list servers, or show / follow one's request log")
+    servers.add_argument("name", nargs="?")
+    servers.add_argument("-f", "--follow", action="store_true", help="keep following its requests until it stops")
+    servers.add_argument("--json", action="store_true")
+    servers.set_defaults(handler=_servers)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from engine.models.registry import DEFAULT_MODEL
+    from engine.serve.models import checked_spec
+
+    home = Home.from_env()
+    if args.targets[:1] == ["stop"]:
+        return _stop(args.targets[1:], home)
+    targets = tuple(args.targets) or (DEFAULT_MODEL,)
+    for target in targets:
+        checked_spec(target, home)
+    settings = ServeSettings(host=args.host, port=args.port, api_key=args.api_key, context=args.context,
+                             max_tokens=args.max_tokens)
+    if settings.port:
+        from engine.serve.listen import bind
+
+        bind(settings).close()  # a port in use is an error now too
+    model = loading_config(args, base=targets[0])
+    loading = {"dtype": model.dtype, "allow_pickle": model.allow_pickle, "trust_remote_code": model.trust_remote_code}
+    server = start_server(ServeRequest(targets, settings, args.backend, loading), home, args.name)
+    print(f"server {server.name} starting; follow it with: {server.follow_command}", file=sys.stderr)
+    return 0 if args.no_wait else _wait_until_ready(server)
+
+
+def _stop(names: list[str], home: Home) -> int:
+    if len(names) != 1:
+        raise TanrenError("say which server to stop: tanren serve stop NAME", hint="see `tanren servers`")
+    server = stop_server(names[0], home)
+    server.wait_until_released(timeout_s=60)
+    print(f"{server.name}: {server.status().reason}")
+    return 0
+
+
+def _wait_until_ready(server: ServerDir) -> int:
+    """Show the start as it happens; return once it serves (exit 0) or has failed (exit 1)."""
+    from engine.presentation.event_lines import EventFormatter
+
+    formatter, follower = EventFormatter(), Follower(server)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while (info := server.info()) is None and time.monotonic() < deadline:
+            for event in follower.read():
+                if line := formatter.format(event):
+                    print(line, file=sys.stderr, flush=True)
+            status = server.status()
+            if status.final:
+                print(f"{server.name} {status.state}: {status.reason}" + (f"\n  {status.hint}" if status.hint else ""),
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; {server.name} keeps starting. Follow it: {server.follow_command}", file=sys.stderr)
+        return 0
+    if info is None:
+        print(f"{server.name} is still loading; follow it: {server.follow_command}", file=sys.stderr)
+        return 0
+    print(info.url)
+    print(f"serving {', '.join(info.models)}; stop with: tanren serve stop {server.name}", file=sys.stderr)
+    return 0
+
+
+def _servers(args: argparse.Namespace) -> int:
+    home = Home.from_env()
+    if args.name:
+        return _show(open_server(args.name, home), args)
+    servers = list_servers(home)
+    rows = [_row(server) for server in servers]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif rows:
+        print(format_table(["NAME", "STATE", "URL", "MODELS", "REQUESTS"],
+                           [[r["name"], r["state"], r["url"] or "-", ", ".join(r["models"]) or "-", str(r["requests"])]
+                            for r in rows]))
+    else:
+        print("no servers; start one with `tanren serve [TARGET ...]`", file=sys.stderr)
+    return 0
+
+
+def _row(server: ServerDir) -> dict:
+    from engine.events import HttpRequest
+
+    info, status = server.info(), server.status()
+    live = status.state == "running"
+    return {"name": server.name, "state": status.state, "reason": status.reason,
+            "url": info.url if info and live else None, "models": list(info.models) if info else [],
+            "requests": sum(isinstance(e, HttpRequest) for e in server.events.read())}
+
+
+def _show(server: ServerDir, args: argparse.Namespace) -> int:
+    from engine.jobs.print_follow import follow, print_events
+
+    if args.follow:
+        return follow(server)
+    print_events(server)
+    return 0
