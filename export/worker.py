@@ -12,7 +12,6 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.errors import TanrenError
 from engine.events import Log
 from export.jobs import ExportDir
 
@@ -44,12 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         export.set_status("cancelled", "stopped on request; files written completely were kept, nothing half-written",
                           export.crash_hint)
         return 130
-    except TanrenError as exc:
-        export.set_status("failed", exc.message, exc.hint or "")
-        return 1
     except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
-        export.record_crash(exc)
-        return 1
+        return export.record_failure(exc)
     export.set_status("done" if outcome.passed else "failed", outcome.reason, outcome.hint)
     return 0 if outcome.passed else 1
 

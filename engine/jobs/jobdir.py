@@ -91,6 +91,15 @@ class JobDir:
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
         self.set_status("failed", f"{type(exc).__name__}: {first_line}", f"the full traceback is in {self.log_file}")
 
+    def record_failure(self, exc: BaseException) -> int:
+        """`exc` as the job's end, for a worker's last `except`: a TanrenError's own message and
+        hint, anything else as a crash. Returns the process's exit code."""
+        if isinstance(exc, TanrenError):
+            self.set_status("failed", exc.message, exc.hint or "")
+        else:
+            self.record_crash(exc)
+        return 1
+
     def set_status(self, state: str, reason: str = "", hint: str = "") -> None:
         """Record a lifecycle change in both status.json (current) and the events log (history)."""
         status = Status(state, reason, hint)

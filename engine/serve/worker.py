@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from engine.config import ModelConfig
-from engine.errors import TanrenError
 from engine.events import Log
 from engine.paths import Home
 from engine.serve.jobs import API_KEY_ENV, ServerDir, ServerInfo
@@ -38,12 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except _Stopped:
         server.set_status("cancelled", "stopped while loading")
         return 0
-    except TanrenError as exc:
-        server.set_status("failed", exc.message, exc.hint or "")
-        return 1
     except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
-        server.record_crash(exc)
-        return 1
+        return server.record_failure(exc)
     server.set_status("done", f"stopped after {requests} request{'s' if requests != 1 else ''}")
     return 0
 
