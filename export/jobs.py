@@ -199,3 +199,21 @@ def _check_not_busy(folder: Path) -> None:
         if not acquired:
             raise ExportError(f"another export is writing to {folder}", where=str(folder),
                               hint="wait for it to finish, or choose another --out")
+
+
+def servable_gguf(export: ExportDir) -> Path:
+    """What serving an export serves: the smallest GGUF that passed verification (the one people
+    ship), through llama.cpp."""
+    from export.manifest import PUBLISHABLE, excluded_files, read_manifest
+
+    manifest = read_manifest(export.out) or {}
+    if manifest.get("status") not in PUBLISHABLE:
+        raise ExportError(f"{export.run_name} / {export.name} has no verified model to serve "
+                          f"({manifest.get('status') or 'not finished'})", where=str(export.out),
+                          hint="serve the run itself, or export it again")
+    left_out = set(excluded_files(manifest))
+    ggufs = [entry for entry in manifest.get("outputs") or []
+             if entry["path"].endswith(".gguf") and entry["path"] not in left_out]
+    if not ggufs:
+        raise ExportError(f"{export.name} wrote no GGUF file to serve", where=str(export.out))
+    return export.out / min(ggufs, key=lambda entry: entry["size_bytes"])["path"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import openai
+import pytest
 from textual.widgets import Log, OptionList, Static
 
 from engine.events import HttpRequest
@@ -78,3 +79,44 @@ async def test_serve_a_run_see_its_url_and_requests_then_stop_it(home: Home, tin
             server.wait_until_released(timeout_s=60)
         await pilot.press("escape")
         assert isinstance(app.screen, TrainScreen)
+
+
+def _finished_export(home: Home, tiny_model_dir: Path, gguf: Path):
+    """A run with a verified export whose GGUF is `gguf` (a link: the shipped model, served by llama.cpp)."""
+    from export.jobs import ARTIFACTS, ExportRequest, create_export, export_path
+    from export.manifest import PASSED, records, write_manifest
+
+    run = finished_run(home, "exported", base=str(tiny_model_dir))
+    make_adapter(tiny_model_dir, run.adapter, seed=2)  # a trained run, which the Export screen offers
+    out = export_path(run, "e1") / ARTIFACTS
+    export = create_export(ExportRequest(run="exported", name="e1", out=str(out)), home)
+    out.mkdir()
+    (out / "model.Q4_1.gguf").symlink_to(gguf)
+    write_manifest(out, status=PASSED, outputs=records([out / "model.Q4_1.gguf"], out))
+    export.set_status("done", "verified")
+    return export
+
+
+@pytest.mark.real_model
+async def test_serve_an_export_from_the_export_screen(home: Home, tiny_model_dir: Path) -> None:
+    from engine.models.registry import BUILTIN_MODELS, DEFAULT_MODEL
+    from tui.screens.export import ExportScreen
+
+    export = _finished_export(home, tiny_model_dir, BUILTIN_MODELS[DEFAULT_MODEL].gguf_path())
+    app = TanrenApp(home, sample_system=fixed_system)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        assert isinstance(app.screen, ExportScreen)
+        await wait_until(pilot, lambda: app.screen.export is not None, "the export", timeout=30)
+        await pilot.press("ctrl+f")
+        await wait_until(pilot, lambda: isinstance(app.screen, ServeScreen), "the serve screen")
+        screen, server = app.screen, open_server("exported-e1", home)
+        try:
+            await wait_until(pilot, lambda: "model.Q4_1.gguf" in str(screen.query_one("#serve-url", Static).render()),
+                             "the served model", timeout=120)
+            assert server.info().models == ("model.Q4_1.gguf",) and export.name in server.name
+            await pilot.press("x")
+            await wait_until(pilot, lambda: server.status().state == "done", "the server to stop", timeout=60)
+        finally:
+            request_stop(server)
+            server.wait_until_released(timeout_s=60)

@@ -47,6 +47,8 @@ class ExportScreen(TanrenScreen):
                 tooltip="merge, GGUF, quantize, Modelfile and verify, as a detached process"),
         Binding("escape", "stop", "Stop", id="export.stop", tooltip="stop the export; finished files stay"),
         Binding("ctrl+o", "pick_run", "Run", id="export.run", tooltip="the run to export"),
+        Binding("ctrl+f", "serve", "Serve", id="export.serve",
+                tooltip="serve the export's GGUF over an OpenAI-compatible API, with its live request log"),
     ]
 
     @dataclass
@@ -174,7 +176,18 @@ class ExportScreen(TanrenScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("export", "pick_run"):
             return None if self.alive else True
+        if action == "serve":
+            return self.export is not None and not self.alive or None
         return True
+
+    @reports_errors("serving the export")
+    def action_serve(self) -> None:
+        from engine.serve.jobs import serve_target
+        from export.jobs import servable_gguf
+        from tui.screens.serve import ServeScreen
+
+        name = f"{self.export.run_name}-{self.export.name}"
+        self.app.push_screen(ServeScreen(serve_target(str(servable_gguf(self.export)), self.home, name=name)))
 
     @reports_errors("starting the export")
     def action_export(self) -> None:
