@@ -21,6 +21,7 @@ from engine.runs.rundir import RunDir, list_runs
 
 if TYPE_CHECKING:  # the backends import numpy; the workbench lists targets long before it loads one
     from engine.chat.backend import ChatBackend, ChatTarget
+    from engine.serve.client import ServerTarget
 
 KINDS = ("base", "adapter", "merged", "gguf", "model", "server")  # model: a folder typed by hand
 
@@ -96,7 +97,7 @@ class TargetPool:
         self.loading = loading or ModelConfig()
         self._backends: dict[tuple[str, str], ChatBackend] = {}
 
-    def open(self, spec: TargetSpec) -> ChatTarget:
+    def open(self, spec: TargetSpec) -> ChatTarget | ServerTarget:
         from engine.chat.backend import ChatTarget
         from engine.chat.targets import resolve_adapter
 
@@ -115,7 +116,7 @@ class TargetPool:
             adapter = ref.name
         return ChatTarget(spec.label, backend, adapter)
 
-    def _server(self, spec: TargetSpec):
+    def _server(self, spec: TargetSpec) -> ServerTarget:
         from engine.serve.client import ServerTarget
         from engine.serve.jobs import open_server
 
