@@ -99,6 +99,9 @@ class HttpRequest(Event):
     latency_s: float = 0.0
     finish_reason: str | None = None  # stop, length; None: the client left before the end
     error: str = ""
+    queue_s: float = 0.0  # waiting for its batch
+    batch_size: int = 0  # answers decoded together with it (itself included)
+    tokens_per_s: float = 0.0  # its own decoding speed after the first token
 
 
 EVENT_TYPES: Mapping[str, type[Event]] = {

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import openai
 import pytest
 
-from engine.chat.pool import TargetPool
 from engine.config import RunConfig, apply_overrides
 from engine.errors import ConfigError
-from engine.events import HttpRequest
 from engine.paths import Home
 from engine.runs.rundir import create_run
 from engine.serve.answer import StopStrings
-from engine.serve.app import create_app
 from engine.serve.listen import Listener
-from engine.serve.models import ServedModels, target_spec
 from engine.serve.settings import ServeSettings
 from tests.cli import tanren
+from tests.serve_helpers import Served
 from tests.tiny_model import make_adapter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -34,32 +29,6 @@ def _runs(home: Home, base: Path) -> None:
         run = create_run(apply_overrides(RunConfig(), [f"model.base={base}", f"name={name}"]), home)
         make_adapter(base, run.adapter, seed=seed)
         run.set_status("done", "adapter saved by the test")
-
-
-class Served:
-    """A server in a thread, with the request events it reported."""
-
-    def __init__(self, home: Home, targets: list[str], settings: ServeSettings):
-        self.events: list[HttpRequest] = []
-        self.models = ServedModels([target_spec(t, home) for t in targets], TargetPool(home, max_context=256))
-        self.listener = Listener(create_app(self.models, settings, self.events.append), settings).start()
-        self.url = f"http://127.0.0.1:{self.listener.port}"
-
-    def client(self, key: str = "unused") -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=120)
-
-    def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
-        request = urllib.request.Request(self.url + path, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-    def close(self) -> None:
-        self.listener.stop()
-        self.models.close()
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,15 @@ class Decoder:
     advance: Callable[[int], np.ndarray]
 
 
+@dataclass(frozen=True)
+class BatchDecoder:
+    """Several answers in progress in one model step: each row's next-token logits ([rows, vocab])
+    after its prompt, and a way to feed one token per row (a finished row's token is ignored)."""
+
+    logits: np.ndarray
+    advance: Callable[[Sequence[int]], np.ndarray]
+
+
 class ChatBackend(ABC):
     """A loaded model that answers conversations. Subclasses: transformers and llama.cpp.
 
@@ -66,6 +75,7 @@ class ChatBackend(ABC):
     """
 
     kind: str  # transformers or llama.cpp
+    batches: bool = False  # whether _batch_decoding runs several prompts in each model step
     name: str
     context_length: int
     stop_ids: frozenset[int]
@@ -88,6 +98,11 @@ class ChatBackend(ABC):
     @abstractmethod
     def _decoding(self, prompt_ids: list[int], adapter: str | None) -> contextlib.AbstractContextManager[Decoder]:
         """Run the prompt through the model; the decoder's state is freed when the block ends."""
+
+    def _batch_decoding(self, prompts: list[list[int]],
+                        adapter: str | None) -> contextlib.AbstractContextManager[BatchDecoder]:
+        """Run the prompts through the model side by side (backends whose `batches` is true)."""
+        raise NotImplementedError(f"{self.kind} answers one prompt at a time")
 
     @abstractmethod
     def _score(self, sequences: list[list[int]], adapter: str | None) -> list[np.ndarray]:
@@ -159,7 +174,7 @@ class ChatBackend(ABC):
         for the context; `last_stats` (and `on_stats`, if given) describes it once the generator ends."""
         self.check_adapter(adapter)
         with self._busy:
-            clock = _Clock(time.perf_counter())
+            clock = Clock(time.perf_counter())
             prompt_ids, fitted = self._fitted(with_system_prompt(messages, params.system_prompt),
                                               params.max_new_tokens, adapter)
             yield from self._answer(prompt_ids, params, cancel, adapter, clock, fitted.dropped_messages, on_stats)
@@ -170,11 +185,11 @@ class ChatBackend(ABC):
         """`stream_chat` for prompt token ids already made (the caller checked that they fit)."""
         self.check_adapter(adapter)
         with self._busy:
-            clock = _Clock(time.perf_counter())
+            clock = Clock(time.perf_counter())
             yield from self._answer(list(prompt_ids), params, cancel, adapter, clock, 0, on_stats)
 
     def _answer(self, prompt_ids: list[int], params: GenerationConfig, cancel: threading.Event | None,
-                adapter: str | None, clock: _Clock, dropped: int,
+                adapter: str | None, clock: Clock, dropped: int,
                 on_stats: Callable[[GenerationStats], None] | None) -> Iterator[str]:
         seed = params.seed if params.seed is not None else fresh_seed()
         try:
@@ -186,18 +201,14 @@ class ChatBackend(ABC):
                 on_stats(self.last_stats)
 
     def _tokens(self, prompt_ids: list[int], params: GenerationConfig, sampler: Sampler,
-                cancel: threading.Event | None, adapter: str | None, clock: _Clock) -> Iterator[int]:
+                cancel: threading.Event | None, adapter: str | None, clock: Clock) -> Iterator[int]:
         """Answer token ids until an end-of-turn token, max_new_tokens, or cancel."""
         with self._decoding(prompt_ids, adapter) as decoder:
             logits = decoder.logits
             while not (cancel is not None and cancel.is_set()):
-                token = sampler(logits)
-                clock.sampled()
-                if token in self.stop_ids:
-                    clock.reason = "stop"
+                token = next_token(sampler, clock, logits, self.stop_ids)
+                if token is None:
                     return
-                clock.tokens += 1
-                sampler.accept(token)
                 yield token
                 if clock.tokens >= params.max_new_tokens:
                     clock.reason = "length"
@@ -205,19 +216,51 @@ class ChatBackend(ABC):
                 logits = decoder.advance(token)
 
 
+def next_token(sampler: Sampler, clock: Clock, logits: np.ndarray, stop_ids: frozenset[int]) -> int | None:
+    """The answer's next token, counted and remembered by the sampler; None at an end-of-turn token."""
+    token = sampler(logits)
+    clock.sampled()
+    if token in stop_ids:
+        clock.reason = "stop"
+        return None
+    clock.tokens += 1
+    sampler.accept(token)
+    return token
+
+
+class TextStream:
+    """The new text after each token of one answer. A multi-byte character (Japanese, emoji) may
+    span tokens: its replacement character is held back until the token that completes it arrives."""
+
+    def __init__(self, decode: Callable[[Sequence[int]], str]):
+        self.decode = decode
+        self.ids: list[int] = []
+        self.shown = ""
+
+    def feed(self, token: int) -> str:
+        self.ids.append(token)
+        text = self.decode(self.ids)
+        if len(text) > len(self.shown) and not text.endswith("\ufffd"):
+            delta, self.shown = text[len(self.shown):], text
+            return delta
+        return ""
+
+    def finish(self) -> str:
+        """What is left at the end: the last whole characters held back."""
+        if self.ids and len(text := whole_characters(self.decode(self.ids))) > len(self.shown):
+            delta, self.shown = text[len(self.shown):], text
+            return delta
+        return ""
+
+
 def text_deltas(decode: Callable[[Sequence[int]], str], tokens: Iterator[int]) -> Iterator[str]:
-    """The new text after each token. A multi-byte character (Japanese, emoji) may span tokens:
-    its replacement character is held back until the token that completes it arrives."""
-    ids: list[int] = []
-    shown = ""
+    """A TextStream over `tokens`, as a generator of the non-empty deltas."""
+    stream = TextStream(decode)
     for token in tokens:
-        ids.append(token)
-        text = decode(ids)
-        if len(text) > len(shown) and not text.endswith("\ufffd"):
-            yield text[len(shown):]
-            shown = text
-    if ids and len(text := whole_characters(decode(ids))) > len(shown):
-        yield text[len(shown):]
+        if delta := stream.feed(token):
+            yield delta
+    if rest := stream.finish():
+        yield rest
 
 
 def whole_characters(text: str) -> str:
@@ -225,7 +268,7 @@ def whole_characters(text: str) -> str:
     return text.rstrip("\ufffd")
 
 
-class _Clock:
+class Clock:
     """Times one answer; the reason stays "cancelled" unless it ends by a stop token or length."""
 
     def __init__(self, start: float):

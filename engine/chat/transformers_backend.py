@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend, Decoder, whole_characters
+from engine.chat.backend import DEFAULT_MAX_CONTEXT, BatchDecoder, ChatBackend, Decoder, whole_characters
 from engine.chat.template import render_chat, stop_token_ids
 from engine.config import ModelConfig
 from engine.errors import TanrenError
@@ -25,6 +25,7 @@ from engine.models.loading import load_model, load_tokenizer
 
 class TransformersBackend(ChatBackend):
     kind = "transformers"
+    batches = True
 
     def __init__(self, model, tokenizer, *, name: str, max_context: int = DEFAULT_MAX_CONTEXT):
         super().__init__()
@@ -104,6 +105,37 @@ class TransformersBackend(ChatBackend):
         with self._adapter(adapter):
             yield Decoder(forward(prompt_ids), lambda token: forward([token]))
 
+    @contextlib.contextmanager
+    def _batch_decoding(self, prompts: list[list[int]], adapter: str | None) -> Iterator[BatchDecoder]:
+        """The prompts left-padded into one batch; positions follow each row's own tokens, and the
+        mask hides the padding, so each row sees what it would see alone."""
+        import torch
+
+        pad, width = self._pad_id(), max(map(len, prompts))
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        cache = None
+
+        def forward(ids):
+            nonlocal cache
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                 use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+            return out.logits[:, -1].float().numpy()
+
+        def advance(tokens: Sequence[int]):
+            nonlocal mask
+            mask = torch.cat([mask, torch.ones(len(tokens), 1, dtype=mask.dtype)], dim=1)
+            return forward(torch.tensor([[token] for token in tokens]))
+
+        with self._adapter(adapter):
+            yield BatchDecoder(forward(torch.tensor([[pad] * (width - len(p)) + p for p in prompts])), advance)
+
+    def _pad_id(self) -> int:
+        """A token to fill padding with (the mask hides it): the tokenizer's, or an end-of-turn token."""
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.stop_ids)
+
     def _score(self, sequences: list[list[int]], adapter: str | None) -> list[np.ndarray]:
         """One forward pass over the right-padded batch (padding comes after every real token,
         so it changes nothing they see)."""
@@ -131,8 +163,7 @@ class TransformersBackend(ChatBackend):
                    for messages in conversations]
         if not prompts:
             return []
-        stops = sorted(self.stop_ids)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stops[0]
+        stops, pad = sorted(self.stop_ids), self._pad_id()
         width, device = max(map(len, prompts)), self.model.device
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)

@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=f"longest prompt + answer in tokens (default {ServeSettings.context})")
     serve.add_argument("--max-tokens", type=int, default=ServeSettings.max_tokens,
                        help=f"the longest answer a request may ask for (default {ServeSettings.max_tokens})")
+    serve.add_argument("--max-batch", type=int, default=ServeSettings.max_batch,
+                       help=f"answers decoded together per model (default {ServeSettings.max_batch}; "
+                       "llama.cpp answers one at a time)")
+    serve.add_argument("--max-queue", type=int, default=ServeSettings.max_queue,
+                       help=f"requests that may wait per model; more are refused with 429 (default "
+                       f"{ServeSettings.max_queue})")
     serve.add_argument("--no-wait", action="store_true", help="return at once instead of when the server is ready")
     add_loading_options(serve)
     serve.set_defaults(handler=_serve)
@@ -58,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
     for target in targets:
         checked_spec(target, home)
     settings = ServeSettings(host=args.host, port=args.port, api_key=args.api_key, context=args.context,
-                             max_tokens=args.max_tokens)
+                             max_tokens=args.max_tokens, max_batch=args.max_batch, max_queue=args.max_queue)
     if settings.port:
         from engine.serve.listen import bind
 

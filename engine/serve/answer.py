@@ -1,16 +1,16 @@
-"""One request's answer: the prompt checked against the context, `tanren chat`'s sampler and decode
-loop, OpenAI's stop strings, and a finish reason and token counts at the end."""
+"""One request's answer: the prompt checked against the context, `tanren chat`'s sampling settings,
+OpenAI's stop strings over the scheduler's stream, and a finish reason and token counts at the end."""
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from engine.chat.backend import ChatBackend, GenerationStats
+from engine.chat.backend import GenerationStats
 from engine.config import GenerationConfig
 from engine.serve.errors import ApiError
+from engine.serve.scheduler import Ticket
 from engine.serve.schemas import Usage
 
 
@@ -66,10 +66,12 @@ class StopStrings:
 
 @dataclass
 class Outcome:
-    """How an answer ended, known once its stream is exhausted."""
+    """How an answer ended, known once its stream is exhausted, and how it waited."""
 
     stats: GenerationStats | None = None
     stopped_by_string: bool = False
+    queue_s: float = 0.0
+    batch_size: int = 0
 
     @property
     def finish_reason(self) -> str | None:
@@ -84,22 +86,23 @@ class Outcome:
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-def answer(backend: ChatBackend, adapter: str | None, prompt_ids: list[int], params: GenerationConfig,
-           stops: Sequence[str], cancel: threading.Event, outcome: Outcome) -> Iterator[str]:
-    """The answer's text deltas; `outcome` is filled in when the stream ends. A stop string ends
-    generation at once (the decode loop sees `cancel`), and is not part of the text."""
+def answer(ticket: Ticket, stops: Sequence[str], outcome: Outcome) -> Iterator[str]:
+    """The text deltas of a submitted request; `outcome` is filled in when the stream ends. A stop
+    string ends its generation at the next step (the scheduler sees the ticket cancelled), and is
+    not part of the text."""
     cut = StopStrings(stops)
-    deltas = backend.stream_prompt(prompt_ids, params, cancel, adapter=adapter,
-                                   on_stats=lambda stats: setattr(outcome, "stats", stats))
     try:
-        for delta in deltas:
+        for delta in ticket.deltas():
             if shown := cut.feed(delta):
                 yield shown
             if cut.stopped:
                 outcome.stopped_by_string = True
-                cancel.set()
+                ticket.cancel.set()
+                for _rest in ticket.deltas():  # until the scheduler has ended it, for its stats
+                    pass
                 break
+        if rest := cut.flush():
+            yield rest
     finally:
-        deltas.close()
-    if rest := cut.flush():
-        yield rest
+        ticket.cancel.set()  # a consumer that leaves early (the client went away) ends the answer
+        outcome.stats, outcome.queue_s, outcome.batch_size = ticket.stats, ticket.queue_s, ticket.batch_size

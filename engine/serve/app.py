@@ -1,9 +1,9 @@
 """The OpenAI-compatible API as a FastAPI app: /v1/chat/completions, /v1/completions, /v1/models, /health.
 
-Every endpoint is a thin shell over engine.serve.answer, which runs `tanren chat`'s template,
-stop set, sampler and decode loop. Generation runs in a worker thread; a streamed answer
-passes its text through a queue, and a client that goes away sets the answer's cancel event,
-which the decode loop checks between two tokens.
+Every endpoint is a thin shell: the prompt through `tanren chat`'s template, the request queued
+with its model's scheduler (engine.serve.scheduler), which decodes it, batched with others, with
+`tanren chat`'s sampler and stop set. A client that goes away sets the answer's cancel event,
+which the scheduler checks at every step.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from engine.messages import Message
 from engine.serve.answer import Outcome, answer, sampling
 from engine.serve.errors import ApiError, error_response, install_error_handlers, sse_error
 from engine.serve.models import ServedModel, ServedModels
+from engine.serve.scheduler import Ticket
 from engine.events import HttpRequest
 from engine.serve import requests
 from engine.serve.schemas import (
@@ -45,6 +46,9 @@ from engine.serve.schemas import (
     now,
 )
 from engine.serve.settings import ServeSettings
+
+
+DISCONNECT_POLL_S = 0.25  # how often a request waiting for a whole answer checks that its client is still there
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def create_app(models: ServedModels, settings: ServeSettings,
         prompt = _Prompt(served, _checked(lambda: served.target.backend.encode(messages, served.target.adapter)))
         if body.stream:
             return _stream(request, body, prompt, settings, on_request, _chat_chunks)
-        text, outcome = await run_in_threadpool(_whole, body, prompt, settings)
+        text, outcome = await _whole(request, body, prompt, settings)
         on_request(requests.answered(request, served.name, outcome))
         return ChatCompletion(model=served.name, usage=outcome.usage(), choices=[
             ChatChoice(message=AnswerMessage(content=text), finish_reason=outcome.finish_reason)])
@@ -101,7 +105,7 @@ def create_app(models: ServedModels, settings: ServeSettings,
         prompt = _Prompt(served, _checked(lambda: list(tokenizer(body.prompt, add_special_tokens=True)["input_ids"])))
         if body.stream:
             return _stream(request, body, prompt, settings, on_request, _completion_chunks)
-        text, outcome = await run_in_threadpool(_whole, body, prompt, settings)
+        text, outcome = await _whole(request, body, prompt, settings)
         on_request(requests.answered(request, served.name, outcome))
         return Completion(model=served.name, usage=outcome.usage(), choices=[
             CompletionChoice(text=text, finish_reason=outcome.finish_reason)])
@@ -144,17 +148,24 @@ def _checked(encode: Callable[[], list[int]]) -> list[int]:
 
 def _start(body, prompt: _Prompt, settings: ServeSettings) -> tuple[Callable[[], Iterator[str]], Outcome,
                                                                     threading.Event]:
-    backend = prompt.served.target.backend
-    params = sampling(body, prompt_tokens=len(prompt.ids), context_length=backend.context_length,
+    """Queue the request for its model (a full queue is a 429 now); its answer, outcome and cancel."""
+    served = prompt.served
+    params = sampling(body, prompt_tokens=len(prompt.ids), context_length=served.target.backend.context_length,
                       max_tokens_limit=settings.max_tokens)
-    outcome, cancel = Outcome(), threading.Event()
-    return (lambda: answer(backend, prompt.served.target.adapter, prompt.ids, params, body.stop, cancel, outcome),
-            outcome, cancel)
+    ticket = served.scheduler.submit(Ticket(prompt.ids, params, served.target.adapter))
+    outcome = Outcome()
+    return lambda: answer(ticket, body.stop, outcome), outcome, ticket.cancel
 
 
-def _whole(body, prompt: _Prompt, settings: ServeSettings) -> tuple[str, Outcome]:
-    deltas, outcome, _cancel = _start(body, prompt, settings)
-    return "".join(deltas()), outcome
+async def _whole(request: Request, body, prompt: _Prompt, settings: ServeSettings) -> tuple[str, Outcome]:
+    """The whole answer; a client that leaves before it is done cancels it (its batch goes on without it)."""
+    deltas, outcome, cancel = _start(body, prompt, settings)
+    work = asyncio.ensure_future(run_in_threadpool(lambda: "".join(deltas())))
+    while not work.done():
+        await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
+        if not work.done() and await request.is_disconnected():
+            cancel.set()
+    return work.result(), outcome
 
 
 def _stream(request: Request, body, prompt: _Prompt, settings: ServeSettings,

@@ -23,6 +23,7 @@ from engine.models.registry import BUILTIN_MODELS
 from engine.paths import Home
 from engine.runs.rundir import find_run
 from engine.serve.errors import ApiError
+from engine.serve.scheduler import Scheduler
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class ServedModel:
     name: str
     target: ChatTarget
     created: int
+    scheduler: Scheduler  # shared by every name on the same loaded model
 
 
 def target_spec(text: str, home: Home) -> TargetSpec:
@@ -82,9 +84,10 @@ def served_name(spec: TargetSpec, target: ChatTarget) -> str:
 class ServedModels:
     """The models of one server, loaded before it takes its first request."""
 
-    def __init__(self, specs: Sequence[TargetSpec], pool: TargetPool):
+    def __init__(self, specs: Sequence[TargetSpec], pool: TargetPool, *, max_batch: int = 8, max_queue: int = 32):
         self.pool = pool
         self.models: dict[str, ServedModel] = {}
+        self.schedulers: dict[int, Scheduler] = {}
         bases = [TargetSpec("base", spec.model, backend=spec.backend) for spec in specs if spec.adapter]
         for spec in [*specs, *bases]:
             target = pool.open(spec)
@@ -94,7 +97,10 @@ class ServedModels:
                     continue  # a base asked for by name as well
                 raise TanrenError(f"two targets would be served as {name!r}",
                                   hint="serve each run, adapter or model once")
-            self.models[name] = ServedModel(name, target, int(time.time()))
+            backend = target.backend
+            if id(backend) not in self.schedulers:
+                self.schedulers[id(backend)] = Scheduler(backend, max_batch=max_batch, max_queue=max_queue)
+            self.models[name] = ServedModel(name, target, int(time.time()), self.schedulers[id(backend)])
 
     @property
     def names(self) -> list[str]:
@@ -110,4 +116,6 @@ class ServedModels:
         return self.models[name]
 
     def close(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.close()
         self.pool.close()

@@ -18,7 +18,9 @@ def _latency(request: Request) -> float:
 def answered(request: Request, model: str, outcome: Outcome) -> HttpRequest:
     usage = outcome.usage()
     return HttpRequest(request.method, request.url.path, 200, model, usage.prompt_tokens, usage.completion_tokens,
-                       _latency(request), outcome.finish_reason)
+                       _latency(request), outcome.finish_reason, queue_s=round(outcome.queue_s, 4),
+                       batch_size=outcome.batch_size,
+                       tokens_per_s=round(outcome.stats.tokens_per_s, 2) if outcome.stats else 0.0)
 
 
 def refused(request: Request, status: int, message: str) -> HttpRequest:

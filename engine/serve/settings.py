@@ -27,6 +27,8 @@ class ServeSettings:
     max_tokens: int = 2048           # the longest answer one request may ask for
     max_body_bytes: int = 4 * 2**20  # the largest request body
     context: int = 4096              # the longest prompt + answer, in tokens
+    max_batch: int = 8               # answers decoded together, per model
+    max_queue: int = 32              # requests waiting per model before a 429
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not self.api_key:
@@ -39,6 +41,6 @@ class ServeSettings:
         if self.api_key is not None and len(self.api_key) < 8:
             raise ConfigError("the API key is shorter than 8 characters", where="--api-key",
                               hint="use a long random key, e.g. from `openssl rand -hex 16`")
-        for name in ("max_tokens", "max_body_bytes", "context"):
+        for name in ("max_tokens", "max_body_bytes", "context", "max_batch", "max_queue"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive", where=f"--{name}")

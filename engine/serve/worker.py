@@ -57,7 +57,8 @@ def _serve(server: ServerDir) -> int:
     pool = TargetPool(home, max_context=settings.context, loading=ModelConfig(**request.loading),
                       on_status=lambda message: server.events.append(Log(message)))
     specs = [target_spec(target, home) for target in request.targets]
-    models = ServedModels([_with_backend(spec, request.backend) for spec in specs], pool)
+    models = ServedModels([_with_backend(spec, request.backend) for spec in specs], pool,
+                          max_batch=settings.max_batch, max_queue=settings.max_queue)
     count = [0]
 
     def record(event) -> None:

@@ -1,0 +1,119 @@
+"""Requests to one loaded model, queued (bounded) and answered in batches by one thread.
+
+Decoding is memory-bound: a step for several answers costs little more than a step for one.
+So the thread takes every request waiting for the same adapter (up to `max_batch`) and decodes
+them together (engine.chat.batch); requests that arrive meanwhile wait for the next batch
+(static batching). A backend that cannot batch (llama.cpp here) answers them in turn. When
+`max_queue` requests already wait, a new one is refused with 429 and a Retry-After instead of
+piling up until memory runs out. A cancelled request (a client gone, a stop string met) leaves
+its batch at the next step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+from engine.chat.backend import ChatBackend, GenerationStats
+from engine.chat.batch import BatchRow, answer_batch
+from engine.config import GenerationConfig
+from engine.serve.errors import ApiError
+
+RETRY_AFTER_S = 1
+
+
+class Ticket:
+    """A request's place in the scheduler, and the stream its answer arrives on."""
+
+    def __init__(self, prompt_ids: list[int], params: GenerationConfig, adapter: str | None):
+        self.adapter = adapter
+        self.cancel = threading.Event()
+        self.queued = time.perf_counter()
+        self.queue_s = 0.0
+        self.batch_size = 0
+        self.stats: GenerationStats | None = None
+        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        self.row = BatchRow(prompt_ids, params, self.cancel, self._items.put, self._items.put, started=self.queued)
+
+    def started(self, batch_size: int) -> None:
+        self.queue_s, self.batch_size = time.perf_counter() - self.queued, batch_size
+
+    def failed(self, exc: BaseException) -> None:
+        self._items.put(exc)
+
+    def deltas(self) -> Iterator[str]:
+        """The answer's text as it is decoded; ends when the scheduler ends the answer."""
+        while True:
+            item = self._items.get()
+            if isinstance(item, GenerationStats):
+                self.stats = item
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class Scheduler:
+    """The queue and the decoding thread of one loaded model (all its adapters)."""
+
+    def __init__(self, backend: ChatBackend, *, max_batch: int, max_queue: int):
+        self.backend = backend
+        self.max_batch = max_batch if backend.batches else 1
+        self.max_queue = max_queue
+        self._waiting: list[Ticket] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=f"tanren-decode-{backend.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, ticket: Ticket) -> Ticket:
+        with self._changed:
+            if len(self._waiting) >= self.max_queue:
+                raise ApiError(429, f"{len(self._waiting)} requests already wait for this model; try again shortly",
+                               code="queue_full", headers={"Retry-After": str(RETRY_AFTER_S)})
+            self._waiting.append(ticket)
+            self._changed.notify()
+        return ticket
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join(timeout=30)
+
+    def _next_batch(self) -> list[Ticket] | None:
+        """The oldest waiting request and those waiting for the same adapter, up to max_batch."""
+        with self._changed:
+            while not self._waiting and not self._closed:
+                self._changed.wait()
+            if self._closed:
+                return None
+            adapter = self._waiting[0].adapter
+            batch = [t for t in self._waiting if t.adapter == adapter][:self.max_batch]
+            self._waiting = [t for t in self._waiting if t not in batch]
+            return batch
+
+    def _serve(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            live = [ticket for ticket in batch if not ticket.cancel.is_set()]
+            for ticket in batch:
+                ticket.started(len(live))
+                if ticket not in live:
+                    ticket.row.on_end(GenerationStats(len(ticket.row.prompt_ids), 0, 0.0, 0.0, 0.0, "cancelled", 0))
+            if live:
+                self._decode(live)
+
+    def _decode(self, batch: list[Ticket]) -> None:
+        try:
+            if self.backend.batches:
+                answer_batch(self.backend, [ticket.row for ticket in batch], batch[0].adapter)
+            else:
+                (ticket,) = batch
+                for delta in self.backend.stream_prompt(ticket.row.prompt_ids, ticket.row.params, ticket.cancel,
+                                                        adapter=ticket.adapter, on_stats=ticket.row.on_end):
+                    ticket.row.on_delta(delta)
+        except Exception as exc:  # noqa: BLE001 - every waiting request learns of it; the thread serves on
+            for ticket in batch:
+                ticket.failed(exc)
