@@ -68,6 +68,9 @@ async def test_train_from_the_form_watch_stop_resume_and_reattach(home: Home, ti
 
         # Its process saves the checkpoint and ends a moment after it records the stop; then it can resume.
         await wait_until(pilot, lambda: app.screen.check_action("resume", ()) is True, "resume to be possible")
+        # The footer follows the run's state: resume is offered once the process has ended.
+        await wait_until(pilot, lambda: any(key.action == "resume" and not key.has_class("-disabled")
+                                            for key in app.screen.query("FooterKey")), "the footer to offer resume")
         await pilot.press("r")
         await wait_until(pilot, lambda: view.status is not None and view.status.state == "running", "the resume")
         await pilot.press("q")  # quitting the workbench leaves the run going

@@ -68,7 +68,7 @@ class TrainScreen(TanrenScreen):
             return view is not None and view.run is not None and (view.run.has_adapter or view.run.has_model) or None
         return True
 
-    def on_run_view_followed_OFF(self, message: RunView.Followed) -> None:
+    def on_run_view_followed(self, message: RunView.Followed) -> None:
         if message.update.status_changed:  # stop and resume depend on the run's state
             self.refresh_bindings()
 
