@@ -73,14 +73,16 @@ class EventFormatter:
 
 
 def request_line(event: HttpRequest) -> str:
-    """One served request: `12:03:04 POST /v1/chat/completions 200 my-run 25+12 tokens 0.84 s stop`."""
+    """One served request: `12:03:04 POST /v1/chat/completions 200 my-run 25+12 tokens 0.84 s stop, batch 4`."""
     clock = time.strftime("%H:%M:%S", time.localtime(event.time))
     head = f"{clock} {event.method} {event.path} {event.status}"
     if event.error:
         return f"{head} {event.error}"
-    end = event.finish_reason or "client left"
-    return (f"{head} {event.model} {event.prompt_tokens}+{event.completion_tokens} tokens "
-            f"{event.latency_s:.2f} s {end}")
+    line = (f"{head} {event.model} {event.prompt_tokens}+{event.completion_tokens} tokens "
+            f"{event.latency_s:.2f} s {event.finish_reason or 'client left'}")
+    if event.batch_size > 1:
+        line += f", batch {event.batch_size}"
+    return line + (f", queued {event.queue_s:.2f} s" if event.queue_s >= 0.1 else "")
 
 
 METRIC_FORMATS = (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}"), ("learning_rate", "lr", "{:.2e}"),
