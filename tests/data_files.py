@@ -24,6 +24,21 @@ def chat(user: str, assistant: str, system: str | None = None) -> dict[str, Any]
     return {"messages": [*head, {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
 
 
+# A better and a worse answer to some of QA's questions: too short, wrong fact, wrong language.
+WORSE = ["Lyon.", "大阪です。", "Five.", "Hello.", "Blue?", "1000メートルです。"]
+
+
+def pair(prompt: str, chosen: str, rejected: str) -> dict[str, Any]:
+    """trl's preference record with an explicit text prompt."""
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def write_pair_data(path: Path, examples: int = 30) -> Path:
+    """`examples` preference records cycling through QA (numbered, so no two are duplicates)."""
+    return write_jsonl(path, [pair(f"{QA[i % len(QA)][0]} ({i})", QA[i % len(QA)][1], WORSE[i % len(QA)])
+                              for i in range(examples)])
+
+
 def write_chat_data(path: Path, examples: int = 60) -> Path:
     """`examples` chat records cycling through QA."""
     return write_jsonl(path, [chat(*QA[i % len(QA)]) for i in range(examples)])

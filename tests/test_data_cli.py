@@ -12,7 +12,7 @@ import pytest
 
 from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT
 from engine.paths import Home
-from tests.data_files import chat, write_jsonl, write_lines
+from tests.data_files import chat, write_jsonl, write_lines, write_pair_data
 from tui.entry import main
 
 
@@ -92,6 +92,33 @@ def test_preview_marks_the_trained_tokens(home: Home, tiny_model_dir: Path, tmp_
     assert captured.out.count("── ") == 2 and f"── {path}:2 · " in captured.out and "not shown" not in captured.out
     assert "<|im_start|>user\n日本の首都は？<|im_end|>\n<|im_start|>assistant\n⟦東京です。<|im_end|>⟧" in captured.out
     assert "⟦Hello!<|im_end|>⟧" in captured.out
+
+
+def test_preference_data_is_checked_and_previewed_with_both_answers_marked(
+        home: Home, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pairs = write_pair_data(tmp_path / "pairs.jsonl", examples=12)
+    assert main(["data", "check", str(pairs), "--base", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{pairs}: preference format (detected from line 1), 12 usable preference pairs")
+    assert "(each pair counts as two conversations" in out and out.rstrip().endswith("usable, no problems found")
+
+    assert main(["data", "preview", str(pairs), "-n", "1", "--base", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("chosen (desirable) answers are marked ⟦like this⟧, rejected (undesirable) ones marked "
+                          "⟪like this⟫")
+    assert (f"── {pairs}:1 · chosen: " in out and "<|im_start|>user\nWhat is the capital of France? (0)<|im_end|>\n"
+            "<|im_start|>assistant\n⟦Paris.<|im_end|>⟧\n⟪Lyon.<|im_end|>⟫" in out)
+
+    rated = write_jsonl(tmp_path / "kto.jsonl", [{"prompt": "日本の首都は？", "completion": "東京です。", "label": True},
+                                                 {"prompt": "富士山の高さは？", "completion": "高いです。", "label": False}])
+    assert main(["data", "check", str(rated), "--no-tokens", "--batch-size", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{rated}: kto format (detected from line 1), 2 usable rated examples (1 desirable, "
+                          "1 undesirable)")
+    assert "micro-batches too small for KTO's KL term: 1" in out and f"{rated}: micro-batches of 1 example" in out
+    assert main(["data", "preview", str(rated), "-n", "2", "--base", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "label true ──" in out and "⟦東京です。<|im_end|>⟧" in out and "⟪高いです。<|im_end|>⟫" in out
 
 
 def test_data_without_an_action_prints_help(home: Home) -> None:

@@ -9,11 +9,11 @@ from textual.widgets import Input, Static
 
 from engine.chat.backend import ChatTarget
 from engine.paths import Home
-from tests.data_files import write_chat_data
+from tests.data_files import write_chat_data, write_pair_data
 from tests.tui_helpers import fixed_system, pace, type_text, wait_until
 from tui.app import TanrenApp
 from tui.screens.chat import ChatParamsScreen, ChatPane, ChatScreen
-from tui.screens.data import TRAINED_STYLE
+from tui.screens.data import REJECTED_STYLE, TRAINED_STYLE
 from tui.screens.picker import Picker
 
 
@@ -46,6 +46,28 @@ async def test_data_check_reports_and_previews_with_trained_tokens_marked(home: 
         trained = [shown.plain[span.start:span.end] for span in shown.spans if span.style == TRAINED_STYLE]
         assert "東京です。<|im_end|>" in trained  # the answer and its end-of-turn token, nothing else
         assert not any("日本の首都" in piece for piece in trained)
+
+
+async def test_a_preference_file_previews_its_chosen_and_rejected_answers(home: Home, tiny_model_dir: Path,
+                                                                         tmp_path: Path) -> None:
+    path = write_pair_data(tmp_path / "pairs.jsonl", examples=12)
+    app = TanrenApp(home, sample_system=fixed_system)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        screen.query_one("#data-base", Input).value = str(tiny_model_dir)
+        screen.query_one("#data-path", Input).value = str(path)
+        screen.action_check()
+        preview = screen.query_one("#data-preview", Static)
+        await wait_until(pilot, lambda: str(preview.render()).strip(), "the preview")
+        assert "preference format (detected from line 1), 12 usable preference pairs" in str(
+            screen.query_one("#data-report", Static).render())
+        shown = preview.content
+        marked = {style: [shown.plain[s.start:s.end] for s in shown.spans if s.style == style]
+                  for style in (TRAINED_STYLE, REJECTED_STYLE)}
+        assert shown.plain.startswith("chosen (desirable) answers are green, rejected (undesirable) ones red")
+        assert "Paris.<|im_end|>" in marked[TRAINED_STYLE] and "Lyon.<|im_end|>" in marked[REJECTED_STYLE]
+        assert shown.plain.count("What is the capital of France? (0)") == 1  # the prompt once, both answers after it
 
 
 async def test_chat_streams_from_the_tiny_model_and_esc_stops_it(home: Home, tiny_model_dir: Path,

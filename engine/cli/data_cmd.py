@@ -9,19 +9,21 @@ import time
 from pathlib import Path
 
 from engine.config.fields import coerce, field_help
-from engine.config.schema import DATA_FORMATS, DataConfig
+from engine.config.schema import DATA_FORMATS, DataConfig, TrainingConfig
 from engine.data.check import check_file
-from engine.data.loading import ExampleStream
 from engine.data.problems import KINDS, RecordError
 from engine.data.readers import ensure_readable
-from engine.data.render import Rendered, base_tokenizer, render_example, trained_segments
+from engine.data.render import base_tokenizer
 from engine.models.registry import DEFAULT_MODEL
+from engine.presentation.data_preview import CHOSEN, REJECTED, TRAINED, Preview, previews
 from engine.presentation.data_report import format_report
 from engine.textwidth import human_bytes
 
 DEFAULTS = DataConfig()
-TRAINED_OPEN, TRAINED_CLOSE = "⟦", "⟧"
-GREEN, RESET = "\033[1;32m", "\033[0m"
+GREEN, RED, RESET = "\033[1;32m", "\033[1;31m", "\033[0m"
+# How each mark is shown: in colour on a terminal, between brackets elsewhere
+COLORS = {TRAINED: GREEN, CHOSEN: GREEN, REJECTED: RED}
+BRACKETS = {TRAINED: ("⟦", "⟧"), CHOSEN: ("⟦", "⟧"), REJECTED: ("⟪", "⟫")}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--validation", metavar="PATH", help=field_help(DataConfig, "validation_path"))
     check.add_argument("--split", default=",".join(map(str, DEFAULTS.split)), help=field_help(DataConfig, "split"))
     check.add_argument("--seed", type=int, default=DEFAULTS.seed, help=field_help(DataConfig, "seed"))
+    check.add_argument("--batch-size", type=int, default=TrainingConfig.micro_batch_size, metavar="N",
+                       help="the micro-batch size training will use, for KTO's KL term "
+                       f"(default {TrainingConfig.micro_batch_size}, as tanren train's)")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(handler=_check)
 
@@ -101,7 +106,8 @@ def _check(args: argparse.Namespace) -> int:
     try:
         report = check_file(
             config.path, format=config.format, validation_path=config.validation_path, tokenizer=tokenizer,
-            max_length=config.max_length, split=config.split, seed=config.seed, on_progress=progress,
+            max_length=config.max_length, split=config.split, seed=config.seed, micro_batch_size=args.batch_size,
+            on_progress=progress,
         )
     finally:
         progress.done()
@@ -117,33 +123,36 @@ def _preview(args: argparse.Namespace) -> int:
     ensure_readable(config.path)
     tokenizer = _tokenizer(args.base)
     color = sys.stdout.isatty()
-    shown = 0
-    stream = ExampleStream(config.path, config.format)
-    print("trained tokens are " + (f"{GREEN}green{RESET}" if color else f"marked {TRAINED_OPEN}like this{TRAINED_CLOSE}"))
-    for line, example in stream:
-        if shown >= args.n:
-            break
-        if isinstance(example, RecordError):
-            print(f"skipped {stream.label}:{line}: {KINDS[example.code].title}: {example.detail} "
-                  "(run `tanren data check` for all problems)", file=sys.stderr)
-            continue
-        shown += 1
-        rendered = render_example(example, tokenizer, max_length=config.max_length)
-        trained = sum(rendered.assistant_mask)
-        summary = f"{len(rendered.input_ids):,} tokens, {trained:,} trained"
-        if rendered.truncated_tokens:
-            summary += f", {rendered.truncated_tokens:,} cut by --max-length"
-        print(f"\n── {example.source} · {summary} ──")
-        print(_marked(tokenizer, rendered, color).rstrip("\n"))
+
+    def skipped(where: str, error: RecordError) -> None:
+        print(f"skipped {where}: {KINDS[error.code].title}: {error.detail} (run `tanren data check` for all problems)",
+              file=sys.stderr)
+
+    shown = previews(config.path, config.format, tokenizer, max_length=config.max_length, count=args.n, on_skip=skipped)
     if not shown:
         print(f"no usable examples in {config.path}", file=sys.stderr)
         return 1
+    print(_legend(shown[0], color))
+    for preview in shown:
+        print(f"\n── {preview.source} · {preview.summary} ──")
+        print("".join(_marked(text, mark, color) for text, mark in preview.pieces).rstrip("\n"))
     return 0
 
 
-def _marked(tokenizer, rendered: Rendered, color: bool) -> str:
-    """The decoded tokens, each run of trained tokens highlighted."""
-    return "".join(
-        (f"{GREEN}{text}{RESET}" if color else f"{TRAINED_OPEN}{text}{TRAINED_CLOSE}") if trained else text
-        for text, trained in trained_segments(tokenizer, rendered)
-    )
+def _legend(preview: Preview, color: bool) -> str:
+    def shown(mark: str) -> str:
+        return _marked({REJECTED: "red"}.get(mark, "green"), mark, color) if color else \
+            f"marked {_marked('like this', mark, color)}"
+
+    if CHOSEN in preview.marks or REJECTED in preview.marks:
+        return f"chosen (desirable) answers are {shown(CHOSEN)}, rejected (undesirable) ones {shown(REJECTED)}"
+    return f"trained tokens are {shown(TRAINED)}"
+
+
+def _marked(text: str, mark: str | None, color: bool) -> str:
+    if mark is None:
+        return text
+    if color:
+        return f"{COLORS[mark]}{text}{RESET}"
+    opening, closing = BRACKETS[mark]
+    return f"{opening}{text}{closing}"

@@ -44,7 +44,9 @@ class ModelConfig:
             raise ConfigError("model.base is empty", where="model.base", hint=f"for example {DEFAULT_MODEL}")
 
 
-DATA_FORMATS = ("auto", "text", "alpaca", "instruction", "sharegpt", "messages")
+# SFT formats, then the preference formats (engine.data.formats, engine.data.preference)
+DATA_FORMATS = ("auto", "text", "alpaca", "instruction", "sharegpt", "messages",
+                "preference", "implicit_preference", "sharegpt_preference", "kto")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engine.config.schema import TrainingConfig
+from engine.data.example import RatedExample
+from engine.data.kinds import FORMAT_KINDS, RATINGS
 from engine.data.lengths import LengthStats, TokenLengths, length_stats
 from engine.data.loading import ExampleStream
 from engine.data.pii import find_personal_data
@@ -21,6 +24,7 @@ MIN_OUTPUT_CHARS = 3
 DIVERSITY_MIN_EXAMPLES = 20
 DIVERSITY_MIN_DISTINCT = 0.5  # share of distinct responses below which diversity is low
 DIVERSITY_MAX_REPEAT = 0.1  # share of the most common response above which diversity is low
+KTO_MIN_MICRO_BATCH = 2  # trl's KTO estimates its KL term from the other examples of a micro-batch
 
 Progress = Callable[[str, float], None]  # (file, fraction read)
 
@@ -48,6 +52,12 @@ class Report:
     max_length: int
     validation_path: str | None = None
     validation_examples: int | None = None
+    labels: tuple[int, int] | None = None  # KTO ratings: how many are desirable (true), how many not
+
+    @property
+    def kind(self) -> str | None:
+        """sft, pairs or ratings (engine.data.kinds); None when no format was told."""
+        return FORMAT_KINDS.get(self.format) if self.format else None
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -62,7 +72,7 @@ class Report:
         return not self.errors
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "usable": self.usable}
+        return {**asdict(self), "kind": self.kind, "usable": self.usable}
 
 
 class _Findings:
@@ -100,6 +110,7 @@ class _FileScan:
         self.lines, self.hashes, self.responses, self.chars = array("q"), array("q"), array("q"), array("q")
         self.prompts: array | None = array("q") if keep_prompts else None
         self.records = 0
+        self.labels = [0, 0]  # KTO ratings: false, true
 
     def run(self) -> _FileScan:
         # The per-record body is the hot loop of the whole check: plain locals, no extra calls.
@@ -111,13 +122,15 @@ class _FileScan:
                 add(example.code, f"{label}:{line}", example.detail, example.hint)
                 continue
             contents, responses = example.contents(), example.responses()
+            if type(example) is RatedExample:
+                self.labels[example.label] += 1
             lines(line)
             hashes(hash(contents))  # roles aside: the same texts in other roles are a duplicate too
             responses_seen(hash(responses))
             chars(sum(map(len, contents)))
             if prompts is not None:
                 prompts.append(hash(example.prompt_key()))
-            for response in responses:
+            for response in example.desired():  # a short rejected answer is often the point of a pair
                 if len(response.strip()) < MIN_OUTPUT_CHARS:
                     add("short-output", example.source, f"output {response.strip()!r}")
             found = find_personal_data("\n".join(contents))
@@ -131,6 +144,7 @@ class _FileScan:
             add("empty-file", label, "no records")
         self._duplicates()
         self._diversity()
+        self._one_label()
         return self
 
     @property
@@ -158,6 +172,12 @@ class _FileScan:
                 f"{len(counts):,} distinct responses among {total:,} examples; the most common "
                 f"(first at line {self.lines[first[top]]}) appears {counts[top]:,} times",
             )
+
+
+    def _one_label(self) -> None:
+        false, true = self.labels
+        if FORMAT_KINDS.get(self.stream.format) == RATINGS and self.examples and not (false and true):
+            self.findings.add("one-label", self.label, f"all {self.examples:,} labels are {'true' if true else 'false'}")
 
 
 def _first_occurrence(hashes: array):
@@ -191,14 +211,22 @@ def check_file(
     max_length: int = 1024,
     split: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 42,
+    micro_batch_size: int = TrainingConfig.micro_batch_size,
     on_progress: Progress | None = None,
 ) -> Report:
-    """Validate `path` (and `validation_path`); with a tokenizer, also check lengths in tokens."""
+    """Validate `path` (and `validation_path`); with a tokenizer, also check lengths in tokens.
+
+    `micro_batch_size` is the one training will use (default: tanren train's); KTO ratings need
+    at least two examples in each micro-batch."""
     findings = _Findings()
     lengths = TokenLengths(tokenizer, max_length, findings.add) if tokenizer is not None else None
     keep_prompts = validation_path is not None
     main = _FileScan(path, format, findings, lengths, keep_prompts=keep_prompts, on_progress=on_progress).run()
     stats = lengths.stats() if lengths else length_stats("characters", main.chars, main.examples)
+    rated = FORMAT_KINDS.get(main.stream.format) == RATINGS
+    if rated and micro_batch_size < KTO_MIN_MICRO_BATCH:
+        findings.add("kto-batch", main.label, f"micro-batches of {micro_batch_size} example: the KL term of each "
+                     "would be its own reward")
     validation = None
     if validation_path is not None:
         validation = _FileScan(validation_path, format, findings, lengths, keep_prompts=True, on_progress=on_progress).run()
@@ -212,4 +240,5 @@ def check_file(
         findings=findings.frozen(), lengths=stats, split=planned, seed=seed, max_length=max_length,
         validation_path=None if validation is None else str(validation_path),
         validation_examples=None if validation is None else validation.examples,
+        labels=(main.labels[1], main.labels[0]) if rated else None,
     )

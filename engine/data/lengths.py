@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.data.example import Example
+from engine.data.example import AnyExample, Example
 from engine.data.problems import SHOWN
 from engine.data.render import (
     Rendered,
@@ -92,31 +92,37 @@ class TokenLengths:
         self.pending: list[Example] = []  # past the byte bound, to be measured exactly
         self.too_long = 0
 
-    def add(self, example: Example) -> None:
-        roles = tuple([m.role for m in example.messages])
-        overhead = self.overheads.get(roles)
-        if overhead is None:
-            overhead = self.overheads[roles] = self._overhead(roles, example.source)
-        if isinstance(overhead, DataError):
-            self.report("template-error", example.source, overhead.message)
-            return
-        self._keep_sampled(example)
-        contents = example.contents()
-        budget = self.max_length - overhead - SLACK
-        if 4 * sum(map(len, contents)) + len(contents) <= budget:
-            return  # the usual case: no string of this size can exceed the budget
-        if sum(len(c.encode()) + 1 for c in contents) > budget:
-            self.pending.append(example)
-            if len(self.pending) >= BATCH:
-                self.flush()
+    def add(self, record: AnyExample) -> None:
+        """Take one record: its conversation, or both of a preference pair's."""
+        for example in record.conversations():
+            roles = tuple([m.role for m in example.messages])
+            overhead = self.overheads.get(roles)
+            if overhead is None:
+                overhead = self.overheads[roles] = self._overhead(roles, example.source)
+            if isinstance(overhead, DataError):
+                self.report("template-error", example.source, overhead.message)
+                return  # once per record: a pair's two conversations have the same roles
+            self._keep_sampled(example)
+            contents = example.contents()
+            budget = self.max_length - overhead - SLACK
+            if 4 * sum(map(len, contents)) + len(contents) <= budget:
+                continue  # the usual case: no string of this size can exceed the budget
+            if sum(len(c.encode()) + 1 for c in contents) > budget:
+                self.pending.append(example)
+        if len(self.pending) >= BATCH:  # never between a record's conversations, so they are measured together
+            self.flush()
 
     def flush(self) -> None:
-        """Measure the pending examples exactly and report those longer than max_length."""
+        """Measure the pending examples exactly and report those longer than max_length (a
+        record with two over-long conversations once, by the longer)."""
         measured, texts = self._texts(self.pending)
         self.pending = []
+        longest: dict[str, tuple[int, Example]] = {}
         for example, length in zip(measured, rendered_lengths(measured, texts, self.tokenizer)):
-            if length > self.max_length:
-                self._report_too_long(example, length)
+            if length > self.max_length and length > longest.get(example.source, (0, example))[0]:
+                longest[example.source] = (length, example)
+        for length, example in longest.values():
+            self._report_too_long(example, length)
 
     def stats(self) -> LengthStats | None:
         self.flush()

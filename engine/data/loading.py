@@ -1,19 +1,22 @@
-"""Read a data file into Examples: detect its record format, normalize every record."""
+"""Read a data file into examples: detect its record format, normalize every record."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.data.example import Example
+from engine.data.example import AnyExample, Example
 from engine.data.formats import FORMATS, detect_format, normalize
+from engine.data.kinds import SFT, DataKind, require_kind
 from engine.data.problems import KINDS, RecordError
 from engine.data.readers import Progress, read_records
 from engine.errors import DataError
 
 
 class ExampleStream:
-    """Iterate `(line, Example | RecordError)` over a file; `format` is known after the first record.
+    """Iterate `(line, example | RecordError)` over a file; `format` is known after the first record.
+
+    The examples are Examples, or PreferencePairs or RatedExamples for a preference format.
 
     With format "auto" the format is detected from the first record that is an object with
     recognizable fields (`detected_at` is its line) and then required of every record, so a
@@ -29,7 +32,7 @@ class ExampleStream:
         self.detected_at: int | None = None
         self.on_progress = on_progress
 
-    def __iter__(self) -> Iterator[tuple[int, Example | RecordError]]:
+    def __iter__(self) -> Iterator[tuple[int, AnyExample | RecordError]]:
         label, format = self.label, self.format
         for line, value in read_records(self.path, self.on_progress):
             if not isinstance(value, RecordError):
@@ -47,8 +50,9 @@ def record_error(label: str, line: int, error: RecordError) -> DataError:
     return DataError(f"{KINDS[error.code].title}: {error.detail}", where=f"{label}:{line}", hint=error.hint)
 
 
-def load_examples(path: str | Path, format: str = "auto") -> list[Example]:
-    """Every example of the file; raises DataError naming file:line at the first bad record."""
+def load_records(path: str | Path, format: str = "auto") -> tuple[DataKind, list[AnyExample]]:
+    """What the file holds and every example of it; raises DataError naming file:line at the
+    first bad record."""
     stream = ExampleStream(path, format)
     examples = []
     for line, item in stream:
@@ -57,4 +61,12 @@ def load_examples(path: str | Path, format: str = "auto") -> list[Example]:
         examples.append(item)
     if not examples:
         raise DataError(f"{path} holds no records", where=str(path), hint=KINDS["empty-file"].hint)
+    return DataKind(str(path), stream.format, stream.detected_at), examples
+
+
+def load_examples(path: str | Path, format: str = "auto", *, needs: str = "SFT") -> list[Example]:
+    """Every example of a file of SFT records (conversations or text); a file of another kind is
+    a DataError that says what `needs` them."""
+    data, examples = load_records(path, format)
+    require_kind(data, SFT, needs)
     return examples

@@ -26,7 +26,8 @@ KINDS: dict[str, ProblemKind] = {
     "unknown-format": ProblemKind(
         ERROR, "record format not recognized",
         "records need `text`, `instruction`+`output`, `instruction`+`response`, `conversations` or "
-        "`messages`; or pass --format",
+        "`messages`; preference records `prompt`+`chosen`+`rejected`, `chosen`+`rejected` or "
+        "`prompt`+`completion`+`label`; or pass --format",
     ),
     "missing-field": ProblemKind(
         ERROR, "missing required field", "every record needs the fields of the file's format (see the format above)"
@@ -42,6 +43,23 @@ KINDS: dict[str, ProblemKind] = {
     "no-assistant": ProblemKind(
         ERROR, "conversation without an assistant reply",
         "every conversation needs an assistant turn after a user turn; that is what the model learns",
+    ),
+    "bad-prompt": ProblemKind(
+        ERROR, "prompt does not end with the user's turn",
+        "the prompt is the conversation up to the user's last message; the answers go in chosen and rejected "
+        "(or completion)",
+    ),
+    "same-answers": ProblemKind(
+        ERROR, "chosen identical to rejected",
+        "a pair teaches only through the difference between its answers; fix these pairs or remove them",
+    ),
+    "prompt-mismatch": ProblemKind(
+        ERROR, "chosen and rejected answer different prompts",
+        "both conversations must hold the same turns up to their last answer; only that answer may differ",
+    ),
+    "bad-label": ProblemKind(
+        ERROR, "KTO label is not true or false",
+        "write each label as a JSON boolean: true for a desirable completion, false for an undesirable one",
     ),
     "template-error": ProblemKind(
         ERROR, "the base model's chat template cannot render the example",
@@ -59,6 +77,15 @@ KINDS: dict[str, ProblemKind] = {
     ),
     "low-diversity": ProblemKind(
         WARNING, "low diversity", "many identical responses teach the model to repeat them; vary them"
+    ),
+    "one-label": ProblemKind(
+        WARNING, "every KTO label is the same",
+        "KTO learns from desirable (true) and undesirable (false) completions side by side; add the other kind",
+    ),
+    "kto-batch": ProblemKind(
+        WARNING, "micro-batches too small for KTO's KL term",
+        "KTO estimates its KL term from the other completions of each micro-batch (trl refuses micro-batches "
+        "of one); train with --batch-size 2 or more (training.micro_batch_size)",
     ),
     "leakage": ProblemKind(
         WARNING, "validation example also in training data",

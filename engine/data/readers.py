@@ -31,6 +31,8 @@ SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv
             ".parquet": "parquet", ".pq": "parquet"}
 # Columns of a CSV file that hold a conversation as JSON text.
 JSON_COLUMNS = ("messages", "conversations")
+# A CSV cell is text, so KTO's boolean label is written true or false.
+CSV_BOOLEANS = {"true": True, "false": False}
 
 
 def ensure_readable(path: str | Path) -> None:
@@ -205,6 +207,9 @@ def _csv_record(header: list[str], row: list[str]) -> dict[str, Any] | RecordErr
                 record[column] = json.loads(cell)
             except json.JSONDecodeError as exc:
                 return RecordError("invalid-json", f"column {column!r}: {exc.msg} (character {exc.pos + 1})")
+    label = record.get("label")
+    if label is not None:
+        record["label"] = CSV_BOOLEANS.get(label.strip().lower(), label)
     return record
 
 

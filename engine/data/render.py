@@ -3,7 +3,9 @@
 The mask marks the tokens that are trained: for a conversation, each assistant turn that
 answers a user turn, from its first content token through the template's end-of-turn token
 (e.g. `<|im_end|>`, so the model learns to stop); role headers, system and user turns are not
-trained. Raw text trains on every token and gets EOS appended.
+trained. An answer of a preference record (`Example.last_answer_only`) scores only its final
+assistant turn: the turns before it are its prompt. Raw text trains on every token and gets EOS
+appended.
 
 Assistant turns are located by rendering prefixes of the conversation: turn i spans from the
 end of `messages[:i]` rendered with the generation prompt to the end (trailing whitespace
@@ -82,13 +84,16 @@ def chat_text(tokenizer, messages: Sequence[Message], *, source: str, generation
         ) from None
 
 
-def assistant_spans(tokenizer, messages: Sequence[Message], text: str, *, source: str) -> list[tuple[int, int]]:
-    """Character spans of `text` (the rendered conversation) that are trained."""
+def assistant_spans(tokenizer, messages: Sequence[Message], text: str, *, source: str,
+                    last_only: bool = False) -> list[tuple[int, int]]:
+    """Character spans of `text` (the rendered conversation) that are trained: every answer, or
+    with `last_only` the final turn alone (which must be the assistant's)."""
     spans = []
     seen_user = False
+    first = len(messages) - 1 if last_only else 0
     for index, message in enumerate(messages):
         seen_user = seen_user or message.role == "user"
-        if message.role != "assistant" or not seen_user:
+        if message.role != "assistant" or not seen_user or index < first:
             continue  # an opening assistant turn answers nothing; it is context
         head = chat_text(tokenizer, messages[:index], source=source, generation_prompt=True)
         turn = chat_text(tokenizer, messages[: index + 1], source=source)
@@ -162,7 +167,8 @@ def _prepare(example: Example, tokenizer, assistant_only: bool) -> tuple[Example
     text = rendered_text(example, tokenizer)
     if example.is_text or not assistant_only:
         return example, text, None
-    return example, text, assistant_spans(tokenizer, example.messages, text, source=example.source)
+    return example, text, assistant_spans(tokenizer, example.messages, text, source=example.source,
+                                          last_only=example.last_answer_only)
 
 
 def _finish(example: Example, ids: list[int], offsets, spans: list[tuple[int, int]] | None, tokenizer, *,

@@ -5,7 +5,7 @@ Examples are ordered by key and cut at the exact fractions (rounded), so the spl
 on the seed and the contents, never on the order of records in the file or in memory. Examples
 that share a prompt (including exact duplicates) share a key and the cuts never separate them,
 so the same question cannot leak from training into validation or test. Within a split,
-examples keep their file order.
+examples keep their file order. Preference pairs and KTO ratings split the same way, by their prompt.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.config.schema import DataConfig
-from engine.data.example import Example
-from engine.data.loading import load_examples
+from engine.data.example import AnyExample
+from engine.data.kinds import SFT, require_kind
+from engine.data.loading import load_records
 from engine.errors import DataError
 
 
 @dataclass(frozen=True)
 class Splits:
-    train: tuple[Example, ...]
-    validation: tuple[Example, ...]
-    test: tuple[Example, ...]
+    train: tuple[AnyExample, ...]
+    validation: tuple[AnyExample, ...]
+    test: tuple[AnyExample, ...]
 
 
 def split_counts(total: int, fractions: Sequence[float]) -> tuple[int, int, int]:
@@ -34,11 +35,11 @@ def split_counts(total: int, fractions: Sequence[float]) -> tuple[int, int, int]
     return total - validation - test, validation, test
 
 
-def split_key(example: Example, seed: int) -> bytes:
+def split_key(example: AnyExample, seed: int) -> bytes:
     return hashlib.blake2b(f"{seed}\0{example.prompt_key()}".encode(), digest_size=16).digest()
 
 
-def split_examples(examples: Sequence[Example], fractions: Sequence[float], seed: int) -> Splits:
+def split_examples(examples: Sequence[AnyExample], fractions: Sequence[float], seed: int) -> Splits:
     keys = [split_key(e, seed) for e in examples]
     order = sorted(range(len(examples)), key=keys.__getitem__)
     _train, validation, test = split_counts(len(examples), fractions)
@@ -56,16 +57,20 @@ def split_examples(examples: Sequence[Example], fractions: Sequence[float], seed
     return Splits(*chosen)
 
 
-def load_splits(config: DataConfig) -> Splits:
+def load_splits(config: DataConfig, *, kind: str | None = SFT, needs: str = "SFT") -> Splits:
     """Load `config.path` and split it; with `validation_path`, that file is the validation split
-    and `path` is split into train and test by the test fraction."""
+    and `path` is split into train and test by the test fraction. Files must hold `kind` of data
+    (engine.data.kinds; None takes any kind, the same in both files); `needs` names what needs it."""
     if not config.path:
         raise DataError("no training data given", where="data.path", hint="set data.path to a .jsonl, .json, .csv or .parquet file")
-    examples = load_examples(config.path, config.format)
+    data, examples = load_records(config.path, config.format)
+    wanted = data.kind if kind is None else kind
+    require_kind(data, wanted, needs)
     if config.validation_path:
-        validation = tuple(load_examples(config.validation_path, config.format))
+        validation_data, validation = load_records(config.validation_path, config.format)
+        require_kind(validation_data, wanted, needs)
         rest = split_examples(examples, (1 - config.split[2], 0.0, config.split[2]), config.seed)
-        splits = Splits(rest.train, validation, rest.test)
+        splits = Splits(rest.train, tuple(validation), rest.test)
     else:
         splits = split_examples(examples, config.split, config.seed)
     if not splits.train:

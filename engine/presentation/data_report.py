@@ -4,19 +4,29 @@ shows, written once for both."""
 from __future__ import annotations
 
 from engine.data.check import Finding, Report
+from engine.data.kinds import PAIRS, RATINGS
+
+# What one usable record is called, by the kind of data (engine.data.kinds)
+NOUNS = {PAIRS: "preference pair", RATINGS: "rated example"}
 
 
 def format_report(report: Report, *, base: str | None) -> str:
     how = f"detected from line {report.detected_at}" if report.detected_at else "given"
     fmt = f"{report.format} format ({how})" if report.format else "format unknown"
-    lines = [f"{report.path}: {fmt}, {report.examples:,} usable examples"]
+    noun = NOUNS.get(report.kind, "example")
+    lines = [f"{report.path}: {fmt}, {_count(report.examples, 'usable ' + noun)}"]
+    if report.labels is not None:
+        lines[0] += f" ({report.labels[0]:,} desirable, {report.labels[1]:,} undesirable)"
     if report.validation_path:
-        lines.append(f"validation: {report.validation_path}, {report.validation_examples:,} usable examples")
+        lines.append(f"validation: {report.validation_path}, {_count(report.validation_examples, 'usable ' + noun)}")
     for title, findings in (("errors (the file cannot be used)", report.errors), ("warnings", report.warnings)):
         if findings:
             lines += ["", f"{title}:"] + [line for f in findings for line in _finding(f)]
     if report.lengths:
         lines += ["", _lengths(report, base)]
+        if report.kind == PAIRS and report.lengths.unit == "tokens":
+            lines.append("(each pair counts as two conversations: the prompt with its chosen answer, and with its "
+                         "rejected one)")
     train, validation, test = report.split
     lines.append(f"split (seed {report.seed}): train {train:,} · validation {validation:,} · test {test:,}")
     lines.append("")

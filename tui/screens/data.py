@@ -19,11 +19,10 @@ from textual.worker import get_current_worker
 
 from engine.config import RunConfig, apply_overrides
 from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, check_file
-from engine.data.loading import ExampleStream
-from engine.data.problems import RecordError
 from engine.data.readers import ensure_readable
-from engine.data.render import base_tokenizer, render_example, trained_segments
+from engine.data.render import base_tokenizer
 from engine.models.registry import DEFAULT_MODEL
+from engine.presentation.data_preview import CHOSEN, REJECTED, TRAINED, Preview, previews
 from engine.presentation.data_report import format_report
 from engine.runs.rundir import list_runs
 from tui.errors import reports_errors
@@ -32,6 +31,8 @@ from tui.screens.base import TanrenScreen
 PREVIEW_EXAMPLES = 3
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 TRAINED_STYLE = "bold green"
+REJECTED_STYLE = "bold red"
+STYLES = {TRAINED: TRAINED_STYLE, CHOSEN: TRAINED_STYLE, REJECTED: REJECTED_STYLE}
 
 
 def shown_path(path: Path) -> str:
@@ -58,12 +59,18 @@ def data_files(home) -> list[tuple[str, str]]:
     return [(label, path) for path, label in found.items()]
 
 
-def preview_text(source: str, segments: list[tuple[str, bool]], tokens: int, trained: int, cut: int) -> Text:
-    summary = f"{tokens:,} tokens, {trained:,} trained" + (f", {cut:,} cut by max length" if cut else "")
-    text = Text(f"── {source} · {summary} ──\n", style="bold")
-    for piece, is_trained in segments:
-        text.append(piece, TRAINED_STYLE if is_trained else "")
+def preview_text(preview: Preview) -> Text:
+    text = Text(f"── {preview.source} · {preview.summary} ──\n", style="bold")
+    for piece, mark in preview.pieces:
+        text.append(piece, STYLES[mark] if mark else "")
     return text
+
+
+def legend(preview: Preview) -> Text:
+    if CHOSEN in preview.marks or REJECTED in preview.marks:
+        return (Text("chosen (desirable) answers are ") + Text("green", TRAINED_STYLE)
+                + Text(", rejected (undesirable) ones ") + Text("red", REJECTED_STYLE))
+    return Text("trained tokens are ") + Text("green", TRAINED_STYLE)
 
 
 class DataScreen(TanrenScreen):
@@ -84,7 +91,7 @@ class DataScreen(TanrenScreen):
     class Checked(Message):
         report: str
         usable: bool
-        preview: list[Text]
+        preview: list[Preview]
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
@@ -158,8 +165,8 @@ class DataScreen(TanrenScreen):
                             on_progress=lambda file, fraction: busy(f"checking {file}: {fraction:.0%}"))
         if worker.is_cancelled:
             return
-        preview = [] if not report.usable else self._preview(path, config.data.format, tokenizer,
-                                                               config.data.max_length)
+        preview = [] if not report.usable else previews(path, config.data.format, tokenizer,
+                                                        max_length=config.data.max_length, count=PREVIEW_EXAMPLES)
         if not worker.is_cancelled:
             self.post_message(self.Checked(format_report(report, base=base), report.usable, preview))
 
@@ -173,23 +180,11 @@ class DataScreen(TanrenScreen):
                 self.post_message(self.Busy(text))
         return busy
 
-    @staticmethod
-    def _preview(path: str, format: str, tokenizer, max_length: int) -> list[Text]:
-        shown = []
-        for _line, example in ExampleStream(path, format):
-            if len(shown) == PREVIEW_EXAMPLES:
-                break
-            if isinstance(example, RecordError):
-                continue  # the report lists it
-            rendered = render_example(example, tokenizer, max_length=max_length)
-            shown.append(preview_text(example.source, trained_segments(tokenizer, rendered), len(rendered.input_ids),
-                                      sum(rendered.assistant_mask), rendered.truncated_tokens))
-        return shown
-
     def on_data_screen_busy(self, message: Busy) -> None:
         self.query_one("#data-report", Static).update(Text(message.text, style="italic"))
 
     def on_data_screen_checked(self, message: Checked) -> None:
         self.query_one("#data-report", Static).update(Text(message.report, style="" if message.usable else "red"))
-        preview = Text("\n\n").join([Text("trained tokens are ") + Text("green", TRAINED_STYLE), *message.preview])
-        self.query_one("#data-preview", Static).update(preview if message.preview else "")
+        shown = message.preview
+        preview = Text("\n\n").join([legend(shown[0]), *map(preview_text, shown)]) if shown else ""
+        self.query_one("#data-preview", Static).update(preview)
