@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from engine.data import (
+    SAMPLE_CHAT,
+    SAMPLE_HELDOUT,
+    SAMPLE_PREFERENCE,
     DataKind,
     PreferencePair,
     RatedExample,
@@ -175,6 +178,15 @@ def test_kto_labels_of_one_kind_and_micro_batches_of_one_are_warned_about(tmp_pa
     assert check_file(write_pair_data(tmp_path / "pairs.jsonl", 12), micro_batch_size=1).findings == ()  # no KL term
 
 
+def test_a_validation_file_of_another_kind_is_an_error(tmp_path: Path) -> None:
+    pairs, chats = write_pair_data(tmp_path / "pairs.jsonl", 12), write_chat_data(tmp_path / "chat.jsonl", 3)
+    report = check_file(pairs, validation_path=chats)
+    (finding,) = report.errors
+    assert (finding.code, finding.examples) == ("other-kind", (
+        f"{chats}: SFT records (messages format), beside preference pairs (preference format) in {pairs}",))
+    assert report.validation_format == "messages"
+
+
 def test_csv_labels_are_read_as_booleans(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "kto.csv", ["prompt", "completion", "label"],
                      [["日本の首都は？", "東京です。", "true"], ["日本の首都は？", "大阪です。", "FALSE"], ["q", "a b", "maybe"]])
@@ -273,3 +285,16 @@ def test_sft_loading_refuses_other_kinds_of_data(tmp_path: Path) -> None:
     with pytest.raises(DataError) as error:
         data_kind(broken)
     assert error.value.where == f"{broken}:1"
+
+
+def test_the_preference_sample_is_clean_bilingual_and_drawn_from_the_training_sample() -> None:
+    report = check_file(SAMPLE_PREFERENCE, tokenizer=build_tokenizer())
+    assert report.findings == () and report.format == "preference" and 40 <= report.examples <= 80
+    _, pairs = load_records(SAMPLE_PREFERENCE)
+    japanese = [p for p in pairs if any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff"
+                                        for c in p.prompt[-1].content)]
+    assert 0.3 < len(japanese) / len(pairs) < 0.7
+    assert any(len(p.prompt) > 1 for p in pairs)  # system prompts and earlier turns too
+    trained = {e.prompt_key() for e in load_examples(SAMPLE_CHAT)}
+    held_out = {e.prompt_key() for e in load_examples(SAMPLE_HELDOUT)}
+    assert all(p.prompt_key() in trained and p.prompt_key() not in held_out for p in pairs)

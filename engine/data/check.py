@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.config.schema import TrainingConfig
 from engine.data.example import RatedExample
-from engine.data.kinds import FORMAT_KINDS, RATINGS
+from engine.data.kinds import FORMAT_KINDS, KIND_NAMES, RATINGS
 from engine.data.lengths import LengthStats, TokenLengths, length_stats
 from engine.data.loading import ExampleStream
 from engine.data.pii import find_personal_data
@@ -52,6 +52,7 @@ class Report:
     max_length: int
     validation_path: str | None = None
     validation_examples: int | None = None
+    validation_format: str | None = None
     labels: tuple[int, int] | None = None  # KTO ratings: how many are desirable (true), how many not
 
     @property
@@ -189,6 +190,13 @@ def _first_occurrence(hashes: array):
     return first[inverse]
 
 
+def _same_kind(train: _FileScan, validation: _FileScan, findings: _Findings) -> None:
+    kinds = [FORMAT_KINDS.get(scan.stream.format) for scan in (train, validation)]
+    if None not in kinds and kinds[0] != kinds[1]:
+        findings.add("other-kind", validation.label, f"{KIND_NAMES[kinds[1]]} ({validation.stream.format} format), "
+                     f"beside {KIND_NAMES[kinds[0]]} ({train.stream.format} format) in {train.label}")
+
+
 def _leakage(train: _FileScan, validation: _FileScan, findings: _Findings) -> None:
     import numpy as np
 
@@ -230,6 +238,7 @@ def check_file(
     validation = None
     if validation_path is not None:
         validation = _FileScan(validation_path, format, findings, lengths, keep_prompts=True, on_progress=on_progress).run()
+        _same_kind(main, validation, findings)
         _leakage(main, validation, findings)
         train, _, test = split_counts(main.examples, (1 - split[2], 0.0, split[2]))
         planned = (train, validation.examples, test)
@@ -240,5 +249,6 @@ def check_file(
         findings=findings.frozen(), lengths=stats, split=planned, seed=seed, max_length=max_length,
         validation_path=None if validation is None else str(validation_path),
         validation_examples=None if validation is None else validation.examples,
+        validation_format=None if validation is None else validation.stream.format,
         labels=(main.labels[1], main.labels[0]) if rated else None,
     )

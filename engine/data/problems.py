@@ -61,6 +61,10 @@ KINDS: dict[str, ProblemKind] = {
         ERROR, "KTO label is not true or false",
         "write each label as a JSON boolean: true for a desirable completion, false for an undesirable one",
     ),
+    "other-kind": ProblemKind(
+        ERROR, "the validation file holds another kind of data than the training file",
+        "give a validation file of the same kind: SFT records, preference pairs or KTO ratings",
+    ),
     "template-error": ProblemKind(
         ERROR, "the base model's chat template cannot render the example",
         "some templates refuse system turns or require user and assistant turns to alternate; "

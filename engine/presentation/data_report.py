@@ -4,7 +4,7 @@ shows, written once for both."""
 from __future__ import annotations
 
 from engine.data.check import Finding, Report
-from engine.data.kinds import PAIRS, RATINGS
+from engine.data.kinds import FORMAT_KINDS, PAIRS, RATINGS
 
 # What one usable record is called, by the kind of data (engine.data.kinds)
 NOUNS = {PAIRS: "preference pair", RATINGS: "rated example"}
@@ -18,6 +18,7 @@ def format_report(report: Report, *, base: str | None) -> str:
     if report.labels is not None:
         lines[0] += f" ({report.labels[0]:,} desirable, {report.labels[1]:,} undesirable)"
     if report.validation_path:
+        noun = NOUNS.get(FORMAT_KINDS.get(report.validation_format), "example")
         lines.append(f"validation: {report.validation_path}, {_count(report.validation_examples, 'usable ' + noun)}")
     for title, findings in (("errors (the file cannot be used)", report.errors), ("warnings", report.warnings)):
         if findings:
