@@ -104,6 +104,7 @@ def _eval_summary(eval_results: dict[str, Any]) -> dict[str, Any]:
     dataset = eval_results.get("dataset", {})
     return {
         "dataset": dataset.get("path"), "split": dataset.get("split"), "examples": dataset.get("examples"),
+        **({"pairs": dataset["pairs"]} if dataset.get("pairs") else {}),
         "dataset_sha256": dataset.get("sha256"), "time": eval_results.get("time"),
         "results": {row["label"]: {k: round(v, 6) for k, v in row["metrics"].items() if k in METRIC_HEADERS}
                     for row in eval_results.get("results", [])},
@@ -115,11 +116,14 @@ def _evaluation(eval_results: dict[str, Any]) -> list[str]:
     columns = [key for key in METRIC_HEADERS if any(key in row["metrics"] for row in rows)]
     split = f" ({dataset['split']} split)" if dataset.get("split") else ""
     tokens = "assistant" if eval_results.get("settings", {}).get("assistant_only", True) else "all"
+    tokens = "the chosen answers'" if dataset.get("pairs") else tokens
     measured = [f"perplexity on {tokens} tokens"] * ("perplexity" in columns)
     measured += ["ROUGE F1 of greedy answers"] * ("rouge1" in columns)
+    measured += ["preference accuracy (the share of pairs whose chosen answer is likelier than the rejected one) "
+                 "and margin (the mean difference of their summed log-probabilities)"] * ("preference_accuracy" in columns)
     return [
         "## Evaluation", "",
-        f"Measured by `tanren eval` on {dataset.get('examples')} examples of `{dataset.get('path')}`{split}, "
+        f"Measured by `tanren eval` on {_count(dataset)} of `{dataset.get('path')}`{split}, "
         f"{eval_results.get('time')}: {', '.join(measured)}.", "",
         "| model | " + " | ".join(METRIC_HEADERS[key] for key in columns) + " |",
         "| --- |" + " --- |" * len(columns),
@@ -127,6 +131,10 @@ def _evaluation(eval_results: dict[str, Any]) -> list[str]:
           for row in rows],
         "",
     ]
+
+
+def _count(dataset: dict[str, Any]) -> str:
+    return f"{dataset['pairs']} preference pairs" if dataset.get("pairs") else f"{dataset.get('examples')} examples"
 
 
 def _row_name(row: dict[str, Any]) -> str:

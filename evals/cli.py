@@ -1,4 +1,5 @@
-"""`tanren eval TARGET`: perplexity and ROUGE of a run (before and after its adapter) or a model.
+"""`tanren eval TARGET`: perplexity, ROUGE and preference accuracy of a run (before and after its
+adapter) or a model.
 
 Results go to stdout (a table, or JSON with --json); loading messages and the progress bar go
 to stderr. A run's results are also kept in the run folder (eval_results.json) and its model
@@ -20,6 +21,7 @@ from engine.presentation.eval_table import format_results
 EXAMPLES = """examples:
   tanren eval my-run                          base vs base + adapter on the run's held-out split
   tanren eval my-run --data heldout.jsonl --metrics perplexity
+  tanren eval my-run --data pairs.jsonl --metrics preference   chosen vs rejected on held-out pairs
   tanren eval exports/merged --data heldout.jsonl     a merged HF folder
   tanren eval model.Q8_0.gguf --data heldout.jsonl    a GGUF file, through llama.cpp
   tanren eval smollm2-135m-instruct --adapter my-run --data heldout.jsonl --json"""
@@ -27,10 +29,12 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "eval", help="perplexity and ROUGE: a run before and after its adapter, or any model or GGUF file",
+        "eval", help="perplexity, ROUGE and preference accuracy: a run before and after its adapter, or any model "
+        "or GGUF file",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
-        description="Measure perplexity (on the assistant's tokens, as training weighs them) and ROUGE-1/2/L of "
-        "greedy answers (Japanese-aware). A run is measured before and after: its base, then base + adapter.",
+        description="Measure perplexity (on the assistant's tokens, as training weighs them), ROUGE-1/2/L of "
+        "greedy answers (Japanese-aware) and, on preference pairs, how often the chosen answer is likelier than the "
+        "rejected one. A run is measured before and after: its base, then base + adapter.",
     )
     parser.add_argument("target", help="a run name, or a model: built-in name, HF folder (e.g. a merged export), "
                         ".gguf file or cached hub id")
@@ -39,12 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--adapter", action="append", default=[], metavar="RUN",
                         help="with a model: also measure it with this adapter, a run name or PEFT folder (repeatable)")
     parser.add_argument("--metrics", default="perplexity,rouge",
-                        help="comma-separated: perplexity, rouge (default both)")
+                        help="comma-separated: perplexity, rouge, preference (the share of preference pairs whose "
+                        "chosen answer is likelier than the rejected one, and the mean margin); default "
+                        "perplexity,rouge")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N examples")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--max-length", type=int, metavar="TOKENS",
-                        help="perplexity window; longer texts slide (default: a run's data.max_length, "
-                        "else the context)")
+                        help="perplexity window, longer texts slide; the longest pair measured for preference "
+                        "(default: a run's data.max_length, else the context)")
     parser.add_argument("--stride", type=int, metavar="TOKENS", help="sliding window step (default: half the window)")
     parser.add_argument("--all-tokens", action="store_true",
                         help="perplexity on every token, not only the assistant's answers")

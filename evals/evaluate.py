@@ -16,14 +16,17 @@ from datetime import datetime, timezone
 
 from engine.atomic import atomic_write_text
 from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend
+from engine.data.kinds import PAIRS, mismatch, mismatch_hint
 from engine.paths import Home
 from engine.runs import RunDir
 from evals.errors import EvalError
 from evals.perplexity import PerplexityResult, measure_perplexity
+from evals.preference import PreferenceResult, measure_preference
 from evals.rouge import DEFAULT_BATCH_SIZE, RougeResult, measure_rouge, references
 from evals.targets import Dataset, Plan, Target
 
-METRICS = ("perplexity", "rouge")
+METRICS = ("perplexity", "rouge", "preference")
+DEFAULT_METRICS = ("perplexity", "rouge")
 RESULTS_FILE = "eval_results.json"  # the report a run keeps from its last evaluation
 
 Progress = Callable[[str, int, int], None]  # (what is being measured, done, total)
@@ -31,8 +34,8 @@ Progress = Callable[[str, int, int], None]  # (what is being measured, done, tot
 
 @dataclass(frozen=True)
 class Settings:
-    metrics: tuple[str, ...] = METRICS
-    max_length: int | None = None  # perplexity window; None: the model's context length
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    max_length: int | None = None  # perplexity and preference window; None: the model's context length
     stride: int | None = None  # None: half the window
     assistant_only: bool = True  # perplexity on the assistant's tokens (chat data) or on all
     max_new_tokens: int = 256  # longest answer for ROUGE
@@ -71,6 +74,7 @@ class TargetResult:
     backend: str  # the backend that ran it: transformers or llama.cpp
     perplexity: PerplexityResult | None = None
     rouge: RougeResult | None = None
+    preference: PreferenceResult | None = None
 
     def metrics(self) -> dict[str, float]:
         values: dict[str, float] = {}
@@ -79,6 +83,9 @@ class TargetResult:
                           tokens=self.perplexity.tokens)
         if self.rouge is not None:
             values.update(rouge1=self.rouge.rouge1, rouge2=self.rouge.rouge2, rougeL=self.rouge.rougeL)
+        if self.preference is not None:
+            values.update(preference_accuracy=self.preference.accuracy, preference_margin=self.preference.margin,
+                          pairs=self.preference.pairs)
         return values
 
 
@@ -111,8 +118,11 @@ def evaluate(plan: Plan, dataset: Dataset, settings: Settings, home: Home, *,
     from engine.chat.targets import open_backend
 
     started = time.perf_counter()
+    # Data that cannot be measured fails now, not after loading a model
     if "rouge" in settings.metrics:
-        references(dataset.examples)  # an example without a reference fails now, not after loading a model
+        references(dataset.examples)
+    if "preference" in settings.metrics and not dataset.pairs:
+        raise _not_pairs(dataset)
     results = []
     for group in _by_model(plan.targets):
         adapters = [target.adapter for target in group if target.adapter is not None]
@@ -144,7 +154,7 @@ def _measure(backend: ChatBackend, target: Target, dataset: Dataset, settings: S
     def report(what: str):
         return None if progress is None else lambda done, total: progress(f"{target.label}: {what}", done, total)
 
-    perplexity = rouge = None
+    perplexity = rouge = preference = None
     if "perplexity" in settings.metrics:
         perplexity = measure_perplexity(
             backend, dataset.examples, adapter=adapter, max_length=settings.max_length, stride=settings.stride,
@@ -153,8 +163,16 @@ def _measure(backend: ChatBackend, target: Target, dataset: Dataset, settings: S
     if "rouge" in settings.metrics:
         rouge = measure_rouge(backend, dataset.examples, adapter=adapter, max_new_tokens=settings.max_new_tokens,
                               batch_size=settings.batch_size, progress=report("answers"), cancel=cancel)
+    if "preference" in settings.metrics:
+        preference = measure_preference(backend, dataset.pairs, adapter=adapter, max_length=settings.max_length,
+                                        progress=report("preference"), cancel=cancel)
     return TargetResult(target.label, target.role, target.model.base, adapter and str(target.adapter.folder),
-                        backend.kind, perplexity, rouge)
+                        backend.kind, perplexity, rouge, preference)
+
+
+def _not_pairs(dataset: Dataset) -> EvalError:
+    return EvalError(mismatch("the preference metric", PAIRS, dataset.data), where=dataset.data.where,
+                     hint=mismatch_hint(PAIRS, dataset.data) + "; give held-out pairs with --data")
 
 
 def save_to_run(run: RunDir, report: EvalReport) -> None:

@@ -43,7 +43,9 @@ class PerplexityResult:
 
 
 @dataclass(frozen=True)
-class _Window:
+class Window:
+    """A token sequence to score from an empty context, and which of its positions count."""
+
     ids: list[int]
     first: int  # the first scored position; positions before it are context only
     weights: list[int]  # 1 where a position from `first` on is scored
@@ -70,26 +72,37 @@ def measure_perplexity(backend: ChatBackend, examples: Sequence[Example] | str |
     `stride` defaults to half the window. `cancel` stops it between batches (EvalCancelled).
     """
     examples = _examples(examples)
-    window = _window(max_length, backend.context_length)
+    window = context_window(max_length, backend.context_length)
     stride = stride or max(1, window // 2)
     if not 1 <= stride <= window:
         raise EvalError(f"the stride ({stride}) must be between 1 and the window ({window} tokens)",
                         where="stride")
     jobs, measured = _jobs(backend, examples, window=window, stride=stride, assistant_only=assistant_only)
-    jobs.sort(key=lambda job: len(job.ids), reverse=True)  # similar lengths share a batch: less padding
-    total, tokens, done = 0.0, 0, 0
-    for batch in _batches(jobs, batch_tokens):
+    sums = logprob_sums(backend, jobs, adapter=adapter, batch_tokens=batch_tokens, progress=progress, cancel=cancel)
+    tokens = sum(sum(job.weights) for job in jobs)
+    nll = -math.fsum(sums) / tokens
+    return PerplexityResult(perplexity=math.exp(nll), nll=nll, tokens=tokens, examples=measured)
+
+
+def logprob_sums(backend: ChatBackend, windows: Sequence[Window], *, adapter: str | None = None,
+                 batch_tokens: int = DEFAULT_BATCH_TOKENS, progress: Progress | None = None,
+                 cancel: threading.Event | None = None) -> list[float]:
+    """For each window, in order, the sum of the log-probabilities of its scored tokens (weighted).
+
+    `cancel` stops it between batches (EvalCancelled)."""
+    sums = [0.0] * len(windows)
+    done = 0
+    for batch in _batches([len(window.ids) for window in windows], batch_tokens):
         if cancel is not None and cancel.is_set():
             raise EvalCancelled()
-        for job, logprobs in zip(batch, backend.score([job.ids for job in batch], adapter=adapter)):
+        for index, logprobs in zip(batch, backend.score([windows[index].ids for index in batch], adapter=adapter)):
             # logprobs[p - 1] is log p(ids[p] | ids[:p])
-            total -= math.fsum(w * lp for w, lp in zip(job.weights, logprobs[job.first - 1:]))
-            tokens += sum(job.weights)
+            job = windows[index]
+            sums[index] = math.fsum(w * lp for w, lp in zip(job.weights, logprobs[job.first - 1:]))
         done += len(batch)
         if progress is not None:
-            progress(done, len(jobs))
-    nll = total / tokens
-    return PerplexityResult(perplexity=math.exp(nll), nll=nll, tokens=tokens, examples=measured)
+            progress(done, len(windows))
+    return sums
 
 
 def model_perplexity(model: str | Path, examples: Sequence[Example] | str | Path, *, home: Home | None = None,
@@ -114,21 +127,22 @@ def _examples(examples: Sequence[Example] | str | Path) -> Sequence[Example]:
     return examples
 
 
-def _window(max_length: int | None, context_length: int) -> int:
+def context_window(max_length: int | None, context_length: int) -> int:
+    """The longest sequence scored at once: `max_length`, at most the model's context."""
     if max_length is not None and max_length < 2:
         raise EvalError(f"the window must hold at least 2 tokens, not {max_length}", where="max_length")
     return min(max_length or context_length, context_length)
 
 
 def _jobs(backend: ChatBackend, examples: Sequence[Example], *, window: int, stride: int,
-          assistant_only: bool) -> tuple[list[_Window], int]:
+          assistant_only: bool) -> tuple[list[Window], int]:
     """The windows that score at least one token, and how many examples they come from."""
-    jobs: list[_Window] = []
+    jobs: list[Window] = []
     measured = 0
     ensure_chat_template(backend.tokenizer)  # a base without one is trained with the plain template
     for rendered in render_examples(examples, backend.tokenizer, max_length=sys.maxsize, assistant_only=assistant_only):
         ids, mask = rendered.input_ids, rendered.assistant_mask
-        found = [_Window(ids[begin:end], first - begin, mask[first:end])
+        found = [Window(ids[begin:end], first - begin, mask[first:end])
                  for begin, end, first in windows(len(ids), max_length=window, stride=stride) if any(mask[first:end])]
         jobs += found
         measured += bool(found)
@@ -139,13 +153,14 @@ def _jobs(backend: ChatBackend, examples: Sequence[Example], *, window: int, str
     return jobs, measured
 
 
-def _batches(jobs: Sequence[_Window], batch_tokens: int) -> Iterator[list[_Window]]:
-    """Consecutive jobs (longest first) whose padded size stays within batch_tokens (at least one)."""
-    batch: list[_Window] = []
-    for job in jobs:
-        if batch and (len(batch) + 1) * len(batch[0].ids) > batch_tokens:
+def _batches(lengths: Sequence[int], batch_tokens: int) -> Iterator[list[int]]:
+    """Indices of sequences, longest first (similar lengths share a batch: less padding), in
+    batches whose padded size stays within batch_tokens (at least one sequence each)."""
+    batch: list[int] = []
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True):
+        if batch and (len(batch) + 1) * lengths[batch[0]] > batch_tokens:
             yield batch
             batch = []
-        batch.append(job)
+        batch.append(index)
     if batch:
         yield batch

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.chat.targets import AdapterRef, resolve_adapter
 from engine.config import ModelConfig, RunConfig
-from engine.data import Example, load_examples, load_splits
+from engine.data import AnyExample, DataKind, Example, PreferencePair, RatedExample, data_kind, load_records, load_splits
 from engine.errors import ModelNotFoundError
 from engine.models.resolve import resolve_model
 from engine.paths import Home
@@ -43,13 +43,35 @@ class Plan:
 
 @dataclass(frozen=True)
 class Dataset:
+    """What is measured: conversations for perplexity and ROUGE (of preference data, the chosen
+    and the desirable answers), and the pairs themselves for the preference metric."""
+
     examples: tuple[Example, ...]
     path: str
     split: str | None  # the run's split it was taken from; None for a whole file
-    sha256: str  # of the examples measured, in order (not of the file: a split is part of one)
+    sha256: str  # of the records measured, in order (not of the file: a split is part of one)
+    data: DataKind  # what the file holds
+    pairs: tuple[PreferencePair, ...] = ()
+
+    @classmethod
+    def of(cls, records: Sequence[AnyExample], path: str, split: str | None, data: DataKind) -> Dataset:
+        examples = tuple(example for example in map(_desired, records) if example is not None)
+        pairs = tuple(record for record in records if isinstance(record, PreferencePair))
+        return cls(examples, path, split, examples_sha256(records), data, pairs)
 
     def describe(self) -> dict:
-        return {"path": self.path, "split": self.split, "sha256": self.sha256, "examples": len(self.examples)}
+        described = {"path": self.path, "split": self.split, "sha256": self.sha256, "examples": len(self.examples)}
+        return {**described, "pairs": len(self.pairs)} if self.pairs else described
+
+
+def _desired(record: AnyExample) -> Example | None:
+    """The conversation of the answer the model should write: a pair's chosen answer, a rated
+    completion when it is desirable."""
+    if isinstance(record, PreferencePair):
+        return record.chosen_example()
+    if isinstance(record, RatedExample):
+        return record.example() if record.label else None
+    return record
 
 
 def plan_targets(spec: str, home: Home, *, adapters: Sequence[str] = (), model: ModelConfig | None = None) -> Plan:
@@ -97,31 +119,35 @@ def select_data(plan: Plan, data: str | None, *, limit: int | None = None) -> Da
     if limit is not None and limit < 1:
         raise EvalError(f"--limit must be at least 1, not {limit}", where="--limit")
     if data is not None:
-        examples, path, split = tuple(load_examples(data)), data, None
+        kind, records = load_records(data)
+        path, split = data, None
     elif plan.run_config is not None:
-        examples, path, split = _held_out(plan)
+        kind, records, path, split = _held_out(plan)
     else:
         raise EvalError("no data to evaluate on", where="--data",
                         hint="give a data file with --data, or evaluate a run (its held-out split is the default)")
-    examples = examples[:limit] if limit else examples
-    return Dataset(examples, str(path), split, examples_sha256(examples))
+    records = records[:limit] if limit else records
+    return Dataset.of(records, str(path), split, kind)
 
 
-def _held_out(plan: Plan) -> tuple[tuple[Example, ...], str, str]:
+def _held_out(plan: Plan) -> tuple[DataKind, Sequence[AnyExample], str, str]:
     config = plan.run_config.data
-    splits = load_splits(config)
+    splits = load_splits(config, kind=None)
     for name in ("test", "validation"):
         part = getattr(splits, name)
         if part:
-            return part, config.path, name
+            return data_kind(config.path, config.format), part, config.path, name
     raise EvalError(f"run {plan.run.name} has no held-out examples: its test and validation splits are empty",
                     where="data.split", hint="evaluate on another file with --data")
 
 
-def examples_sha256(examples: Sequence[Example]) -> str:
+def examples_sha256(examples: Sequence[AnyExample]) -> str:
     """A hash of the examples' contents, the same whatever file format they were read from."""
     digest = hashlib.sha256()
     for example in examples:
-        record = {"text": example.text} if example.is_text else {"messages": [m.as_dict() for m in example.messages]}
+        if isinstance(example, (PreferencePair, RatedExample)):
+            record = example.to_trl()
+        else:
+            record = {"text": example.text} if example.is_text else {"messages": [m.as_dict() for m in example.messages]}
         digest.update(json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
     return digest.hexdigest()

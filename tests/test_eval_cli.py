@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig, apply_overrides
-from engine.data import SAMPLE_HELDOUT, load_splits
+from engine.data import SAMPLE_HELDOUT, SAMPLE_PREFERENCE, load_splits
 from engine.paths import Home
 from engine.runs import create_run, open_run
 from engine.model_card import read_card_front_matter, render_model_card
@@ -94,6 +94,41 @@ def test_json_output_limit_and_one_metric(run_home: Home, in_home, capsys) -> No
     assert [set(row["metrics"]) for row in printed["results"]] == [{"perplexity", "nll", "tokens"}] * 2
 
 
+def test_preference_pairs_are_measured_before_and_after_and_shown_in_the_card(run_home: Home, in_home,
+                                                                            capsys) -> None:
+    in_home(run_home)
+    args = ["eval", "tuned", "--data", str(SAMPLE_PREFERENCE), "--metrics", "perplexity,preference", "--limit", "12"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    run_dir = run_home.run_dir("tuned")
+    results = json.loads((run_dir / "eval_results.json").read_text(encoding="utf-8"))
+    assert results["dataset"]["pairs"] == results["dataset"]["examples"] == 12
+    base, tuned = results["results"]
+    before, after = base["metrics"], tuned["metrics"]
+    for metrics in (before, after):
+        assert set(metrics) == {"perplexity", "nll", "tokens", "preference_accuracy", "preference_margin", "pairs"}
+        assert 0 <= metrics["preference_accuracy"] <= 1
+    # the run's data.max_length (96 tokens) is the window: the longer pairs are left out, and said so
+    assert 0 < before["pairs"] == after["pairs"] < 12
+    assert f"preference on the {before['pairs']} pairs that fit the 96-token window (--max-length)" in out
+    assert after["preference_margin"] != pytest.approx(before["preference_margin"], rel=1e-4)
+
+    assert f"12 preference pairs of {SAMPLE_PREFERENCE}" in out and "perplexity on the chosen answers" in out
+    header = out.splitlines()[2]
+    assert header.split() == ["model", "backend", "perplexity", "pref.", "accuracy", "pref.", "margin"]
+    margin_change = after["preference_margin"] - before["preference_margin"]
+    accuracy_change = (after["preference_accuracy"] - before["preference_accuracy"]) * 100
+    assert f"{before['preference_margin']:.3f}" in out and f"{after['preference_margin']:.3f} ({margin_change:+.3f})" in out
+    assert f"{after['preference_accuracy']:.4f} ({accuracy_change:+.1f} pt)" in out
+
+    text = (run_dir / "adapter" / "README.md").read_text(encoding="utf-8")
+    assert "| model | perplexity | pref. accuracy | pref. margin |" in text
+    assert f"on 12 preference pairs of `{SAMPLE_PREFERENCE}`" in text and "preference accuracy (the share" in text
+    summary = read_card_front_matter(run_dir / "adapter" / "README.md")["eval_results"]
+    assert summary["pairs"] == 12
+    assert summary["results"]["tuned"]["preference_margin"] == pytest.approx(after["preference_margin"], abs=1e-6)
+
+
 def test_models_gguf_files_and_adapters_on_a_data_file(run_home: Home, tiny_model_dir: Path, gguf_model_dir: Path,
                                                        tmp_path: Path, in_home, capsys) -> None:
     from export.gguf import write_gguf
@@ -147,6 +182,7 @@ def test_full_fine_tuning_run_compares_the_base_with_the_run_s_model(tiny_model_
     (["eval", "{model}"], "no data to evaluate on"),
     (["eval", "tuned", "--data", "{empty}"], "holds no records"),
     (["eval", "tuned", "--data", "{text}"], "this example is raw text"),
+    (["eval", "tuned", "--metrics", "preference"], "the preference metric needs preference pairs, but "),
 ])
 def test_bad_input_is_one_clear_error(run_home: Home, tiny_model_dir: Path, tmp_path: Path, in_home, capsys,
                                       args: list[str], message: str) -> None:

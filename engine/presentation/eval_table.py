@@ -8,7 +8,8 @@ from __future__ import annotations
 from engine.textwidth import format_table
 
 # How each metric of an evaluation report is headed, in column order (the model card too)
-METRIC_HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+METRIC_HEADERS = {"perplexity": "perplexity", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L",
+                  "preference_accuracy": "pref. accuracy", "preference_margin": "pref. margin"}
 
 
 def format_results(results: dict) -> str:
@@ -21,10 +22,16 @@ def describe_data(results: dict) -> str:
     """One line: how many examples of which file (and split) were measured, and on which tokens."""
     dataset, rows = results["dataset"], results["results"]
     split = f" ({dataset['split']} split)" if dataset["split"] else ""
-    line = f"{dataset['examples']} examples of {dataset['path']}{split}, sha256 {dataset['sha256'][:12]}"
+    count = f"{dataset['pairs']} preference pairs" if dataset.get("pairs") else f"{dataset['examples']} examples"
+    line = f"{count} of {dataset['path']}{split}, sha256 {dataset['sha256'][:12]}"
     if any("perplexity" in row["metrics"] for row in rows):
         tokens = "all tokens" if not results["settings"]["assistant_only"] else "assistant tokens"
-        line += f"; perplexity on the {tokens}"
+        line += f"; perplexity on the {'chosen answers' if dataset.get('pairs') else tokens}"
+    measured = {row["metrics"]["pairs"] for row in rows if "pairs" in row["metrics"]}
+    if measured and measured != {dataset.get("pairs")}:
+        window = results["settings"].get("max_length")
+        line += (f"; preference on the {min(measured)} pairs that fit the "
+                 + (f"{window}-token window (--max-length)" if window else "context"))
     return line
 
 
@@ -42,11 +49,17 @@ def results_table(results: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def _cell(key: str, metrics: dict, base: dict | None) -> str:
+    """The value and its change against the base: perplexity in percent, the margin (in nats) as a
+    difference, shares (ROUGE, preference accuracy) in points."""
     value = metrics.get(key)
     if value is None:
         return "-"
-    text = f"{value:.3f}" if key == "perplexity" else f"{value:.4f}"
-    if base is not None and base.get(key):
-        change = (value / base[key] - 1) * 100 if key == "perplexity" else (value - base[key]) * 100
-        text += f" ({change:+.1f}%)" if key == "perplexity" else f" ({change:+.1f} pt)"
-    return text
+    text = f"{value:.3f}" if key in ("perplexity", "preference_margin") else f"{value:.4f}"
+    before = None if base is None else base.get(key)
+    if before is None or (key == "perplexity" and not before):
+        return text
+    if key == "perplexity":
+        return f"{text} ({(value / before - 1) * 100:+.1f}%)"
+    if key == "preference_margin":
+        return f"{text} ({value - before:+.3f})"
+    return f"{text} ({(value - before) * 100:+.1f} pt)"

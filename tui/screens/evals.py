@@ -21,7 +21,8 @@ from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker
 from tui.widgets.table import Table
 
-METRIC_CHOICES = (("perplexity and ROUGE", "perplexity,rouge"), ("perplexity", "perplexity"), ("ROUGE", "rouge"))
+METRIC_CHOICES = (("perplexity and ROUGE", "perplexity,rouge"), ("perplexity", "perplexity"), ("ROUGE", "rouge"),
+                  ("preference pairs", "preference"))
 
 
 def saved_results(home, target: str) -> dict | None:
