@@ -10,7 +10,7 @@ import pytest
 
 from engine.chat.pool import TargetPool, TargetSpec, chat_targets, spec_for
 from engine.config import RunConfig, apply_overrides
-from engine.errors import DataError, ModelNotFoundError
+from engine.errors import ConfigError, DataError, ModelNotFoundError
 from engine.events import Log, Metrics, Progress, Status
 from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
@@ -19,7 +19,7 @@ from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunError, create_run
 from engine.runs.training import start_training
 from engine.system import parse_gpu_line, sample_system
-from tests.data_files import write_chat_data
+from tests.data_files import write_chat_data, write_pair_data
 from tests.tui_helpers import finished_run
 from tui.widgets.loss_plot import plot_cells
 
@@ -111,6 +111,9 @@ def test_bad_runs_are_refused_before_anything_is_created(home: Home, tmp_path: P
         start_training(apply_overrides(RunConfig(), [f"data.path={tmp_path / 'nope.jsonl'}"]), home)
     with pytest.raises(ModelNotFoundError):
         start_training(apply_overrides(RunConfig(), [f"data.path={data}", "model.base=nobody/no-such-model"]), home)
+    pairs = write_pair_data(tmp_path / "pairs.jsonl")
+    with pytest.raises(ConfigError, match=r"^SFT needs SFT records, but .*pairs.jsonl holds preference pairs"):
+        start_training(apply_overrides(RunConfig(), [f"data.path={pairs}"]), home)
     assert not home.runs.exists()
     create_run(apply_overrides(RunConfig(), ["name=taken", f"data.path={data}"]), home)
     with pytest.raises(RunError, match="already exists"):
