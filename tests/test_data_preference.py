@@ -126,6 +126,8 @@ GOOD = {"preference": pair("Q?", "A.", "B."), "implicit_preference": both([turn(
     ("preference", {"prompt": [turn("user", "q")], "chosen": [turn("user", "a")], "rejected": "b"}, "wrong-type",
      "chosen[0] must be the assistant's answer, not a user turn"),
     ("preference", pair("q", "Paris.", " Paris. "), "same-answers", "chosen and rejected are both 'Paris.'"),
+    ("preference", {"prompt": "q", "chosen": [{"role": ["user"], "content": "a"}], "rejected": "b"}, "wrong-type",
+     "chosen[0].role must be text, got a list ['user']"),
     ("preference", {"prompt": [turn("user", "q"), turn("assistant", "a")], "chosen": "b", "rejected": "c"},
      "bad-prompt", "'prompt' ends with the assistant's turn, not the user's (roles: user, assistant)"),
     ("implicit_preference", both([turn("user", "q")], "same", "same"), "same-answers",

@@ -98,9 +98,9 @@ def _answer(record: dict, key: str, keys: tuple[str, str]) -> str:
 
 def _holds_a_prompt(value: Any) -> bool:
     """Whether `value` is a conversation with a user turn of its own (rather than just an answer)."""
-    return isinstance(value, list) and any(
-        isinstance(turn, dict) and ROLE_NAMES.get(turn.get("role", turn.get("from"))) == "user" for turn in value
-    )
+    roles = [turn.get("role", turn.get("from")) for turn in value if isinstance(turn, dict)] \
+        if isinstance(value, list) else []
+    return any(isinstance(role, str) and ROLE_NAMES.get(role) == "user" for role in roles)
 
 
 def _implicit(record: dict, source: str) -> PreferencePair:
