@@ -203,8 +203,11 @@ def test_bad_input_is_one_clear_error(run_home: Home, tiny_model_dir: Path, tmp_
 def test_ctrl_c_stops_with_one_line_and_writes_nothing(run_home: Home, tmp_path: Path) -> None:
     data = tmp_path / "many.jsonl"
     data.write_text(SAMPLE_HELDOUT.read_text(encoding="utf-8") * 20, encoding="utf-8")
+    # As a terminal delivers it: a suite started as a background job (`make test &` in a script) runs
+    # with SIGINT ignored, which a child would inherit, and Python then never turns it into Ctrl-C.
     process = subprocess.Popen([str(TANREN), "eval", "tuned", "--data", str(data), "--max-new-tokens", "64"],
-                               env=tanren_env(run_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=tanren_env(run_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = run_home.run_dir("tuned") / "eval_results.json"
     results.unlink(missing_ok=True)
     for line in process.stderr:
