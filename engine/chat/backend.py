@@ -60,10 +60,13 @@ class Decoder:
 @dataclass(frozen=True)
 class BatchDecoder:
     """Several answers in progress in one model step: each row's next-token logits ([rows, vocab])
-    after its prompt, and a way to feed one token per row (a finished row's token is ignored)."""
+    after its prompt, a way to feed one token per row, to keep only some rows, and (where the
+    backend can) to add rows between two steps (continuous batching)."""
 
     logits: np.ndarray
     advance: Callable[[Sequence[int]], np.ndarray]
+    keep: Callable[[Sequence[int]], None]
+    join: Callable[[list[list[int]]], np.ndarray] | None = None  # the new rows' logits
 
 
 class ChatBackend(ABC):

@@ -2,8 +2,8 @@
 
 Each answer keeps what makes it the answer a lone request would get: its own sampler and seed,
 its own stop set, token limit and cancel event, and its own text stream. Only the model step is
-shared. A finished or cancelled answer leaves the batch's bookkeeping at once (its stats are
-final); its row keeps stepping, ignored, until the batch ends.
+shared. A finished or cancelled answer leaves the batch before the next step, and new answers
+may join it there.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from engine.chat.backend import ChatBackend, Clock, GenerationStats, TextStream, next_token
 from engine.chat.sampling import Sampler, fresh_seed
@@ -46,21 +48,33 @@ class _Answer:
         self.row.on_end(self.clock.stats(prompt_tokens=len(self.row.prompt_ids), seed=self.seed))
 
 
-def answer_batch(backend: ChatBackend, rows: Sequence[BatchRow], adapter: str | None) -> None:
-    """Decode every row's answer, side by side, until each has ended (stop, length or cancel)."""
+def answer_batch(backend: ChatBackend, rows: Sequence[BatchRow], adapter: str | None,
+                 more: Callable[[int], list[BatchRow]] = lambda free: [], max_rows: int = 1) -> None:
+    """Decode every row's answer, side by side, until each has ended (stop, length or cancel).
+
+    Between two steps, ended rows leave the batch, and where the backend can add rows, `more(n)`
+    may hand up to n new ones (at most `max_rows` in all), which join it: continuous batching.
+    """
     backend.check_adapter(adapter)
-    answers = []
-    for row in rows:
-        seed = row.params.seed if row.params.seed is not None else fresh_seed()
-        answers.append(_Answer(row, Sampler(row.params, row.prompt_ids, seed), Clock(row.started),
-                               TextStream(backend.decode), seed))
+    answers = [_answer(backend, row) for row in rows]
     with backend._busy, backend._batch_decoding([row.prompt_ids for row in rows], adapter) as decoder:
         logits = decoder.logits
-        while True:
+        while answers:
             fed = [_step(backend, answer, logits[index]) for index, answer in enumerate(answers)]
-            if all(answer.done for answer in answers):
-                return
-            logits = decoder.advance(fed)
+            going = [index for index, answer in enumerate(answers) if not answer.done]
+            decoder.keep(going)
+            answers = [answers[index] for index in going]
+            logits = decoder.advance([fed[index] for index in going]) if answers else None
+            joining = more(max(max_rows - len(answers), 0)) if decoder.join is not None else []
+            if joining:
+                joined = decoder.join([row.prompt_ids for row in joining])
+                answers += [_answer(backend, row) for row in joining]
+                logits = joined if logits is None else np.concatenate([logits, joined])
+
+
+def _answer(backend: ChatBackend, row: BatchRow) -> _Answer:
+    seed = row.params.seed if row.params.seed is not None else fresh_seed()
+    return _Answer(row, Sampler(row.params, row.prompt_ids, seed), Clock(row.started), TextStream(backend.decode), seed)
 
 
 def _step(backend: ChatBackend, answer: _Answer, logits) -> int:

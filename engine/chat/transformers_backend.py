@@ -107,30 +107,14 @@ class TransformersBackend(ChatBackend):
 
     @contextlib.contextmanager
     def _batch_decoding(self, prompts: list[list[int]], adapter: str | None) -> Iterator[BatchDecoder]:
-        """The prompts left-padded into one batch; positions follow each row's own tokens, and the
-        mask hides the padding, so each row sees what it would see alone."""
-        import torch
-
-        pad, width = self._pad_id(), max(map(len, prompts))
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        cache = None
-
-        def forward(ids):
-            nonlocal cache
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
-            with torch.inference_mode():
-                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                                 use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
-            return out.logits[:, -1].float().numpy()
-
-        def advance(tokens: Sequence[int]):
-            nonlocal mask
-            mask = torch.cat([mask, torch.ones(len(tokens), 1, dtype=mask.dtype)], dim=1)
-            return forward(torch.tensor([[token] for token in tokens]))
+        """The prompts decoded as one left-padded batch (engine.chat.padded_batch), which rows leave
+        when they end and, on plain dynamic caches, new rows join between two steps."""
+        from engine.chat.padded_batch import PaddedBatch
 
         with self._adapter(adapter):
-            yield BatchDecoder(forward(torch.tensor([[pad] * (width - len(p)) + p for p in prompts])), advance)
+            batch = PaddedBatch(self.model, self._pad_id())
+            logits = batch.start(prompts)
+            yield BatchDecoder(logits, batch.advance, batch.keep, batch.start if batch.joinable else None)
 
     def _pad_id(self) -> int:
         """A token to fill padding with (the mask hides it): the tokenizer's, or an end-of-turn token."""

@@ -2,8 +2,10 @@
 
 Decoding is memory-bound: a step for several answers costs little more than a step for one.
 So the thread takes every request waiting for the same adapter (up to `max_batch`) and decodes
-them together (engine.chat.batch); requests that arrive meanwhile wait for the next batch
-(static batching). A backend that cannot batch (llama.cpp here) answers them in turn. When
+them together (engine.chat.batch); requests for that adapter that arrive meanwhile join the
+running batch between two steps, as answers that ended leave it (continuous batching), and
+those for other adapters wait for it to empty. A backend that cannot batch (llama.cpp here)
+answers them in turn. When
 `max_queue` requests already wait, a new one is refused with 429 and a Retry-After instead of
 piling up until memory runs out. A cancelled request (a client gone, a stop string met) leaves
 its batch at the next step.
@@ -38,8 +40,13 @@ class Ticket:
         self.queue_s = 0.0
         self.batch_size = 0
         self.stats: GenerationStats | None = None
+        self.ended = False  # set by the decoding thread when the answer has ended
         self._items: queue.SimpleQueue = queue.SimpleQueue()
-        self.row = BatchRow(prompt_ids, params, self.cancel, self._items.put, self._items.put, started=self.queued)
+        self.row = BatchRow(prompt_ids, params, self.cancel, self._items.put, self._end, started=self.queued)
+
+    def _end(self, stats: GenerationStats) -> None:
+        self.ended = True
+        self._items.put(stats)
 
     def started(self, batch_size: int) -> None:
         self.queue_s, self.batch_size = time.perf_counter() - self.queued, batch_size
@@ -118,10 +125,23 @@ class Scheduler:
             if live:
                 self._decode(live)
 
+    def _join(self, batch: list[Ticket], free: int) -> list[BatchRow]:
+        """Up to `free` waiting requests for the running batch's adapter, which join it now."""
+        with self._changed:
+            joining = [ticket for ticket in self._waiting if ticket.adapter == batch[0].adapter
+                       and not ticket.cancel.is_set()][:free]
+            self._waiting = [ticket for ticket in self._waiting if ticket not in joining]
+        running = sum(not ticket.ended for ticket in batch)
+        for ticket in joining:
+            ticket.started(running + len(joining))
+        batch += joining  # so that a failure reaches them too
+        return [ticket.row for ticket in joining]
+
     def _decode(self, batch: list[Ticket]) -> None:
         try:
             if self.backend.batches:
-                answer_batch(self.backend, [ticket.row for ticket in batch], batch[0].adapter)
+                answer_batch(self.backend, [ticket.row for ticket in batch], batch[0].adapter,
+                             more=lambda free: self._join(batch, free), max_rows=self.max_batch)
             else:
                 (ticket,) = batch
                 for delta in self.backend.stream_prompt(ticket.row.prompt_ids, ticket.row.params, ticket.cancel,
