@@ -95,11 +95,16 @@ class AdapterConfig:
 
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+OBJECTIVES = ("sft", "dpo", "kto", "orpo")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
+    objective: str = param("sft", "what the run learns: sft (imitate answers), dpo (prefer chosen over rejected "
+                                  "answers), kto (thumbs up/down ratings) or orpo (SFT and preference in one stage)")
+    beta: float = param(0.1, "dpo/kto: strength of the pull towards the reference model (β); orpo: weight of the "
+                             "odds-ratio preference term (λ)")
     learning_rate: float = param(2e-4, "peak learning rate")
     epochs: float = param(3.0, "passes over the training split (ignored when max_steps > 0)")
     max_steps: int = param(-1, "stop after this many optimizer steps (-1: use epochs)")
@@ -142,6 +147,8 @@ class TrainingConfig:
         _check_range("training", "warmup_ratio", self.warmup_ratio, 0.0, 0.5)
         _check_choice("training", "lr_scheduler", self.lr_scheduler, SCHEDULERS)
         _check_choice("training", "precision", self.precision, PRECISIONS)
+        _check_choice("training", "objective", self.objective, OBJECTIVES)
+        _check_range("training", "beta", self.beta, 0.0, low_open=True)
 
     @property
     def effective_batch_size(self) -> int:
