@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from engine.locking import file_lock
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -49,6 +51,23 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_append_text(path: Path, text: str) -> None:
+    """Append `text` to `path` so that every reader, and every crash, sees the file with all of it
+    or none of it.
+
+    A single write() on an O_APPEND descriptor is not enough: Linux stops a write that spans
+    pages when the process is killed, leaving the part written so far. So the file is copied,
+    extended and renamed over the old one (a lock keeps two writers from losing each other's
+    lines). That costs a copy per append, which is nothing for data written by hand.
+    """
+    path = Path(path)
+    with file_lock(path.with_name(f".{path.name}.lock")), atomic_file(path) as tmp:
+        if path.exists():
+            shutil.copyfile(path, tmp)
+        with open(tmp, "ab") as handle:
+            handle.write(text.encode("utf-8"))
 
 
 def fsync_tree(root: Path) -> None:

@@ -5,6 +5,7 @@ Layout under `$TANREN_HOME` (default: the user's data folder, e.g. ~/.local/shar
     runs/<run-name>/        one folder per run; the run is named by this folder everywhere
     models/<model-name>/    materialized base models (ordinary HF folders)
     chats/                  saved chat sessions
+    datasets/<name>/        data collected by judging answers in chat (engine.chat.collect)
 """
 
 from __future__ import annotations
@@ -61,11 +62,18 @@ class Home:
     def chats(self) -> Path:
         return self.root / "chats"
 
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
     def run_dir(self, name: str) -> Path:
         return self._inside(self.runs, validate_name(name, what="run name"))
 
     def model_dir(self, name: str) -> Path:
         return self._inside(self.models, validate_name(name, what="model name"))
+
+    def dataset_dir(self, name: str) -> Path:
+        return self._inside(self.datasets, validate_name(name, what="dataset name"))
 
     @staticmethod
     def _inside(parent: Path, name: str) -> Path:
