@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from engine.chat.sessions import load_session
+from engine.data import check_file
 from engine.paths import Home
 from tests import export_runs
+from tests.test_chat_collect import records as collected
 from tests.tiny_model import make_adapter
 from tui.entry import main
 
@@ -98,3 +100,64 @@ def test_errors_are_one_screen(home: Home, tiny_model_dir: Path, capsys, extra, 
     err = capsys.readouterr().err
     assert err.startswith("error: ") or "\nerror: " in err
     assert message in err and "Traceback" not in err
+
+
+def test_judging_answers_through_slash_commands_writes_the_dataset(home: Home, tiny_model_dir: Path, monkeypatch,
+                                                                   capsys) -> None:
+    script = "hello\n/good\n/good\nagain\n/prefer left\n/edit\nParis.\nIt is Paris.\n.\n/dataset other\nnext\n/bad\n/quit\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    args = ["--system", "丁寧に", "--temperature", "1", "--max-new-tokens", "4", "--seed", "3"]
+    assert main(["chat", str(tiny_model_dir), *args]) == 0
+    out, err = capsys.readouterr()
+    chat, other = home.root / "datasets" / "chat", home.root / "datasets" / "other"
+    # The answers are the tiny model's random words; each record holds what was shown.
+    first = collected(chat / "kto.jsonl")[0]["completion"][0]["content"]
+    second = collected(chat / "pairs.jsonl")[0]["rejected"][0]["content"]
+    third = collected(other / "kto.jsonl")[0]["completion"][0]["content"]
+    assert all(f"you> {answer}\n" in out for answer in (first, second, third)) and first != second
+    assert err.count("dataset chat: 0 SFT · 0 pairs · 1 KTO") == 1
+    assert "this answer is already judged (good)" in err and "picking a side needs two answers side by side" in err
+    assert "dataset chat: 1 SFT · 1 pairs · 1 KTO" in err and "dataset other: 0 SFT · 0 pairs · 0 KTO" in err
+    generation = {"temperature": 1.0, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1, "max_new_tokens": 4,
+                  "seed": 3, "system_prompt": "丁寧に"}
+    meta = {"models": {"answered": f"{tiny_model_dir.name} [transformers]"}, "generation": generation}
+    system, hello = {"role": "system", "content": "丁寧に"}, {"role": "user", "content": "hello"}
+    again = [system, hello, assistant(first), {"role": "user", "content": "again"}]
+    edited = "Paris.\nIt is Paris."
+    assert collected(chat / "kto.jsonl") == [
+        {"prompt": [system, hello], "completion": [assistant(first)], "label": True, "meta": {"judgement": "good", **meta}}]
+    assert collected(chat / "sft.jsonl") == [{"messages": [*again, assistant(edited)], "meta": {"judgement": "edit", **meta}}]
+    assert collected(chat / "pairs.jsonl") == [{"prompt": again, "chosen": [assistant(edited)],
+                                                "rejected": [assistant(second)], "meta": {"judgement": "edit", **meta}}]
+    # The conversation went on from the edited answer.
+    assert collected(other / "kto.jsonl") == [{
+        "prompt": [*again, assistant(edited), {"role": "user", "content": "next"}], "completion": [assistant(third)],
+        "label": False, "meta": {"judgement": "bad", **meta}}]
+    for path in (chat / "kto.jsonl", chat / "sft.jsonl", chat / "pairs.jsonl", other / "kto.jsonl"):
+        assert not check_file(path).errors
+
+
+def test_prefer_a_side_in_compare_mode(run_with_adapter, monkeypatch, capsys) -> None:
+    root, model = run_with_adapter
+    monkeypatch.setenv("TANREN_HOME", str(root))
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n/good\n/prefer middle\n/prefer right\n/quit\n"))
+    args = ["--adapter", "tuned", "--vs", "base", "--temperature", "1", "--max-new-tokens", "8", "--seed", "4"]
+    assert main(["chat", str(model), *args, "--dataset", "compared"]) == 0
+    out, err = capsys.readouterr()
+    assert "two targets answered; pick the better one" in err and "prefer 'middle'? say left or right" in err
+    assert "dataset compared: 0 SFT · 1 pairs · 0 KTO" in err
+    path = root / "datasets" / "compared" / "pairs.jsonl"
+    [pair] = collected(path)
+    right, left = pair["chosen"][0]["content"], pair["rejected"][0]["content"]
+    tuned, base = f"{model.name} [transformers] + tuned", f"{model.name} [transformers]"
+    assert f"== {tuned} ==\n{left}\n== {base} ==\n{right}\n" in out
+    generation = {"temperature": 1.0, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1, "max_new_tokens": 8,
+                  "seed": 4, "system_prompt": ""}
+    assert pair == {
+        "prompt": [{"role": "user", "content": "hello"}], "chosen": [assistant(right)], "rejected": [assistant(left)],
+        "meta": {"judgement": "prefer", "models": {"chosen": base, "rejected": tuned}, "generation": generation}}
+    assert not check_file(path).errors
+
+
+def assistant(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}

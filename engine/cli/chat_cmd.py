@@ -11,13 +11,19 @@ import contextlib
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from engine.chat.collect import Dataset, Turn, default_dataset
+from engine.chat.judge import Judge
 from engine.config.arguments import add_loading_options, loading_config
 from engine.config import GenerationConfig, ModelConfig, RunConfig, apply_overrides
 from engine.errors import TanrenError
 from engine.messages import Message
 from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
+
+if TYPE_CHECKING:  # the backends import numpy; `tanren --help` should not
+    from engine.chat.compare import Comparison
 
 HELP = """commands:
   /base              chat with the base model (adapters off)
@@ -28,6 +34,11 @@ HELP = """commands:
   /tokens            count the conversation's prompt tokens
   /reset             forget the conversation
   /save NAME         save the conversation to $TANREN_HOME/chats/NAME.jsonl
+  /good, /bad        mark the last answer good or bad (a KTO rating in the dataset)
+  /edit TEXT         the answer you wanted instead of the last one (an SFT conversation and a pair);
+                     /edit alone reads it from the next lines, up to a line holding just "."
+  /prefer left|right compare mode: the better side (a preference pair)
+  /dataset NAME      write judgements to $TANREN_HOME/datasets/NAME/ (shows the counts without NAME)
   /quit              leave (Ctrl-D works too; Ctrl-C stops an answer)"""
 
 
@@ -58,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--context", type=int, default=4096, help="longest prompt + answer in tokens (default 4096)")
     parser.add_argument("--load", metavar="NAME", help="continue a saved chat")
     parser.add_argument("--save", metavar="NAME", help="save the chat to $TANREN_HOME/chats/NAME.jsonl")
+    parser.add_argument("--dataset", metavar="NAME", help="where /good, /bad, /edit and /prefer write: "
+                        "$TANREN_HOME/datasets/NAME/ (default: the dataset written last, else chat)")
     add_loading_options(parser)
     parser.set_defaults(handler=_chat)
 
@@ -115,6 +128,20 @@ def _status(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _read_block() -> str:
+    """Lines typed up to one that holds just "." (or the end of input): a multi-line answer."""
+    lines = []
+    while True:
+        try:
+            line = input()
+        except EOFError:
+            break
+        if line == ".":
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
 class _Chat:
     """The state of one terminal chat: the loaded backends, the active target and the history."""
 
@@ -123,6 +150,7 @@ class _Chat:
         self.home, self.args, self.spec = home, args, target
         self.history, self.params = history, params
         self.backend = self.current = self.other = None
+        self.judge = Judge(Dataset.open(home, args.dataset) if args.dataset else default_dataset(home))
 
     def _model_config(self, spec: str) -> ModelConfig:
         return loading_config(self.args, base=spec)
@@ -177,9 +205,16 @@ class _Chat:
         messages = [*self.history, Message("user", prompt)]
         if self.other is None:
             text = self._stream(self.current, messages)
+            stats = self.current.last_stats
+            turns = [self._turn(prompt, text, self.current.label, stats.seed if stats else self.params.seed)]
         else:
-            text = self._compare(messages)
-        self.history = [*messages, Message("assistant", text)]
+            result = self._compare(messages)
+            turns = [self._turn(prompt, answer.text, answer.label, result.seed) for answer in (result.first, result.second)]
+        self.judge.answered(*turns)
+        self.history = [*messages, Message("assistant", turns[0].answer)]
+
+    def _turn(self, prompt: str, text: str, label: str, seed: int | None) -> Turn:
+        return Turn(tuple(self.history), prompt, text, label, dataclasses.replace(self.params, seed=seed))
 
     def _stream(self, target, messages: list[Message]) -> str:
         pieces = []
@@ -194,7 +229,7 @@ class _Chat:
             _status(f"[{target.label}] {target.last_stats.summary()}")
         return "".join(pieces)
 
-    def _compare(self, messages: list[Message]) -> str:
+    def _compare(self, messages: list[Message]) -> Comparison:
         from engine.chat.compare import compare
 
         shown: set[str] = set()
@@ -212,7 +247,7 @@ class _Chat:
         for answer in (result.first, result.second):
             _status(f"[{answer.label}] {answer.stats.summary()}")
         print(f"-- {result.describe()}")
-        return result.first.text
+        return result
 
     def interactive(self) -> None:
         _status(f"chatting with {self.current.label}; /help for commands, Ctrl-D to leave")
@@ -264,11 +299,28 @@ class _Chat:
             print(f"{count} of {self.current.context_length} tokens")
         elif name == "/reset":
             self.history = []
+            self.judge.forget()
+        elif name in ("/good", "/bad", "/edit", "/prefer", "/dataset"):
+            self._judge(name, rest)
         elif name == "/save" and rest:
             self.save(rest)
         else:
             _status(f"unknown command {line!r}; /help lists them")
         return True
+
+    def _judge(self, name: str, rest: str) -> None:
+        """A judgement of the last answer, written to the chat's dataset, or the choice of that dataset."""
+        if name in ("/good", "/bad"):
+            self.judge.rate(name == "/good")
+        elif name == "/edit":
+            text = rest or _read_block()
+            self.judge.edit(text)
+            self.history[-1] = Message("assistant", text)  # the conversation goes on from the answer wanted
+        elif name == "/prefer":
+            self.judge.prefer(rest)
+        elif rest:
+            self.judge.use(Dataset.open(self.home, rest))
+        _status(self.judge.status())
 
     def save(self, name: str) -> None:
         from engine.chat.sessions import ChatSession, save_session

@@ -1,0 +1,65 @@
+"""The judgements a chat takes on its last answer, for `tanren chat`'s slash commands and the
+workbench's keys alike: good, bad, edit (one answer) and prefer left or right (compare mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.chat.collect import Counts, Dataset, Turn, edit, prefer, rate
+from engine.errors import TanrenError
+
+SIDES = ("left", "right")
+
+
+class Judge:
+    """The dataset a chat writes to and the answer (one per side) it may judge, once."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.turns: tuple[Turn, ...] = ()
+        self.judged: str | None = None
+
+    def answered(self, *turns: Turn) -> None:
+        """A new answer (one per side in compare mode) is the one judged next."""
+        self.turns, self.judged = turns, None
+
+    def forget(self) -> None:
+        self.answered()
+
+    def use(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def status(self) -> str:
+        return f"dataset {self.dataset.name}: {self.dataset.counts().describe()}"
+
+    def rate(self, good: bool) -> Counts:
+        return self._once("good" if good else "bad", lambda: rate(self.dataset, self._single(), good))
+
+    def edit(self, text: str) -> Counts:
+        return self._once("edited", lambda: edit(self.dataset, self._single(), text))
+
+    def prefer(self, side: str) -> Counts:
+        if side not in SIDES:
+            raise TanrenError(f"prefer {side!r}? say left or right", hint="left: the first target, right: the other")
+        chosen, rejected = self._sides() if side == "left" else reversed(self._sides())
+        return self._once(f"preferred {side}", lambda: prefer(self.dataset, chosen, rejected))
+
+    def _once(self, judgement: str, write: Callable[[], Counts]) -> Counts:
+        if self.judged:
+            raise TanrenError(f"this answer is already judged ({self.judged})", hint="ask something new to judge again")
+        counts = write()
+        self.judged = judgement
+        return counts
+
+    def _single(self) -> Turn:
+        if not self.turns:
+            raise TanrenError("there is no answer to judge yet", hint="send a message first")
+        if len(self.turns) > 1:
+            raise TanrenError("two targets answered; pick the better one", hint="prefer left or right")
+        return self.turns[0]
+
+    def _sides(self) -> tuple[Turn, Turn]:
+        if len(self.turns) != 2:
+            raise TanrenError("picking a side needs two answers side by side",
+                              hint="compare with a second target first" if self.turns else "send a message first")
+        return self.turns[0], self.turns[1]
