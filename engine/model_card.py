@@ -25,17 +25,20 @@ def base_model_id(config: RunConfig) -> str:
 
 
 def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
-                      eval_results: dict[str, Any] | None = None, *, kernels: tuple[str, ...] = ()) -> str:
-    """The card's text; `kernels` are the run-time kernels training applied (engine.train.kernels)."""
-    method = config.adapter.method
+                      eval_results: dict[str, Any] | None = None, *, kernels: tuple[str, ...] = (),
+                      trainer: str = "") -> str:
+    """The card's text; `kernels` are the run-time kernels training applied (engine.train.kernels),
+    `trainer` the trl trainer it ran (marked when experimental)."""
+    method, objective = config.adapter.method, config.training.objective
     front = {
         "base_model": base_model_id(config),
         "library_name": "transformers" if method == "full" else "peft",
         "pipeline_tag": "text-generation",
-        "tags": ["tanren", "sft", method],
+        "tags": ["tanren", objective, method],
         "datasets": [Path(config.data.path).name] if config.data.path else [],
         "hyperparameters": _hyperparameters(config),
         "kernels": list(kernels),
+        "trainer": trainer,
         "metrics": {k: round(v, 6) for k, v in metrics.items()},
     }
     if eval_results:
@@ -43,11 +46,12 @@ def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
         f"# {name}", "",
-        f"A {method.upper()} fine-tune of `{front['base_model']}` trained with tanren on "
+        f"A {method.upper()} {objective.upper()} fine-tune of `{front['base_model']}` trained with tanren on "
         f"`{config.data.path}`.", "",
         "## Training", "", "| setting | value |", "| --- | --- |",
         *[f"| {key} | {value} |" for key, value in front["hyperparameters"].items()],
-        f"| kernels | {', '.join(kernels) or 'none'} |", "",
+        f"| kernels | {', '.join(kernels) or 'none'} |",
+        *([f"| trainer | {trainer} |"] if trainer else []), "",
         "## Results", "", "| metric | value |", "| --- | --- |",
         *[f"| {key} | {value:.4f} |" for key, value in metrics.items()], "",
     ]
@@ -67,7 +71,9 @@ def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
 
 def _hyperparameters(config: RunConfig) -> dict[str, Any]:
     adapter, training = config.adapter, config.training
-    values: dict[str, Any] = {"method": adapter.method}
+    values: dict[str, Any] = {"objective": training.objective, "method": adapter.method}
+    if training.objective != "sft":
+        values.update(beta=training.beta)
     if adapter.method != "full":
         values.update(lora_rank=adapter.rank, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
                       target_modules=",".join(adapter.target_modules), rslora=adapter.use_rslora,
@@ -88,7 +94,8 @@ def refresh_model_card(folder: Path, name: str, config: RunConfig, eval_results:
     front = read_card_front_matter(card) if card.is_file() else {}
     metrics = front.get("metrics") or {}
     kernels = tuple(front.get("kernels") or ())
-    atomic_write_text(card, render_model_card(name, config, metrics, eval_results, kernels=kernels))
+    atomic_write_text(card, render_model_card(name, config, metrics, eval_results, kernels=kernels,
+                                              trainer=str(front.get("trainer") or "")))
 
 
 def read_card_front_matter(card: Path) -> dict[str, Any]:

@@ -13,11 +13,11 @@ from engine.config.record import LaunchRecord
 from engine.errors import ConfigError
 from engine.events import EventLog, Log, Metrics
 from engine.train.kernels import layer
-from engine.train.kernels.catalog import DEVICES, KERNELS, METHODS, NAMES, PRECISIONS, SWITCHABLE
+from engine.train.kernels.catalog import DEVICES, KERNELS, METHODS, NAMES, OBJECTIVES, PRECISIONS, SWITCHABLE
 from engine.train.kernels.layer import KernelResult, Setting
 from tests.data_files import write_chat_data
 
-INSIDE = Setting("cpu", "bf16", "lora")  # the setting where every kernel applies
+INSIDE = Setting("cpu", "bf16", "lora", "sft")  # the setting where every kernel applies
 AUTO = RunConfig()
 
 
@@ -52,7 +52,7 @@ OUTSIDE = [
     pytest.param(kernel.name, what, value, id=f"{kernel.name}-{value}")
     for kernel in KERNELS
     for what, allowed, every in (("device", kernel.devices, DEVICES), ("precision", kernel.precisions, PRECISIONS),
-                                 ("method", kernel.methods, METHODS))
+                                 ("method", kernel.methods, METHODS), ("objective", kernel.objectives, OBJECTIVES))
     for value in every if value not in allowed
 ]
 
@@ -68,7 +68,8 @@ def test_each_kernel_reports_not_applied_outside_its_conditions(patched, name: s
 def test_every_restricted_condition_is_tested() -> None:
     # the conditions that the parametrization above covers: a kernel restricting nothing would need none
     restricted = {p.values[0] for p in OUTSIDE}
-    assert restricted == {k.name for k in KERNELS if (k.devices, k.precisions, k.methods) != (DEVICES, PRECISIONS, METHODS)}
+    assert restricted == {k.name for k in KERNELS
+                          if (k.devices, k.precisions, k.methods, k.objectives) != (DEVICES, PRECISIONS, METHODS, OBJECTIVES)}
     assert len(restricted) >= 5
 
 

@@ -73,7 +73,7 @@ def test_one_process_recomputes_checkpointed_layers_the_reentrant_way(
     from engine.train import recipe
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    args = recipe.sft_config(RunConfig(), tmp_path, has_eval=False)
+    args = recipe.trainer_arguments(RunConfig(), tmp_path, has_eval=False)
     assert args.activation_checkpointing and args.activation_checkpointing_kwargs == {"use_reentrant": True}
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it in every process
     assert recipe.checkpointing_kwargs(RunConfig().training) == {"use_reentrant": False}

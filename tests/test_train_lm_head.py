@@ -25,8 +25,9 @@ def test_label_log_probs_match_log_softmax_in_every_chunk() -> None:
     hidden, weight, bias, labels = _head(torch.float64)
     chunk = weight.shape[0] * 5  # eight chunks of five rows, the last one shorter
 
-    log_probs, entropy, is_top1 = label_log_probs(hidden, weight, bias, labels, chunk)
+    log_probs, entropy, is_top1, mean_logits = label_log_probs(hidden, weight, bias, labels, chunk)
     expected = torch.log_softmax(hidden @ weight.T + bias, -1)
+    assert torch.allclose(mean_logits, (hidden @ weight.T + bias).mean(-1))
     assert torch.allclose(log_probs, expected.gather(-1, labels[:, None]).squeeze(-1))
     assert torch.allclose(entropy, -(expected.exp() * expected).sum(-1))
     assert torch.equal(is_top1, expected.argmax(-1) == labels)

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from engine.textwidth import format_table
-from engine.train.kernels.catalog import KERNELS, METHODS, PRECISIONS, Kernel
+from engine.train.kernels.catalog import KERNELS, METHODS, OBJECTIVES, PRECISIONS, Kernel
 from engine.train.kernels.layer import unverified
 
 
@@ -20,10 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _where(kernel: Kernel) -> str:
     parts = ["/".join(kernel.devices)]
-    if kernel.precisions != PRECISIONS:
-        parts.append("/".join(kernel.precisions))
-    if kernel.methods != METHODS:
-        parts.append("/".join(kernel.methods))
+    for values, every in ((kernel.precisions, PRECISIONS), (kernel.methods, METHODS),
+                          (kernel.objectives, OBJECTIVES)):
+        if values != every:
+            parts.append("/".join(values))
     return ", ".join(parts)
 
 
@@ -31,7 +31,8 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{
             "name": k.name, "summary": k.summary, "switchable": k.switchable, "devices": list(k.devices),
-            "precisions": list(k.precisions), "methods": list(k.methods), "verified": k.verified,
+            "precisions": list(k.precisions), "methods": list(k.methods),
+            "objectives": list(k.objectives), "verified": k.verified,
             "unverified_here": unverified(k),
         } for k in KERNELS], indent=2))
         return 0

@@ -22,7 +22,7 @@ SHORTCUTS = {
     "epochs": "training.epochs", "save_steps": "training.save_steps", "lr": "training.learning_rate",
     "rank": "adapter.rank", "max_length": "data.max_length", "batch_size": "training.micro_batch_size",
     "grad_accum": "training.gradient_accumulation", "seed": "training.seed", "name": "name",
-    "kernels": "training.kernels",
+    "kernels": "training.kernels", "objective": "training.objective", "beta": "training.beta",
 }
 
 

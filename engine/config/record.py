@@ -1,4 +1,5 @@
-"""What a launch of a run trained with beyond its settings: the library versions and the kernels applied.
+"""What a launch of a run trained with beyond its settings: the library versions, the kernels applied
+and the trainer.
 
 It is kept in the run's config.yaml under `recorded:` (and in the adapter's training_config.yaml),
 so that the file says how its result was made. tanren writes it at the start of each launch; when
@@ -19,9 +20,10 @@ RECORD_COMMENT = "# written by tanren at each launch; ignored when this file is 
 class LaunchRecord:
     versions: Mapping[str, str] = field(default_factory=dict)  # engine.versions.library_versions()
     kernels: tuple[str, ...] = ()
+    trainer: str = ""  # the trl trainer, marked when experimental (engine.train.objectives)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"versions": dict(self.versions), "kernels": list(self.kernels)}
+        return {"versions": dict(self.versions), "kernels": list(self.kernels), "trainer": self.trainer}
 
     @classmethod
     def from_dict(cls, data: Any) -> LaunchRecord | None:
@@ -31,4 +33,5 @@ class LaunchRecord:
         versions, kernels = data.get("versions") or {}, data.get("kernels") or []
         if not isinstance(versions, Mapping) or not isinstance(kernels, list):
             return None
-        return cls({str(k): str(v) for k, v in versions.items()}, tuple(str(k) for k in kernels))
+        return cls({str(k): str(v) for k, v in versions.items()}, tuple(str(k) for k in kernels),
+                   str(data.get("trainer") or ""))

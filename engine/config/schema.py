@@ -149,6 +149,10 @@ class TrainingConfig:
         _check_choice("training", "precision", self.precision, PRECISIONS)
         _check_choice("training", "objective", self.objective, OBJECTIVES)
         _check_range("training", "beta", self.beta, 0.0, low_open=True)
+        if self.objective == "kto" and self.micro_batch_size < 2:
+            # trl estimates KTO's KL term from the other answers of the same micro-batch
+            raise ConfigError("training.micro_batch_size must be at least 2 for KTO", where="training.micro_batch_size",
+                              hint="KTO estimates its KL term from the other examples of each micro-batch")
 
     @property
     def effective_batch_size(self) -> int:

@@ -24,7 +24,7 @@ def start_training(config: RunConfig, home: Home, *, nproc: int = 1, dist_args: 
     # Mistakes found now cost nothing; in the worker they would surface after model loading.
     for path in filter(None, (config.data.path, config.data.validation_path)):
         ensure_readable(path)
-        check_objective("sft", data_kind(path, config.data.format))  # the one objective training has yet
+        check_objective(config.training.objective, data_kind(path, config.data.format))
     resolve_model(config.model.base, home)
     run = create_run(config, home)
     return run, launch_detached(run, WORKER, nproc=nproc, dist_args=dist_args)

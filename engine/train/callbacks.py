@@ -14,6 +14,12 @@ from engine.events import EventLog, Log, Metrics, Progress
 _TRAINING_KEYS = {"loss", "eval_loss"}
 _LOG_KEYS = {"loss": "loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm", "eval_loss": "eval_loss",
              "epoch": "epoch"}
+# The preference trainers' metrics (DPO, KTO, ORPO): the implicit rewards beta * log(policy / reference)
+# of the chosen and rejected answers, the share of pairs ranked right, and KTO's KL estimate.
+PREFERENCE_KEYS = {"rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected",
+                   "rewards/accuracies": "reward_accuracy", "rewards/margins": "reward_margin", "kl": "kl"}
+_LOG_KEYS.update(PREFERENCE_KEYS)
+_LOG_KEYS.update({f"eval_{key}": f"eval_{name}" for key, name in PREFERENCE_KEYS.items()})
 
 
 def peak_memory_mb() -> float:

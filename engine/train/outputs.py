@@ -37,7 +37,8 @@ def save_outputs(trainer, tokenizer, config: RunConfig, run_path: Path, events: 
         save_tokenizer(tokenizer, tmp)
         save_yaml(config, tmp / "training_config.yaml", record)
         metrics = final_metrics(trainer.state.log_history)
-        card = render_model_card(run_path.name, config, metrics, kernels=record.kernels)
+        card = render_model_card(run_path.name, config, metrics, kernels=record.kernels,
+                                   trainer=record.trainer)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if events.path.is_file():
             shutil.copyfile(events.path, tmp / "events.jsonl")

@@ -1,4 +1,5 @@
-"""The SFT recipe: model + adapter + data + trl's SFTTrainer, configured from a RunConfig."""
+"""The training recipe: model + adapter + data + the objective's trl trainer (SFT, DPO, KTO, ORPO),
+configured from a RunConfig."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from engine.versions import library_versions
 from engine.train.checkpoints import latest_checkpoint, remove_staging
 from engine.train.hardware import base_dtype, resolve_auto
 from engine.train.kernels import layer as kernels
+from engine.train.objectives import objective_of, reference_line
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,36 @@ def build_model(folder: Path, config: RunConfig):
     return load_model(folder, config.model, **({"dtype": dtype} if dtype else {}))
 
 
+def build_trainable(folder: Path, config: RunConfig):
+    """The model to train, and the LoRA config the trainer wraps it with (None: already wrapped, or full)."""
+    model = build_model(folder, config)
+    if config.adapter.method == "full":
+        return model, None
+    if config.adapter.init_adapter:
+        return attach_existing_adapter(model, config.adapter.init_adapter), None
+    return model, lora_config(config)
+
+
+def start_line(config: RunConfig) -> str:
+    objective = objective_of(config)
+    if objective.preference:
+        how = (f"{objective.name.upper()} with {objective.describe()}, beta {config.training.beta}; "
+               "each micro-batch padded to its longest answer")
+    else:
+        how = ("examples packed into rows" if config.training.packing else "one row per micro-batch") + ", no padding"
+    return f"computing in {config.training.precision}; {how}"
+
+
+def training_data(config: RunConfig, tokenizer, events: EventLog):
+    from engine.train.dataset import build_datasets
+    from engine.train.preference_data import build_preference_datasets
+
+    objective = objective_of(config)
+    if objective.preference:
+        return build_preference_datasets(config, tokenizer, events, objective.kind)
+    return build_datasets(config, tokenizer, events)
+
+
 def lora_config(config: RunConfig):
     from peft import LoraConfig
 
@@ -67,9 +99,9 @@ def attach_existing_adapter(model, path: str):
     return PeftModel.from_pretrained(model, folder, is_trainable=True)
 
 
-def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
-    from trl import SFTConfig
-
+def trainer_arguments(config: RunConfig, output_dir: Path, *, has_eval: bool):
+    """The objective's trl config: the arguments all objectives share, and its own."""
+    objective = objective_of(config)
     training = config.training
     evaluating = has_eval and training.eval_steps > 0
     if evaluating and training.save_steps % training.eval_steps:
@@ -77,7 +109,7 @@ def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
             f"training.save_steps ({training.save_steps}) must be a multiple of training.eval_steps "
             f"({training.eval_steps}) to keep the best checkpoint", where="training.save_steps",
         )
-    return SFTConfig(
+    return objective.arguments_class()(
         output_dir=str(output_dir),
         learning_rate=training.learning_rate,
         num_train_epochs=training.epochs,
@@ -93,11 +125,6 @@ def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
         activation_checkpointing_kwargs=checkpointing_kwargs(training),
         bf16=training.precision == "bf16",
         fp16=training.precision == "fp16",
-        packing=training.packing,
-        padding_free=True,
-        # examples are already cut at max_length; without packing trl refuses a max_length it would not enforce
-        max_length=config.data.max_length if training.packing else None,
-        dataset_kwargs={"skip_prepare_dataset": False},
         save_strategy="steps",
         save_steps=training.save_steps,
         save_total_limit=training.save_total_limit,
@@ -108,6 +135,7 @@ def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
         logging_steps=training.logging_steps,
         logging_first_step=True,
         report_to=[],  # TensorBoard, when asked for, is a callback writing into the run folder
+        run_name=config.name,
         seed=training.seed,
         data_seed=training.seed,
         include_num_input_tokens_seen="non_padding",
@@ -115,6 +143,7 @@ def sft_config(config: RunConfig, output_dir: Path, *, has_eval: bool):
         dataloader_num_workers=0,
         use_cpu=not _has_cuda(),
         ddp_backend="gloo" if _distributed() and not _has_cuda() else None,
+        **objective.extra_arguments(config),
     )
 
 
@@ -161,39 +190,33 @@ def run_training(
 ) -> TrainOutcome:
     """Train `config` in `run_path`; `on_record` learns the libraries and kernels before the first step."""
     from transformers import EarlyStoppingCallback
-    from trl import SFTTrainer
 
     from engine.train.callbacks import EventsCallback, StopCallback
-    from engine.train.dataset import build_datasets
 
     config = resolve_auto(config)
-    events.append(Log(f"computing in {config.training.precision}; " + (
-        "examples packed into rows" if config.training.packing else "one row per micro-batch") + ", no padding"))
+    objective = objective_of(config)
+    events.append(Log(start_line(config)))
     folder = model_folder(config.model, home, on_status=lambda m: events.append(Log(m)))
     tokenizer = load_tokenizer(folder, config.model)
-    datasets = build_datasets(config, tokenizer, events)
-    model = build_model(folder, config)
-    peft_config = None
-    if config.adapter.method != "full":
-        if config.adapter.init_adapter:
-            model = attach_existing_adapter(model, config.adapter.init_adapter)
-        else:
-            peft_config = lora_config(config)
+    datasets = training_data(config, tokenizer, events)
+    model, peft_config = build_trainable(folder, config)
+    if (reference := reference_line(config)) is not None:
+        events.append(Log(reference))
 
     checkpoints = run_path / "checkpoints"
     remove_staging(checkpoints)
-    args = sft_config(config, checkpoints, has_eval=datasets.validation is not None)
+    args = trainer_arguments(config, checkpoints, has_eval=datasets.validation is not None)
     stop = StopCallback(should_stop)
     callbacks: list[Any] = [EventsCallback(events), stop]
     if config.training.tensorboard:
         callbacks.append(tensorboard_callback(run_path / "tensorboard"))
     if args.load_best_model_at_end and config.training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.training.early_stopping_patience))
-    trainer = SFTTrainer(
+    trainer = objective.trainer_class()(
         model=model, args=args, train_dataset=datasets.train, eval_dataset=datasets.validation,
         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
     )
-    record = LaunchRecord(library_versions(), apply_kernels(trainer, config, events))
+    record = LaunchRecord(library_versions(), apply_kernels(trainer, config, events), objective.describe())
     on_record(record)
     start_from = latest_checkpoint(checkpoints) if resume else None
     if start_from:

@@ -20,6 +20,7 @@ DEVICES = ("cpu", "cuda")
 PRECISIONS = ("bf16", "fp16", "fp32")
 METHODS = ("lora", "qlora", "full")
 ADAPTERS = ("lora", "qlora")
+OBJECTIVES = ("sft", "dpo", "kto", "orpo")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Kernel:
     devices: tuple[str, ...] = DEVICES
     precisions: tuple[str, ...] = PRECISIONS
     methods: tuple[str, ...] = METHODS
+    objectives: tuple[str, ...] = OBJECTIVES
     target: str = "model"                    # what the patch takes: the trainer's "model" or the "trainer"
     switchable: bool = True                  # False: a safeguard that `training.kernels: off` keeps
 
@@ -55,7 +57,7 @@ KERNELS: tuple[Kernel, ...] = (
            devices=("cpu",), methods=ADAPTERS),
     Kernel("cpu_varlen_attention", "padding-free rows attend each example alone, causal, in fp32",
            f"{_PACKAGE}.packed_attention:attend_per_example_on_cpu", {**TRANSFORMERS, **TRL, **TORCH},
-           devices=("cpu",)),
+           devices=("cpu",), objectives=("sft",)),  # trl's preference trainers pad their batches
     Kernel("bf16_adapter_inputs", "LoRA products in bf16 under autocast, without an fp32 copy of each input",
            f"{_PACKAGE}.bf16_inputs:adapters_compute_in_bf16", PEFT, precisions=("bf16",), methods=ADAPTERS),
     Kernel("atomic_checkpoints", "each checkpoint is written to a staging folder and renamed into place",

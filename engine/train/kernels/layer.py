@@ -20,12 +20,14 @@ class Setting:
     device: str     # "cpu" or "cuda"
     precision: str  # resolved: bf16, fp16 or fp32
     method: str     # lora, qlora or full
+    objective: str = "sft"  # sft, dpo, kto or orpo
 
     @classmethod
     def of(cls, config) -> Setting:
         import torch
 
-        return cls("cuda" if torch.cuda.is_available() else "cpu", config.training.precision, config.adapter.method)
+        return cls("cuda" if torch.cuda.is_available() else "cpu", config.training.precision, config.adapter.method,
+                   config.training.objective)
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,11 @@ def unverified(kernel: Kernel, version_of: Callable[[str], str | None] | None = 
 
 
 def unmet(kernel: Kernel, setting: Setting) -> str | None:
-    """Why `kernel` does not apply to this setting (device, precision, method), or None."""
+    """Why `kernel` does not apply to this setting (device, precision, method, objective), or None."""
     for what, value, allowed in (("device", setting.device, kernel.devices),
                                  ("precision", setting.precision, kernel.precisions),
-                                 ("method", setting.method, kernel.methods)):
+                                 ("method", setting.method, kernel.methods),
+                                 ("objective", setting.objective, kernel.objectives)):
         if value not in allowed:
             return f"{what} {value} (it applies to {', '.join(allowed)})"
     return None

@@ -6,8 +6,9 @@ only the positions that carry a label; elsewhere it scores every position (promp
 and runs its backward products in fp32. On a CPU with bf16 that made the LM head a fifth of a
 LoRA step. Here, on CPU, the positions with a label are projected in the autocast dtype, in
 chunks of tokens whose logits backward recomputes (so memory stays bounded like trl's), and the
-softmax is taken in fp32. The outputs are trl's, so its loss, entropy and token-accuracy
-metrics are unchanged; the entropy only feeds those metrics, so it carries no gradient here. A
+softmax is taken in fp32. The outputs are trl's, so its loss, entropy, mean-logit (DPO, KTO)
+and token-accuracy metrics are unchanged; those only feed metrics, so they carry no gradient
+here. A
 trainable head (full fine-tuning) keeps trl's path, which accumulates its gradient in fp32.
 """
 
@@ -65,14 +66,16 @@ def _labelled_forward(model, args, kwargs, labels, num_items_in_batch, chunk_log
     mask = labels != -100
     head = model.get_output_embeddings()
     scored = label_log_probs(hidden[mask], head.weight, head.bias, labels[mask], chunk_logits)
-    log_probs, entropy, is_top1 = (mask.new_zeros(mask.shape, dtype=x.dtype).masked_scatter(mask, x) for x in scored)
+    log_probs, entropy, is_top1, mean_logits = (mask.new_zeros(mask.shape, dtype=x.dtype).masked_scatter(mask, x)
+                                                for x in scored)
     loss = -log_probs.sum() / (mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
-    return FusedCausalLMOutput(loss=loss, log_probs=log_probs, entropy=entropy, is_top1=is_top1, label_mask=mask)
+    return FusedCausalLMOutput(loss=loss, log_probs=log_probs, entropy=entropy, is_top1=is_top1,
+                               mean_logits=mean_logits, label_mask=mask)
 
 
 def label_log_probs(hidden, weight, bias, labels, chunk_logits: int = CHUNK_LOGITS):
-    """Per row of `hidden` [N, H]: log p(label), the distribution's entropy and whether the label is its
-    argmax, under a frozen head (`weight`, `bias`); only `hidden` gets a gradient."""
+    """Per row of `hidden` [N, H]: log p(label), the distribution's entropy, whether the label is its
+    argmax, and the mean logit, under a frozen head (`weight`, `bias`); only `hidden` gets a gradient."""
     rows = max(1, chunk_logits // weight.shape[0])
     parts = [_LabelLogProbs.apply(h, weight, bias, t) for h, t in zip(hidden.split(rows), labels.split(rows))]
     return tuple(torch.cat(column) for column in zip(*parts))
@@ -94,16 +97,17 @@ class _LabelLogProbs(torch.autograd.Function):
         total = exp.sum(-1)
         log_z = top.values + total.log()
         label_logits = logits.gather(-1, labels[:, None]).squeeze(-1)
+        mean_logits = logits.mean(-1)
         entropy = log_z - exp.mul_(logits).sum(-1) / total
         ctx.save_for_backward(hidden, weight, bias, labels, log_z)
-        ctx.mark_non_differentiable(entropy)
+        ctx.mark_non_differentiable(entropy, mean_logits)
         ctx.set_materialize_grads(False)
-        return label_logits - log_z, entropy, top.indices == labels  # max's index is the first maximum's
+        return label_logits - log_z, entropy, top.indices == labels, mean_logits  # max's index is the first maximum's
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad, *_):
-        if grad is None:  # only the entropy or the argmax was used
+        if grad is None:  # only the metrics were used
             return None, None, None, None
         hidden, weight, bias, labels, log_z = ctx.saved_tensors
         # d log p(label) / d logits = onehot(label) - softmax
