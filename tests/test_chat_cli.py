@@ -15,7 +15,8 @@ from engine.chat.sessions import load_session
 from engine.data import check_file
 from engine.paths import Home
 from tests import export_runs
-from tests.test_chat_collect import records as collected
+from tests.judged import EDITED, SETTINGS, assistant, check_good_then_edit, user
+from tests.judged import records as collected
 from tests.tiny_model import make_adapter
 from tui.entry import main
 
@@ -104,9 +105,9 @@ def test_errors_are_one_screen(home: Home, tiny_model_dir: Path, capsys, extra, 
 
 def test_judging_answers_through_slash_commands_writes_the_dataset(home: Home, tiny_model_dir: Path, monkeypatch,
                                                                    capsys) -> None:
-    script = "hello\n/good\n/good\nagain\n/prefer left\n/edit\nParis.\nIt is Paris.\n.\n/dataset other\nnext\n/bad\n/quit\n"
+    script = f"hello\n/good\n/good\nagain\n/prefer left\n/edit\n{EDITED}\n.\n/dataset other\nnext\n/bad\n/quit\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(script))
-    args = ["--system", "丁寧に", "--temperature", "1", "--max-new-tokens", "4", "--seed", "3"]
+    args = ["--system", SETTINGS["system_prompt"], "--temperature", "1", "--max-new-tokens", "4", "--seed", "3"]
     assert main(["chat", str(tiny_model_dir), *args]) == 0
     out, err = capsys.readouterr()
     chat, other = home.root / "datasets" / "chat", home.root / "datasets" / "other"
@@ -118,23 +119,13 @@ def test_judging_answers_through_slash_commands_writes_the_dataset(home: Home, t
     assert err.count("dataset chat: 0 SFT · 0 pairs · 1 KTO") == 1
     assert "this answer is already judged (good)" in err and "picking a side needs two answers side by side" in err
     assert "dataset chat: 1 SFT · 1 pairs · 1 KTO" in err and "dataset other: 0 SFT · 0 pairs · 0 KTO" in err
-    generation = {"temperature": 1.0, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1, "max_new_tokens": 4,
-                  "seed": 3, "system_prompt": "丁寧に"}
-    meta = {"models": {"answered": f"{tiny_model_dir.name} [transformers]"}, "generation": generation}
-    system, hello = {"role": "system", "content": "丁寧に"}, {"role": "user", "content": "hello"}
-    again = [system, hello, assistant(first), {"role": "user", "content": "again"}]
-    edited = "Paris.\nIt is Paris."
-    assert collected(chat / "kto.jsonl") == [
-        {"prompt": [system, hello], "completion": [assistant(first)], "label": True, "meta": {"judgement": "good", **meta}}]
-    assert collected(chat / "sft.jsonl") == [{"messages": [*again, assistant(edited)], "meta": {"judgement": "edit", **meta}}]
-    assert collected(chat / "pairs.jsonl") == [{"prompt": again, "chosen": [assistant(edited)],
-                                                "rejected": [assistant(second)], "meta": {"judgement": "edit", **meta}}]
+    conversation = check_good_then_edit(chat, first, second, f"{tiny_model_dir.name} [transformers]")
     # The conversation went on from the edited answer.
     assert collected(other / "kto.jsonl") == [{
-        "prompt": [*again, assistant(edited), {"role": "user", "content": "next"}], "completion": [assistant(third)],
-        "label": False, "meta": {"judgement": "bad", **meta}}]
-    for path in (chat / "kto.jsonl", chat / "sft.jsonl", chat / "pairs.jsonl", other / "kto.jsonl"):
-        assert not check_file(path).errors
+        "prompt": [*conversation, user("next")], "completion": [assistant(third)], "label": False,
+        "meta": {"judgement": "bad", "models": {"answered": f"{tiny_model_dir.name} [transformers]"},
+                 "generation": SETTINGS}}]
+    assert not check_file(other / "kto.jsonl").errors
 
 
 def test_prefer_a_side_in_compare_mode(run_with_adapter, monkeypatch, capsys) -> None:
@@ -158,6 +149,3 @@ def test_prefer_a_side_in_compare_mode(run_with_adapter, monkeypatch, capsys) ->
         "meta": {"judgement": "prefer", "models": {"chosen": base, "rejected": tuned}, "generation": generation}}
     assert not check_file(path).errors
 
-
-def assistant(text: str) -> dict[str, str]:
-    return {"role": "assistant", "content": text}

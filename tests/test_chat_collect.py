@@ -19,6 +19,7 @@ from engine.data import check_file
 from engine.errors import InvalidNameError, TanrenError
 from engine.messages import Message
 from engine.paths import Home
+from tests.judged import assistant, records
 
 PARAMS = GenerationConfig(temperature=0.0, max_new_tokens=16, seed=7, system_prompt="Answer briefly.")
 TURN = Turn((Message("user", "Hi"), Message("assistant", "Hello!")), "What is the capital of France?",
@@ -27,24 +28,6 @@ PROMPT = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "co
           {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "What is the capital of France?"}]
 GENERATION = {"temperature": 0.0, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.1, "max_new_tokens": 16,
               "seed": 7, "system_prompt": "Answer briefly."}
-
-
-def records(path: Path) -> list[dict]:
-    """The records of a collected file, each meta's time checked and left out (it is the clock's)."""
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    for line in lines:
-        assert time.time() - 600 < _timestamp(line["meta"].pop("time")) <= time.time() + 1
-    return lines
-
-
-def _timestamp(text: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text).timestamp()
-
-
-def answer(text: str) -> list[dict]:
-    return [{"role": "assistant", "content": text}]
 
 
 def test_each_judgement_writes_its_records_and_the_doctor_accepts_them(home: Home) -> None:
@@ -56,12 +39,12 @@ def test_each_judgement_writes_its_records_and_the_doctor_accepts_them(home: Hom
 
     folder = home.root / "datasets" / "capitals"
     edited = {"judgement": "edit", "models": {"answered": "tiny"}, "generation": GENERATION}
-    assert records(folder / "kto.jsonl") == [{"prompt": PROMPT, "completion": answer("Lyon."), "label": False, "meta": {
+    assert records(folder / "kto.jsonl") == [{"prompt": PROMPT, "completion": [assistant("Lyon.")], "label": False, "meta": {
         "judgement": "bad", "models": {"answered": "tiny"}, "generation": GENERATION}}]
-    assert records(folder / "sft.jsonl") == [{"messages": [*PROMPT, *answer("Paris.")], "meta": edited}]
+    assert records(folder / "sft.jsonl") == [{"messages": [*PROMPT, assistant("Paris.")], "meta": edited}]
     assert records(folder / "pairs.jsonl") == [
-        {"prompt": PROMPT, "chosen": answer("Paris."), "rejected": answer("Lyon."), "meta": edited},
-        {"prompt": PROMPT, "chosen": answer("Paris."), "rejected": answer("Marseille."), "meta": {
+        {"prompt": PROMPT, "chosen": [assistant("Paris.")], "rejected": [assistant("Lyon.")], "meta": edited},
+        {"prompt": PROMPT, "chosen": [assistant("Paris.")], "rejected": [assistant("Marseille.")], "meta": {
             "judgement": "prefer", "models": {"chosen": "tiny", "rejected": "tiny + tuned"}, "generation": GENERATION}},
     ]
     formats = {}

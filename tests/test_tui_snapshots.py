@@ -14,12 +14,13 @@ import pytest
 from textual.widgets import DataTable, Input, OptionList, Static
 
 from engine.chat.pool import TargetSpec
+from engine.config import GenerationConfig
 from engine.paths import Home
 from evals.evaluate import RESULTS_FILE
 from tests.data_files import write_chat_data
 from tests.tui_helpers import finished_run, fixed_system, wait_until
 from tui.app import TanrenApp
-from tui.screens.chat import ChatPane
+from tui.screens.picker import Picker
 
 SIZES = [(80, 24), (120, 40)]
 EVAL_RESULTS = {
@@ -120,12 +121,16 @@ def test_chat_side_by_side(stage: Home, snap_compare, size) -> None:
     async def converse(pilot) -> None:
         await pilot.press("4")
         screen = pilot.app.screen
-        await screen.query_one("#chat-panes").mount(
-            ChatPane(TargetSpec("base", "smollm2-135m-instruct"), id="pane-b"))
+        await pilot.press("ctrl+b")  # side by side with the first target listed: the built-in base
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, Picker), "the target picker")
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: len(screen.panes()) == 2, "the second pane")
+        assert screen.panes()[1].spec == TargetSpec("base", "smollm2-135m-instruct")
         for pane, answer in zip(screen.panes(), ("東京です。日本の首都は東京都です。", "The capital of Japan is Tokyo (東京).")):
             pane.add_user("日本の首都はどこですか？")
             pane.add_delta(answer)
-            pane.finish("日本の首都はどこですか？", "12 tokens (stop), first token 0.05 s, 41.0 tokens/s")
+            pane.finish("日本の首都はどこですか？", "12 tokens (stop), first token 0.05 s, 41.0 tokens/s",
+                        GenerationConfig(seed=1))
         steady_cursors(pilot)
         await pilot.pause()
 

@@ -44,9 +44,17 @@ class Judge:
         chosen, rejected = self._sides() if side == "left" else reversed(self._sides())
         return self._once(f"preferred {side}", lambda: prefer(self.dataset, chosen, rejected))
 
-    def _once(self, judgement: str, write: Callable[[], Counts]) -> Counts:
+    def to_edit(self) -> Turn:
+        """The answer an edit replaces; raises as the edit would when there is none to edit."""
+        self._unjudged()
+        return self._single()
+
+    def _unjudged(self) -> None:
         if self.judged:
             raise TanrenError(f"this answer is already judged ({self.judged})", hint="ask something new to judge again")
+
+    def _once(self, judgement: str, write: Callable[[], Counts]) -> Counts:
+        self._unjudged()
         counts = write()
         self.judged = judgement
         return counts

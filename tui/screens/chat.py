@@ -1,5 +1,6 @@
 """Chat: stream answers from a base, an adapter, a merged model or a GGUF file, one target or
-two side by side, in a worker thread; Esc stops an answer between two tokens."""
+two side by side, in a worker thread; Esc stops an answer between two tokens. One key judges
+the last answer (good, bad, edit; in compare mode the better side) into a dataset to train on."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Static
 
+from engine.chat.collect import Dataset, Turn, default_dataset, list_datasets
+from engine.chat.judge import Judge
 from engine.chat.pool import TargetPool, TargetSpec, chat_targets, run_spec, spec_for
 from engine.config import GenerationConfig, RunConfig, apply_overrides
 from engine.errors import TanrenError
@@ -22,11 +25,13 @@ from engine.messages import Message as ChatMessage
 from engine.models.registry import DEFAULT_MODEL
 from engine.runs.rundir import list_runs
 from tui.errors import reports_errors
+from tui.screens.answer_edit import EditAnswerScreen
 from tui.screens.base import TanrenScreen
 from tui.screens.form import FormField, FormScreen, form_values
 from tui.screens.picker import Picked, Picker
 
 NO_TARGET = "none"
+JUDGING = ("rate", "edit", "prefer", "dataset")  # the actions of the keys shown on the dataset line
 USER_STYLE, ANSWER_STYLE, NOTE_STYLE = "bold", "", "italic dim"
 
 
@@ -49,6 +54,8 @@ class ChatPane(VerticalScroll):
         self.history: list[ChatMessage] = []
         self.answer: Static | None = None
         self.answer_text = ""
+        self.turn: Turn | None = None  # the last finished answer, for judging it
+        self.shown_answer: Static | None = None
         self.set_spec(spec)
 
     def set_spec(self, spec: TargetSpec) -> None:
@@ -56,10 +63,11 @@ class ChatPane(VerticalScroll):
         self.border_title = f"{spec.kind}: {spec.label}"
 
     def clear(self) -> None:
-        self.history, self.answer, self.answer_text = [], None, ""
+        self.history, self.answer, self.answer_text, self.turn = [], None, "", None
         self.remove_children()
 
     def add_user(self, text: str) -> None:
+        self.turn = None
         self.mount(Static(Text(text, style=USER_STYLE), classes="chat-user"))
         self.answer, self.answer_text = Static("…", classes="chat-answer"), ""
         self.mount(self.answer)
@@ -71,11 +79,18 @@ class ChatPane(VerticalScroll):
             self.answer.update(Text(self.answer_text, style=ANSWER_STYLE))
         self.scroll_end(animate=False)
 
-    def finish(self, prompt: str, note: str) -> None:
+    def finish(self, prompt: str, note: str, params: GenerationConfig) -> None:
+        self.turn = Turn(tuple(self.history), prompt, self.answer_text, self.spec.label, params)
         self.history += [ChatMessage("user", prompt), ChatMessage("assistant", self.answer_text)]
         self.mount(Static(Text(note, style=NOTE_STYLE), classes="chat-note"))
-        self.answer = None
+        self.shown_answer, self.answer = self.answer, None
         self.scroll_end(animate=False)
+
+    def replace_answer(self, text: str) -> None:
+        """The last answer edited: the conversation goes on from the answer wanted."""
+        self.history[-1] = ChatMessage("assistant", text)
+        if self.shown_answer is not None:
+            self.shown_answer.update(Text(text, style=ANSWER_STYLE))
 
 
 class ChatParamsScreen(FormScreen[GenerationConfig]):
@@ -121,6 +136,19 @@ class ChatScreen(TanrenScreen):
                 tooltip="a second target answering beside the first, with the same seed"),
         Binding("ctrl+g", "params", "Params", id="chat.params", tooltip="sampling settings and system prompt"),
         Binding("ctrl+l", "clear", "Clear", id="chat.clear", tooltip="start a new conversation"),
+        # The judging keys are listed on the dataset line instead of the footer, which is full at 80 columns.
+        Binding("ctrl+y", "rate(True)", "good", id="chat.good", show=False,
+                tooltip="mark the last answer good (a KTO rating)"),
+        Binding("ctrl+n", "rate(False)", "bad", id="chat.bad", show=False,
+                tooltip="mark the last answer bad (a KTO rating)"),
+        Binding("ctrl+r", "edit", "edit", id="chat.edit", show=False,
+                tooltip="rewrite the last answer into the one you wanted (an SFT conversation and a pair)"),
+        Binding("f7", "prefer('left')", "◀ better", id="chat.prefer_left", show=False,
+                tooltip="the left answer is the better one (a preference pair)"),
+        Binding("f8", "prefer('right')", "better ▶", id="chat.prefer_right", show=False,
+                tooltip="the right answer is the better one (a preference pair)"),
+        Binding("ctrl+s", "dataset", "dataset", id="chat.dataset", show=False,
+                tooltip="the dataset judgements are written to"),
     ]
 
     @dataclass
@@ -137,6 +165,7 @@ class ChatScreen(TanrenScreen):
         pane: str
         prompt: str
         note: str
+        params: GenerationConfig  # the settings of the answer, its seed included
 
     @dataclass
     class Done(Message):
@@ -153,16 +182,20 @@ class ChatScreen(TanrenScreen):
         self.cancel = threading.Event()
         self.answering = False
         self.pool: TargetPool | None = None
+        self.judge: Judge | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="chat-panes"):
             yield ChatPane(default_target(self.home), id="pane-a")
+        yield Static("", id="chat-dataset")
         yield Static("", id="chat-status")
         yield Input(placeholder="message (Enter sends, Esc stops the answer)", id="chat-prompt", compact=True)
 
     def on_mount(self) -> None:
         self.pool = TargetPool(self.home, on_status=lambda text: self.post_message(self.Status(text)))
+        self.judge = Judge(default_dataset(self.home))
         self._show_status()
+        self._show_dataset()
 
     def on_unmount(self) -> None:
         self.cancel.set()
@@ -181,6 +214,10 @@ class ChatScreen(TanrenScreen):
             return True  # Esc also leaves the prompt when nothing is being written
         if action in ("pick_target", "pick_compare", "params", "clear"):
             return None if self.answering else True  # shown, but not while an answer is written
+        if action in ("rate", "edit", "prefer"):  # a single answer is rated or edited, two are compared
+            if (len(self.panes()) == 2) != (action == "prefer"):
+                return False
+            return None if self.answering else True
         return True
 
     def action_send(self) -> None:
@@ -227,7 +264,7 @@ class ChatScreen(TanrenScreen):
         except Exception as exc:  # noqa: BLE001 - the pane says the answer failed; the app stays up
             self.app.report_error(exc, f"answering with {spec.label}")
             note = "(no answer: see the error)"
-        self.post_message(self.Finished(pane, prompt, note))
+        self.post_message(self.Finished(pane, prompt, note, params))
 
     def on_chat_screen_status(self, message: Status) -> None:
         self._show_status(message.text)
@@ -236,10 +273,15 @@ class ChatScreen(TanrenScreen):
         self.query_one(f"#{message.pane}", ChatPane).add_delta(message.text)
 
     def on_chat_screen_finished(self, message: Finished) -> None:
-        self.query_one(f"#{message.pane}", ChatPane).finish(message.prompt, message.note)
+        self.query_one(f"#{message.pane}", ChatPane).finish(message.prompt, message.note, message.params)
 
     def on_chat_screen_done(self) -> None:
         self.answering = False
+        turns = [pane.turn for pane in self.panes()]
+        if None in turns:  # a side that failed to answer: nothing to compare
+            self.judge.forget()
+        else:
+            self.judge.answered(*turns)
         self.refresh_bindings()
         self._show_status()
 
@@ -253,6 +295,54 @@ class ChatScreen(TanrenScreen):
     def action_clear(self) -> None:
         for pane in self.panes():
             pane.clear()
+        self.judge.forget()
+
+    def _show_dataset(self) -> None:
+        """The dataset and its counts, then the judging keys that apply (one answer, or two side by side)."""
+        actions = [(b, b.action.partition("(")[0]) for b in self.BINDINGS if isinstance(b, Binding)]
+        keys = [f"{self.app.get_key_display(b)} {b.description}" for b, action in actions
+                if action in JUDGING and self.check_action(action, ()) is not False]
+        self.query_one("#chat-dataset", Static).update(Text.assemble(
+            (self.judge.status(), "bold"), ("  " + "  ".join(keys), "dim")))
+
+    def _judged(self, done: str) -> None:
+        self._show_dataset()
+        self._show_status(f"{done} → dataset {self.judge.dataset.name}")
+
+    @reports_errors("judging the answer")
+    def action_rate(self, good: bool) -> None:
+        self.judge.rate(good)
+        self._judged("marked good" if good else "marked bad")
+
+    @reports_errors("picking the better answer")
+    def action_prefer(self, side: str) -> None:
+        self.judge.prefer(side)
+        self._judged(f"the {side} answer preferred")
+
+    @reports_errors("editing the answer")
+    def action_edit(self) -> None:
+        self.app.push_screen(EditAnswerScreen(self.judge.to_edit().answer), self._edited)
+
+    @reports_errors("editing the answer")
+    def _edited(self, text: str | None) -> None:
+        if text is not None:
+            self.judge.edit(text)
+            self.query_one("#pane-a", ChatPane).replace_answer(text)
+            self._judged("edited answer kept")
+
+    def action_dataset(self) -> None:
+        options: list[tuple[Text | str, str]] = [
+            (f"{d.name}  ({d.counts().describe()})", d.name) for d in list_datasets(self.home)]
+        picker = Picker("Write judgements to (Enter)", options, current=self.judge.dataset.name,
+                        typed="or type a new dataset name (Enter)")
+        self.app.push_screen(picker, self._dataset_picked)
+
+    @reports_errors("choosing the dataset")
+    def _dataset_picked(self, picked: Picked | None) -> None:
+        if picked is not None:
+            self.judge.use(Dataset.open(self.home, picked.value))
+            self._show_dataset()
+        self.query_one("#chat-prompt", Input).focus()
 
     def action_pick_target(self) -> None:
         self.list_targets("pane-a")
@@ -282,7 +372,7 @@ class ChatScreen(TanrenScreen):
         panes = {pane.id: pane for pane in self.panes()}
         if picked.value == NO_TARGET and not picked.typed:
             if "pane-b" in panes:
-                panes["pane-b"].remove()
+                self.call_next(self._close, panes["pane-b"])
             return
         spec = spec_for(picked.value) if picked.typed else specs[int(picked.value)]
         if pane_id in panes:
@@ -290,6 +380,17 @@ class ChatScreen(TanrenScreen):
             panes[pane_id].clear()  # a new target starts a new conversation
         else:
             self.query_one("#chat-panes").mount(ChatPane(spec, id=pane_id))
+        self._panes_changed()
+
+    async def _close(self, pane: ChatPane) -> None:
+        await pane.remove()  # gone before the keys are worked out again
+        self._panes_changed()
+
+    def _panes_changed(self) -> None:
+        """Answers of a conversation that changed targets are no longer judged; the keys follow the panes."""
+        self.judge.forget()
+        self.refresh_bindings()
+        self._show_dataset()
         self.query_one("#chat-prompt", Input).focus()
 
     def action_params(self) -> None:

@@ -17,6 +17,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from engine.chat.collect import list_datasets
 from engine.config import RunConfig, apply_overrides
 from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, check_file
 from engine.data.readers import ensure_readable
@@ -44,11 +45,14 @@ def shown_path(path: Path) -> str:
 
 
 def data_files(home) -> list[tuple[str, str]]:
-    """(label, path) of the files a user likely wants: the samples, the data of earlier runs,
-    and data files in the working folder."""
+    """(label, path) of the files a user likely wants: the samples, the datasets collected in
+    chat, the data of earlier runs, and data files in the working folder."""
     found: dict[str, str] = {}
     for sample in (SAMPLE_CHAT, SAMPLE_ALPACA, SAMPLE_HELDOUT):
         found.setdefault(shown_path(sample), f"sample · {sample.name}")
+    for dataset in list_datasets(home):
+        for _kind, path in dataset.files():
+            found.setdefault(shown_path(path), f"dataset {dataset.name} · {path.name}")
     for run in list_runs(home):
         data = run.config().data.path
         if data and Path(data).is_file():
