@@ -7,10 +7,11 @@ token, which is what training learns; with `assistant_only=False`, every token. 
 over all scored tokens of the dataset (long answers weigh by their length, as in the training
 loss), and the first token of an example is never scored: nothing predicts it.
 
-A text longer than the window (`max_length`) is scored with a sliding window: windows start
-every `stride` tokens and each scores only the tokens its predecessors did not, so every token
-is predicted once, with all tokens before it as context, or at least `max_length - stride` of
-them once the text outgrows the window.
+A text longer than the window (`max_length`) is scored with a sliding window, placed by the same
+rule training uses to cut long documents (`engine.data.windows`): windows start every `stride`
+tokens and each scores only the tokens its predecessors did not, so every token is predicted
+once, with all tokens before it as context, or at least `max_length - stride` of them once the
+text outgrows the window (at stride = window, consecutive windows share one context token).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from engine.chat.backend import ChatBackend
 from engine.data import Example, ensure_chat_template, load_examples, render_examples
+from engine.data.windows import spans
 from engine.paths import Home
 from evals.errors import EvalCancelled, EvalError
 
@@ -49,17 +51,6 @@ class Window:
     ids: list[int]
     first: int  # the first scored position; positions before it are context only
     weights: list[int]  # 1 where a position from `first` on is scored
-
-
-def windows(length: int, *, max_length: int, stride: int) -> list[tuple[int, int, int]]:
-    """(begin, end, first) for each window over a text of `length` tokens: the window holds
-    tokens [begin, end) and scores [first, end)."""
-    spans, begin, scored_to = [], 0, 1  # token 0 has no context
-    while scored_to < length:
-        end = min(begin + max_length, length)
-        spans.append((begin, end, scored_to))
-        scored_to, begin = end, begin + stride
-    return spans
 
 
 def measure_perplexity(backend: ChatBackend, examples: Sequence[Example] | str | Path, *,
@@ -142,8 +133,8 @@ def _jobs(backend: ChatBackend, examples: Sequence[Example], *, window: int, str
     ensure_chat_template(backend.tokenizer)  # a base without one is trained with the plain template
     for rendered in render_examples(examples, backend.tokenizer, max_length=sys.maxsize, assistant_only=assistant_only):
         ids, mask = rendered.input_ids, rendered.assistant_mask
-        found = [Window(ids[begin:end], first - begin, mask[first:end])
-                 for begin, end, first in windows(len(ids), max_length=window, stride=stride) if any(mask[first:end])]
+        found = [Window(ids[s.begin:s.end], s.first - s.begin, mask[s.first:s.end])
+                 for s in spans(len(ids), max_length=window, stride=stride) if any(mask[s.first:s.end])]
         jobs += found
         measured += bool(found)
     if not jobs:

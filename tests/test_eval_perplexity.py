@@ -13,10 +13,11 @@ from engine.chat.llama_cpp_backend import LlamaCppBackend
 from engine.chat.transformers_backend import TransformersBackend
 from engine.config import ModelConfig
 from engine.data import SAMPLE_HELDOUT, Example, load_examples, render_example
+from engine.data.windows import spans
 from engine.errors import DataError
 from engine.messages import Message
 from evals.errors import EvalCancelled, EvalError
-from evals.perplexity import measure_perplexity, model_perplexity, windows
+from evals.perplexity import measure_perplexity, model_perplexity
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -85,12 +86,12 @@ def test_all_tokens_scores_everything_but_the_first(hf, model) -> None:
 
 def test_windows_score_every_token_once_with_enough_context() -> None:
     for length, window, stride in [(2, 8, 4), (8, 8, 4), (9, 8, 4), (50, 8, 3), (50, 8, 8), (50, 8, 1)]:
-        spans = windows(length, max_length=window, stride=stride)
-        scored = [t for _begin, end, first in spans for t in range(first, end)]
+        found = [(s.begin, s.end, s.first) for s in spans(length, max_length=window, stride=stride)]
+        scored = [t for _begin, end, first in found for t in range(first, end)]
         assert scored == list(range(1, length))  # each once, in order; token 0 has no context
-        for begin, end, first in spans:
-            assert end - begin <= window and begin <= first
-            assert first - begin >= min(first, window - stride)  # all context, or at least window - stride
+        for begin, end, first in found:
+            assert end - begin <= window and begin < first  # a window's first token is only context
+            assert first - begin >= max(1, min(first, window - stride))  # all context, or at least window - stride
 
 
 def test_sliding_window_gives_each_token_the_context_of_its_window(hf, model) -> None:
