@@ -10,6 +10,7 @@ import pytest
 
 from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, check_file, load_examples, render_example
 from engine.data.lengths import TokenLengths
+from engine.data.windows import window_count
 from tests.data_files import chat, write_jsonl
 from tests.tiny_model import build_tokenizer
 
@@ -95,20 +96,23 @@ def test_leakage_between_train_and_validation(tmp_path: Path) -> None:
     assert report.validation_examples == 3 and report.split == (28, 3, 3)
 
 
-def test_too_long_examples_say_how_many_tokens_are_cut(tmp_path: Path) -> None:
+def test_too_long_conversations_say_how_many_tokens_are_cut_and_long_texts_become_windows(tmp_path: Path) -> None:
     tokenizer = build_tokenizer()
     conversations = [*VARIED, chat("長い答えをください。", "東京は日本の首都で、とても大きな都市です。" * 12)]
     texts = [{"text": f"The capital of Japan is Tokyo. {i}"} for i in range(3)] + [{"text": "Tokyo is big. " * 40}]
     for path in (write_jsonl(tmp_path / "long.jsonl", conversations), write_jsonl(tmp_path / "text.jsonl", texts)):
         report = check_file(path, tokenizer=tokenizer, max_length=128)
-        finding = warning(report, "too-long")
         examples = load_examples(path)
         (longest,) = [render_example(e, tokenizer, max_length=128) for e in examples[-1:]]
         total = len(longest.input_ids) + longest.truncated_tokens
-        assert longest.truncated_tokens > 0 and finding.examples == (
+        assert longest.truncated_tokens > 0 and report.lengths.unit == "tokens" and report.lengths.max == total
+        if examples[-1].is_text:  # nothing is cut: the text is trained in windows
+            assert report.usable and not report.warnings
+            assert report.lengths.windows == 3 + window_count(total, max_length=128, stride=128) > 4
+            continue
+        assert report.lengths.windows is None and warning(report, "too-long").examples == (
             f"{examples[-1].source}: {total:,} tokens, {longest.truncated_tokens:,} would be cut",
         )
-        assert report.lengths.unit == "tokens" and report.lengths.max == total
 
 
 def test_truncation_that_leaves_nothing_to_train_is_called_out(tmp_path: Path) -> None:
@@ -135,8 +139,12 @@ def test_the_byte_bound_finds_every_over_long_example(tmp_path: Path) -> None:
     for example in examples:
         lengths.add(example)
     lengths.flush()
-    truth = [("too-long", e.source) for e in examples if render_example(e, tokenizer, max_length=96).truncated_tokens]
-    assert found == truth and 5 < len(truth) < len(examples) - 5
+    rendered = [render_example(e, tokenizer, max_length=96) for e in examples]
+    truth = [("too-long", e.source) for e, r in zip(examples, rendered) if r.truncated_tokens and not e.is_text]
+    assert found == truth and 5 < len(truth) < len(records) - 5
+    windows = [window_count(len(r.input_ids) + r.truncated_tokens, max_length=96, stride=96)
+               for e, r in zip(examples, rendered) if e.is_text]
+    assert lengths.windows == sum(windows) and 5 < windows.count(1) < len(windows) - 5  # texts cut or not, all counted
 
 
 def test_token_statistics_come_from_a_reproducible_sample(tmp_path: Path) -> None:

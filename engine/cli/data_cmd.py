@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--validation", metavar="PATH", help=field_help(DataConfig, "validation_path"))
     check.add_argument("--split", default=",".join(map(str, DEFAULTS.split)), help=field_help(DataConfig, "split"))
     check.add_argument("--seed", type=int, default=DEFAULTS.seed, help=field_help(DataConfig, "seed"))
+    check.add_argument("--window-stride", type=int, metavar="N", help=field_help(DataConfig, "window_stride"))
     check.add_argument("--batch-size", type=int, default=TrainingConfig.micro_batch_size, metavar="N",
                        help="the micro-batch size training will use, for KTO's KL term "
                        f"(default {TrainingConfig.micro_batch_size}, as tanren train's)")
@@ -66,6 +67,7 @@ def _config(args: argparse.Namespace) -> DataConfig:
     return DataConfig(
         path=args.path, format=args.format, validation_path=getattr(args, "validation", None),
         split=split, seed=getattr(args, "seed", DEFAULTS.seed), max_length=args.max_length,
+        window_stride=getattr(args, "window_stride", None),
     )
 
 
@@ -106,7 +108,7 @@ def _check(args: argparse.Namespace) -> int:
     try:
         report = check_file(
             config.path, format=config.format, validation_path=config.validation_path, tokenizer=tokenizer,
-            max_length=config.max_length, split=config.split, seed=config.seed, micro_batch_size=args.batch_size,
+            max_length=config.max_length, window_stride=config.window_stride, split=config.split, seed=config.seed, micro_batch_size=args.batch_size,
             on_progress=progress,
         )
     finally:

@@ -56,7 +56,8 @@ class DataConfig:
     validation_path: str | None = param(None, "explicit validation file (otherwise split from `path`)")
     split: tuple[float, ...] = param((0.8, 0.1, 0.1), "train/validation/test fractions")
     seed: int = param(42, "seed of the deterministic split")
-    max_length: int = param(1024, "longest example in tokens; longer ones are cut")
+    max_length: int = param(1024, "longest example in tokens; longer conversations are cut, longer text records become windows")
+    window_stride: int | None = param(None, "tokens between the starts of a long text record's windows (default max_length: no overlap)")
     assistant_only_loss: bool = param(True, "train only on assistant/response tokens (raw text trains on all)")
 
     def __post_init__(self) -> None:
@@ -67,6 +68,8 @@ class DataConfig:
                 where="data.split", hint="for example 0.8,0.1,0.1",
             )
         _check_range("data", "max_length", self.max_length, 16)
+        if self.window_stride is not None:
+            _check_range("data", "window_stride", self.window_stride, 1, self.max_length)
 
 
 METHODS = ("qlora", "lora", "full")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.config.schema import TrainingConfig
 from engine.data.example import RatedExample
+from engine.data.hub import numbering, place
 from engine.data.kinds import FORMAT_KINDS, KIND_NAMES, RATINGS
 from engine.data.lengths import LengthStats, TokenLengths, length_stats
 from engine.data.loading import ExampleStream
@@ -120,7 +121,7 @@ class _FileScan:
         for line, example in self.stream:
             self.records += 1
             if isinstance(example, RecordError):
-                add(example.code, f"{label}:{line}", example.detail, example.hint)
+                add(example.code, place(label, line), example.detail, example.hint)
                 continue
             contents, responses = example.contents(), example.responses()
             if type(example) is RatedExample:
@@ -157,7 +158,8 @@ class _FileScan:
 
         first = _first_occurrence(self.hashes)
         for index in np.nonzero(first != np.arange(len(first)))[0]:
-            self.findings.add("duplicate", f"{self.label}:{self.lines[index]}", f"same as line {self.lines[first[index]]}")
+            self.findings.add("duplicate", place(self.label, self.lines[index]),
+                              f"same as {numbering(self.label)} {self.lines[first[index]]}")
 
     def _diversity(self) -> None:
         import numpy as np
@@ -171,7 +173,7 @@ class _FileScan:
             self.findings.add(
                 "low-diversity", self.label,
                 f"{len(counts):,} distinct responses among {total:,} examples; the most common "
-                f"(first at line {self.lines[first[top]]}) appears {counts[top]:,} times",
+                f"(first at {numbering(self.label)} {self.lines[first[top]]}) appears {counts[top]:,} times",
             )
 
 
@@ -206,8 +208,8 @@ def _leakage(train: _FileScan, validation: _FileScan, findings: _Findings) -> No
     for index, prompt in enumerate(np.frombuffer(validation.prompts, dtype=np.int64)):
         at = int(np.searchsorted(ordered, prompt))
         if at < len(ordered) and ordered[at] == prompt:
-            findings.add("leakage", f"{validation.label}:{validation.lines[index]}",
-                         f"same prompt as {train.label}:{train.lines[order[at]]}")
+            findings.add("leakage", place(validation.label, validation.lines[index]),
+                         f"same prompt as {place(train.label, train.lines[order[at]])}")
 
 
 def check_file(
@@ -217,6 +219,7 @@ def check_file(
     validation_path: str | Path | None = None,
     tokenizer=None,
     max_length: int = 1024,
+    window_stride: int | None = None,
     split: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 42,
     micro_batch_size: int = TrainingConfig.micro_batch_size,
@@ -225,9 +228,10 @@ def check_file(
     """Validate `path` (and `validation_path`); with a tokenizer, also check lengths in tokens.
 
     `micro_batch_size` is the one training will use (default: tanren train's); KTO ratings need
-    at least two examples in each micro-batch."""
+    at least two examples in each micro-batch. Text records longer than `max_length` become
+    windows `window_stride` tokens apart (default max_length), which the lengths count."""
     findings = _Findings()
-    lengths = TokenLengths(tokenizer, max_length, findings.add) if tokenizer is not None else None
+    lengths = TokenLengths(tokenizer, max_length, findings.add, stride=window_stride) if tokenizer is not None else None
     keep_prompts = validation_path is not None
     main = _FileScan(path, format, findings, lengths, keep_prompts=keep_prompts, on_progress=on_progress).run()
     stats = lengths.stats() if lengths else length_stats("characters", main.chars, main.examples)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.data.hub import numbering, place
 from engine.data.preference import PAIR_FORMATS
 from engine.errors import ConfigError, DataError
 
@@ -36,12 +37,12 @@ class DataKind:
         return FORMAT_KINDS[self.format]
 
     def describe(self) -> str:
-        how = f", detected from line {self.detected_at}" if self.detected_at else ""
+        how = f", detected from {numbering(self.path)} {self.detected_at}" if self.detected_at else ""
         return f"{KIND_NAMES[self.kind]} ({self.format} format{how})"
 
     @property
     def where(self) -> str:
-        return f"{self.path}:{self.detected_at}" if self.detected_at else self.path
+        return place(self.path, self.detected_at) if self.detected_at else self.path
 
 
 def data_kind(path: str | Path, format: str = "auto") -> DataKind:

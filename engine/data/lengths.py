@@ -7,6 +7,10 @@ tokenizer does ~25k short strings/s), so:
   size of its contents does (no tokenizer makes more tokens than bytes, plus one per string
   for a leading-space piece). Only records past that bound are measured exactly, in batches
   through the fast tokenizer, so every over-long example is found and the cut is exact.
+  Records above LONG_BYTES are measured at once, alone and in slices (engine.data.slices), and
+  only their length is kept, so memory stays bounded whatever their size.
+- Windows: text records are not cut but become windows (engine.data.windows); their exact
+  lengths give the exact number of windows, and a long text record is never "too long".
 - Template: the template overhead is rendered once per distinct sequence of roles, so a
   template that refuses a role sequence (e.g. a system turn) is reported for every record.
 - Statistics: the length distribution comes from a seeded reservoir sample of examples,
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 from engine.data.example import AnyExample, Example
 from engine.data.problems import SHOWN
+from engine.data.slices import TextTokens
 from engine.data.render import (
     Rendered,
     adds_bos,
@@ -33,6 +38,7 @@ from engine.data.render import (
     rendered_lengths,
     rendered_text,
 )
+from engine.data.windows import window_count
 from engine.errors import DataError
 from engine.messages import Message
 
@@ -40,6 +46,7 @@ SAMPLE_SIZE = 1000
 TRAINED_SAMPLE_SIZE = 250
 BATCH = 64
 SLACK = 8  # tokens, for merges across the template/content boundaries
+LONG_BYTES = 64 << 10  # past this a record is measured alone, at once, and only its length kept
 
 Report = Callable[[str, str, str], None]  # (problem code, source, detail)
 
@@ -56,10 +63,19 @@ class LengthStats:
     p99: int
     max: int
     trained_share: float | None  # share of tokens that are trained (tokens only)
+    windows: int | None = None  # training windows the text records give (exact; None without text records)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """A sampled record too long to keep: its length, and whether all of it is trained (raw text)."""
+
+    tokens: int
+    text: bool
 
 
 def length_stats(unit: str, lengths: Sequence[int], examples: int,
-                 trained_share: float | None = None) -> LengthStats | None:
+                 trained_share: float | None = None, windows: int | None = None) -> LengthStats | None:
     """Distribution of `lengths` (one per measured example; an array of millions is fine)."""
     import numpy as np
 
@@ -74,18 +90,22 @@ def length_stats(unit: str, lengths: Sequence[int], examples: int,
     return LengthStats(
         unit=unit, measured=len(ordered), examples=examples, total=round(total * examples / len(ordered)),
         min=pick(0.0), p50=pick(0.5), p90=pick(0.9), p99=pick(0.99), max=int(ordered[-1]),
-        trained_share=trained_share,
+        trained_share=trained_share, windows=windows,
     )
 
 
 class TokenLengths:
-    def __init__(self, tokenizer, max_length: int, report: Report, *, sample_size: int = SAMPLE_SIZE, seed: int = 0):
+    def __init__(self, tokenizer, max_length: int, report: Report, *, stride: int | None = None,
+                 sample_size: int = SAMPLE_SIZE, seed: int = 0):
         ensure_chat_template(tokenizer)
         self.tokenizer, self.max_length, self.report = tokenizer, max_length, report
+        self.stride = stride or max_length
+        self.text_tokens = TextTokens(tokenizer)
+        self.windows = self.texts = 0  # windows of the text records, and how many text records
         self.bos = int(adds_bos(tokenizer))
         self.eos = int(tokenizer.eos_token_id is not None)
         self.overheads: dict[tuple[str, ...], int | DataError] = {}
-        self.sample: list[Example] = []
+        self.sample: list[Example | _Measured] = []
         self.sample_size, self.random, self.seen = sample_size, random.Random(seed), 0
         self.weight, self.next_kept = 1.0, 0  # for _skip_ahead
         self.failed: set[str] = set()  # sources already reported as template errors
@@ -102,13 +122,18 @@ class TokenLengths:
             if isinstance(overhead, DataError):
                 self.report("template-error", example.source, overhead.message)
                 return  # once per record: a pair's two conversations have the same roles
-            self._keep_sampled(example)
+            self.texts += example.is_text
             contents = example.contents()
             budget = self.max_length - overhead - SLACK
-            if 4 * sum(map(len, contents)) + len(contents) <= budget:
-                continue  # the usual case: no string of this size can exceed the budget
-            if sum(len(c.encode()) + 1 for c in contents) > budget:
+            size = 0 if 4 * sum(map(len, contents)) + len(contents) <= budget else sum(len(c.encode()) + 1 for c in contents)
+            if size > LONG_BYTES:
+                self._measure_alone(example)
+                continue
+            self._keep_sampled(example)
+            if size > budget:
                 self.pending.append(example)
+            else:  # the usual case: it fits, so it is one window
+                self.windows += example.is_text
         if len(self.pending) >= BATCH:  # never between a record's conversations, so they are measured together
             self.flush()
 
@@ -119,21 +144,42 @@ class TokenLengths:
         self.pending = []
         longest: dict[str, tuple[int, Example]] = {}
         for example, length in zip(measured, rendered_lengths(measured, texts, self.tokenizer)):
-            if length > self.max_length and length > longest.get(example.source, (0, example))[0]:
+            if example.is_text:
+                self.windows += window_count(length, max_length=self.max_length, stride=self.stride)
+            elif length > self.max_length and length > longest.get(example.source, (0, example))[0]:
                 longest[example.source] = (length, example)
         for length, example in longest.values():
             self._report_too_long(example, length)
 
     def stats(self) -> LengthStats | None:
         self.flush()
-        measured, texts = self._texts(self.sample)
+        measured, texts = self._texts([item for item in self.sample if isinstance(item, Example)])
+        known = [item for item in self.sample if isinstance(item, _Measured)]
         # The trained share needs each answer located (two more template renderings per turn),
-        # so it comes from a smaller random part of the sample.
+        # so it comes from a smaller random part of the sample; long raw text is trained whole.
         part = sorted(self.random.sample(range(len(measured)), min(TRAINED_SAMPLE_SIZE, len(measured))))
         masked = render_examples([measured[i] for i in part], self.tokenizer, max_length=1 << 30,
                                  on_error=self._template_error)
-        trained = sum(sum(r.assistant_mask) for r in masked) / max(1, sum(len(r.input_ids) for r in masked))
-        return length_stats("tokens", rendered_lengths(measured, texts, self.tokenizer), self.seen, trained)
+        whole = sum(item.tokens for item in known if item.text)
+        trained = (sum(sum(r.assistant_mask) for r in masked) + whole) / max(1, sum(len(r.input_ids) for r in masked) + whole)
+        lengths = rendered_lengths(measured, texts, self.tokenizer) + [item.tokens for item in known]
+        return length_stats("tokens", lengths, self.seen, trained, self.windows if self.texts else None)
+
+    def _measure_alone(self, example: Example) -> None:
+        """Length of a long record, counted in slices without keeping its tokens; a long
+        conversation over max_length is reported, a long text counted in windows."""
+        try:
+            text = rendered_text(example, self.tokenizer)
+        except DataError as error:
+            self._template_error(example, error)
+            return
+        bos = self.bos and not text.startswith(self.tokenizer.bos_token)  # a template may write BOS itself
+        length = self.text_tokens.count(text) + bos + (self.eos if example.is_text else 0)
+        self._keep_sampled(_Measured(length, example.is_text))
+        if example.is_text:
+            self.windows += window_count(length, max_length=self.max_length, stride=self.stride)
+        elif length > self.max_length:
+            self._report_too_long(example, length)
 
     def _texts(self, examples: Sequence[Example]) -> tuple[list[Example], list[str]]:
         """The examples the chat template renders, and their texts; the others are reported."""
@@ -155,7 +201,7 @@ class TokenLengths:
             return error
         return self.bos + len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _keep_sampled(self, example: Example) -> None:
+    def _keep_sampled(self, example: Example | _Measured) -> None:
         self.seen += 1
         if len(self.sample) < self.sample_size:
             self.sample.append(example)

@@ -7,10 +7,13 @@ from pathlib import Path
 
 from engine.data.example import AnyExample, Example
 from engine.data.formats import FORMATS, detect_format, normalize
+from engine.data.hub import place
 from engine.data.kinds import SFT, DataKind, require_kind
 from engine.data.problems import KINDS, RecordError
 from engine.data.readers import Progress, read_records
 from engine.errors import DataError
+
+MAX_RECORD_BYTES = 10 << 20
 
 
 class ExampleStream:
@@ -26,7 +29,7 @@ class ExampleStream:
     def __init__(self, path: str | Path, format: str = "auto", on_progress: Progress | None = None):
         if format != "auto" and format not in FORMATS:
             raise DataError(f"unknown format {format!r}", hint=f"use one of: auto, {', '.join(FORMATS)}")
-        self.path = Path(path)
+        self.path = path
         self.label = str(path)
         self.format: str | None = None if format == "auto" else format
         self.detected_at: int | None = None
@@ -40,14 +43,27 @@ class ExampleStream:
                     if format is None:
                         format = self.format = detect_format(value)
                         self.detected_at = line
-                    value = normalize(value, format, f"{label}:{line}")
+                    value = normalize(value, format, place(label, line))
+                    _check_size(value)
                 except RecordError as error:
                     value = error
             yield line, value
 
 
+def _check_size(example: AnyExample) -> None:
+    """Refuse a record above MAX_RECORD_BYTES of text before anything tokenizes it (tokenizing 50 MB
+    takes minutes and gigabytes); counting characters first keeps the usual case free."""
+    contents = example.contents()
+    if 4 * sum(map(len, contents)) <= MAX_RECORD_BYTES:  # UTF-8 takes at most 4 bytes a character
+        return
+    size = sum(len(content.encode()) for content in contents)
+    if size > MAX_RECORD_BYTES:
+        raise RecordError("too-large", f"{size / 2**20:,.1f} MiB of text, above the limit of "
+                          f"{MAX_RECORD_BYTES >> 20} MiB a record")
+
+
 def record_error(label: str, line: int, error: RecordError) -> DataError:
-    return DataError(f"{KINDS[error.code].title}: {error.detail}", where=f"{label}:{line}", hint=error.hint)
+    return DataError(f"{KINDS[error.code].title}: {error.detail}", where=place(label, line), hint=error.hint)
 
 
 def load_records(path: str | Path, format: str = "auto") -> tuple[DataKind, list[AnyExample]]:

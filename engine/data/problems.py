@@ -65,6 +65,11 @@ KINDS: dict[str, ProblemKind] = {
         ERROR, "the validation file holds another kind of data than the training file",
         "give a validation file of the same kind: SFT records, preference pairs or KTO ratings",
     ),
+    "too-large": ProblemKind(
+        ERROR, "record too large",
+        "split the document into records of at most 10 MiB (a chapter or section each); long text records "
+        "become training windows all the same",
+    ),
     "template-error": ProblemKind(
         ERROR, "the base model's chat template cannot render the example",
         "some templates refuse system turns or require user and assistant turns to alternate; "

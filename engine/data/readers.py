@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from engine.data.encoding import UTF8_BOM, not_utf8
+from engine.data.hub import hub_records, is_hub, parse
 from engine.data.problems import RecordError
 from engine.errors import DataError
 
@@ -36,6 +37,9 @@ CSV_BOOLEANS = {"true": True, "false": False}
 
 
 def ensure_readable(path: str | Path) -> None:
+    if is_hub(path):
+        parse(str(path))  # whether it is cached shows when it is read: finding out costs as much
+        return
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist", where=str(path), hint="check the path")
@@ -48,9 +52,11 @@ def ensure_readable(path: str | Path) -> None:
 
 
 def read_records(path: str | Path, on_progress: Progress | None = None) -> Iterator[Record]:
+    progress = on_progress or (lambda _fraction: None)
+    if is_hub(path):
+        return hub_records(str(path), progress)
     path = Path(path)
     ensure_readable(path)
-    progress = on_progress or (lambda _fraction: None)
     kind = _file_kind(path)
     if kind == "parquet":
         return _parquet(path, progress)

@@ -122,14 +122,18 @@ def rendered_text(example: Example, tokenizer) -> str:
     return example.text if example.is_text else chat_text(tokenizer, example.messages, source=example.source)
 
 
+def frame(tokenizer, first: int | None, *, is_text: bool, add_bos: bool) -> tuple[list[int], list[int]]:
+    """The ids that go before and after a rendered text whose first id is `first`: EOS after raw
+    text; BOS in front where the tokenizer wants one and the text lacks it (templates such as
+    Llama 3's write BOS themselves, so it is never doubled)."""
+    after = [tokenizer.eos_token_id] if is_text and tokenizer.eos_token_id is not None else []
+    before = [tokenizer.bos_token_id] if add_bos and first != tokenizer.bos_token_id else []
+    return before, after
+
+
 def _framed(tokenizer, ids: list[int], *, is_text: bool, add_bos: bool) -> list[int]:
-    """EOS after raw text; BOS in front where the tokenizer wants one and the text lacks it
-    (templates such as Llama 3's write BOS themselves, so it is never doubled)."""
-    if is_text and tokenizer.eos_token_id is not None:
-        ids = [*ids, tokenizer.eos_token_id]
-    if add_bos and ids[:1] != [tokenizer.bos_token_id]:
-        ids = [tokenizer.bos_token_id, *ids]
-    return ids
+    before, after = frame(tokenizer, ids[0] if ids else None, is_text=is_text, add_bos=add_bos)
+    return [*before, *ids, *after]
 
 
 def render_example(example: Example, tokenizer, *, max_length: int, assistant_only: bool = True) -> Rendered:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.data.example import AnyExample, PreferencePair, RatedExample
+from engine.data.hub import place
 from engine.data.loading import ExampleStream
 from engine.data.problems import RecordError
 from engine.data.render import Rendered, render_example, trained_segments
@@ -39,7 +40,7 @@ def previews(path: str | Path, format: str, tokenizer, *, max_length: int, count
         if len(shown) == count:
             break
         if isinstance(record, RecordError):
-            on_skip(f"{stream.label}:{line}", record)
+            on_skip(place(stream.label, line), record)
             continue
         shown.append(preview(record, tokenizer, max_length=max_length))
     return shown

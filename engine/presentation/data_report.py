@@ -4,6 +4,7 @@ shows, written once for both."""
 from __future__ import annotations
 
 from engine.data.check import Finding, Report
+from engine.data.hub import numbering
 from engine.data.kinds import FORMAT_KINDS, PAIRS, RATINGS
 
 # What one usable record is called, by the kind of data (engine.data.kinds)
@@ -11,7 +12,7 @@ NOUNS = {PAIRS: "preference pair", RATINGS: "rated example"}
 
 
 def format_report(report: Report, *, base: str | None) -> str:
-    how = f"detected from line {report.detected_at}" if report.detected_at else "given"
+    how = f"detected from {numbering(report.path)} {report.detected_at}" if report.detected_at else "given"
     fmt = f"{report.format} format ({how})" if report.format else "format unknown"
     noun = NOUNS.get(report.kind, "example")
     lines = [f"{report.path}: {fmt}, {_count(report.examples, 'usable ' + noun)}"]
@@ -62,4 +63,7 @@ def _lengths(report: Report, base: str | None) -> str:
         line += f", {s.trained_share:.0%} trained"
     if s.measured < s.examples:
         line += f" (estimated from a sample of {s.measured:,} examples)"
+    if s.windows is not None:
+        line += (f"\ntext records longer than max_length {report.max_length:,} become windows: "
+                 f"{_count(s.windows, 'training window')} in all")
     return line

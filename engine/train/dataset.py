@@ -1,14 +1,31 @@
-"""Turn the configured data files into pre-tokenized datasets with assistant-only masks."""
+"""Turn the configured data files into training rows (engine.data.rows) in datasets' Arrow format.
+
+With `cache` (a folder in the run), each split's rows are written into an Arrow file there, which
+training reads memory-mapped, so a corpus far larger than memory trains. `dataset.json` beside
+them records what they were made from (data files, data settings, tokenizer); a resume that finds
+the same opens them instead of reading and tokenizing the data again, and so sees the same rows in
+the same order: the trainer's saved data position points at the same window. Without `cache` the
+rows are built in memory (tests, benchmarks).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_file, atomic_write_text
 from engine.config import RunConfig
+from engine.data.rows import Row, RowCounts
 from engine.errors import ConfigError
 from engine.events import EventLog, Log
+
+CACHE_VERSION = 1  # raise when the rows of the same data change, so old caches are not reused
+RECORD = "dataset.json"
 
 
 @dataclass(frozen=True)
@@ -18,38 +35,118 @@ class TrainData:
     train_tokens: int
 
 
-def build_datasets(config: RunConfig, tokenizer, events: EventLog) -> TrainData:
-    from engine.data import ensure_chat_template, load_splits
-
+def build_datasets(config: RunConfig, tokenizer, events: EventLog, *, cache: Path | None = None) -> TrainData:
     if not config.data.path:
         raise ConfigError("no training data given", where="data.path", hint="pass --data FILE (.jsonl, .json, .csv, .parquet)")
+    from engine.data import ensure_chat_template
+
     ensure_chat_template(tokenizer)
+    key = _fingerprint(config, tokenizer)
+    record = _cached(cache, key)
+    if record is None:
+        record, train, validation = _build(config, tokenizer, cache, key)
+    else:
+        events.append(Log(f"data: the tokenized rows of {config.data.path} are reused from {cache}"))
+        train = _open(cache / "train.arrow")
+        validation = _open(cache / "validation.arrow") if record["validation"] is not None else None
+    events.append(Log(_summary(config, record)))
+    return TrainData(train, validation, record["train"]["tokens"])
+
+
+def _build(config: RunConfig, tokenizer, cache: Path | None, key: str) -> tuple[dict, Any, Any | None]:
+    """Read, split and tokenize the data into Arrow (files in `cache`, else memory): the record
+    of what the rows came to, and the train and validation datasets."""
+    from engine.data import load_splits
+
     splits = load_splits(config.data)
     if not splits.train:
         raise ConfigError(f"{config.data.path} leaves no training examples after the split", where="data.split")
-    train, tokens, cut, untrained = _tokenize(splits.train, tokenizer, config)
-    validation = _tokenize(splits.validation, tokenizer, config)[0] if splits.validation else None
-    events.append(Log(
-        f"data: {len(splits.train)} training, {len(splits.validation)} validation, {len(splits.test)} test examples; "
-        f"{tokens} training tokens" + (f"; {cut} tokens cut at max_length {config.data.max_length}" if cut else "")
-        + (f"; {untrained} left out, their answers cut away at max_length" if untrained else "")
-    ))
-    return TrainData(train, validation, tokens)
+    if cache is not None:
+        (cache / RECORD).unlink(missing_ok=True)  # the record is written last: no record, no cache
+    record: dict[str, Any] = {"key": key, "examples": [len(splits.train), len(splits.validation), len(splits.test)]}
+    record["train"], train = _write(splits.train, "train", config, tokenizer, cache)
+    record["validation"], validation = (_write(splits.validation, "validation", config, tokenizer, cache)
+                                        if splits.validation else (None, None))
+    if cache is not None:
+        atomic_write_text(cache / RECORD, json.dumps(record))
+    return record, train, validation
 
 
-def _tokenize(examples: Sequence, tokenizer, config: RunConfig) -> tuple[Any, int, int, int]:
-    """The dataset, its tokens, the tokens cut at max_length, and how many examples were left out
-    because the cut took every trained token (a batch of them would have no loss to average)."""
+def _write(examples, name: str, config: RunConfig, tokenizer, cache: Path | None) -> tuple[dict, Any]:
+    """The rows of one split as a dataset (an Arrow file in `cache`, else a buffer), and their counts."""
+    import pyarrow as pa
     from datasets import Dataset
 
-    from engine.data import render_examples
+    from engine.data.rows import training_rows
 
-    rendered = render_examples(examples, tokenizer, max_length=config.data.max_length,
-                               assistant_only=config.data.assistant_only_loss)
-    kept = [r for r in rendered if any(r.assistant_mask)]
-    dataset = Dataset.from_dict({
-        "input_ids": [r.input_ids for r in kept],
-        "assistant_masks": [r.assistant_mask for r in kept],
-    })
-    return (dataset, sum(len(r.input_ids) for r in kept), sum(r.truncated_tokens for r in rendered),
-            len(rendered) - len(kept))
+    data, counts = config.data, RowCounts()
+    rows = training_rows(examples, tokenizer, max_length=data.max_length, stride=data.window_stride,
+                         assistant_only=data.assistant_only_loss, counts=counts)
+    if cache is None:
+        stream = pa.BufferOutputStream()
+        _write_rows(rows, stream=stream)
+        return asdict(counts), Dataset.from_buffer(stream.getvalue())
+    with atomic_file(cache / f"{name}.arrow") as tmp:
+        _write_rows(rows, path=str(tmp))
+    return asdict(counts), _open(cache / f"{name}.arrow")
+
+
+def _write_rows(rows: Iterable[Row], **sink) -> None:
+    from datasets import Features, Sequence, Value
+    from datasets.arrow_writer import ArrowWriter
+
+    features = Features({"input_ids": Sequence(Value("int32")), "assistant_masks": Sequence(Value("int8"))})
+    writer = ArrowWriter(features=features, **sink)
+    for row in rows:
+        writer.write({"input_ids": row.input_ids, "assistant_masks": row.assistant_masks})
+    writer.finalize()
+
+
+def _open(path: Path):
+    from datasets import Dataset
+
+    return Dataset.from_file(str(path))  # memory-mapped: the rows stay on disk
+
+
+def _cached(cache: Path | None, key: str) -> dict | None:
+    try:
+        record = json.loads((cache / RECORD).read_text()) if cache is not None else None
+    except (OSError, ValueError):
+        return None
+    return record if record is not None and record.get("key") == key else None
+
+
+def _fingerprint(config: RunConfig, tokenizer) -> str:
+    """What the rows depend on: the data settings, the data files as they are now, the tokenizer."""
+    data = config.data
+    files = [_state(path) for path in (data.path, data.validation_path) if path]
+    tokens = (tokenizer.name_or_path, len(tokenizer), tokenizer.chat_template, tokenizer.bos_token_id,
+              tokenizer.eos_token_id)
+    text = json.dumps([CACHE_VERSION, asdict(data), files, tokens], sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _state(path: str) -> tuple:
+    """What tells one copy of a data source from another: a file's size and time, a cached dataset's revision."""
+    from engine.data.hub import is_hub, snapshot
+
+    if is_hub(path):
+        return path, str(snapshot(path))
+    if not os.path.isfile(path):
+        return (path,)  # reading it says what is wrong
+    stat = os.stat(path)
+    return path, stat.st_size, stat.st_mtime_ns
+
+
+def _summary(config: RunConfig, record: dict) -> str:
+    train, validation, test = record["examples"]
+    counts = record["train"]
+    line = f"data: {train} training, {validation} validation, {test} test examples; {counts['tokens']} training tokens"
+    if counts["documents"]:
+        line += (f"; {counts['documents']} text records became {counts['windows']} windows of at most "
+                 f"{config.data.max_length} tokens")
+    if counts["cut"]:
+        line += f"; {counts['cut']} tokens cut at max_length {config.data.max_length}"
+    if counts["untrained"]:
+        line += f"; {counts['untrained']} left out, their answers cut away at max_length"
+    return line
