@@ -16,6 +16,7 @@ from tests.tui_helpers import finished_run, fixed_system, wait_until
 from tui.app import TanrenApp
 from tui.commands import BindingsProvider
 from tui.nav import PLACES
+from tui.screens.answer_edit import EditAnswerScreen
 from tui.screens.chat import ChatParamsScreen, ChatScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.data import DataScreen
@@ -26,7 +27,7 @@ from tui.screens.picker import Picker
 from tui.screens.train import TrainScreen
 
 SCREENS = (DashboardScreen, DataScreen, TrainScreen, ChatScreen, EvalsScreen, ExportScreen)
-MODALS = (NewRunScreen, ChatParamsScreen, Picker)
+MODALS = (NewRunScreen, ChatParamsScreen, EditAnswerScreen, Picker)
 
 
 async def test_every_screen_is_one_key_away_and_q_quits(home: Home) -> None:

@@ -19,6 +19,7 @@ from tests.test_chat_collect import TURN
 from tests.tiny_model import make_adapter
 from tests.tui_helpers import fixed_system, type_text, wait_until
 from tui.app import TanrenApp
+from tui.commands import BindingsProvider
 from tui.screens.answer_edit import EditAnswerScreen
 from tui.screens.chat import ChatPane, ChatScreen
 from tui.screens.picker import Picker
@@ -34,6 +35,11 @@ COMPARE_KEYS = "  f7 ◀ better  f8 better ▶  ^s dataset"
 
 def line(screen: ChatScreen, which: str) -> str:
     return str(screen.query_one(f"#chat-{which}", Static).render()).strip()
+
+
+def palette(screen: ChatScreen) -> set[str]:
+    """What the command palette offers: every judgement that applies, by name."""
+    return {name for name, _help, _run in BindingsProvider(screen)._commands()}
 
 
 async def ask(pilot, screen: ChatScreen, text: str) -> None:
@@ -56,6 +62,7 @@ async def test_mark_edit_and_pick_answers_with_one_key_each(home: Home, tiny_mod
         assert line(screen, "dataset") == "dataset chat: 0 SFT · 0 pairs · 0 KTO" + SINGLE_KEYS
 
         await ask(pilot, screen, "hello")
+        assert {"Good", "Bad", "Edit", "Dataset"} <= palette(screen) and "◀ Better" not in palette(screen)
         await pilot.press("ctrl+y")
         assert line(screen, "dataset") == "dataset chat: 0 SFT · 0 pairs · 1 KTO" + SINGLE_KEYS
         assert line(screen, "status") == "marked good → dataset chat"
@@ -94,6 +101,7 @@ async def test_mark_edit_and_pick_answers_with_one_key_each(home: Home, tiny_mod
         await wait_until(pilot, lambda: len(screen.panes()) == 2, "the second pane")
         assert line(screen, "dataset") == "dataset other: 0 SFT · 0 pairs · 0 KTO" + COMPARE_KEYS
         await ask(pilot, screen, "next")
+        assert {"◀ Better", "Better ▶", "Dataset"} <= palette(screen) and "Good" not in palette(screen)
         right = screen.query_one("#pane-b", ChatPane)
         await pilot.press("ctrl+y")  # not offered in compare mode: writes nothing
         await pilot.press("f8")

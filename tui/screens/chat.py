@@ -137,17 +137,17 @@ class ChatScreen(TanrenScreen):
         Binding("ctrl+g", "params", "Params", id="chat.params", tooltip="sampling settings and system prompt"),
         Binding("ctrl+l", "clear", "Clear", id="chat.clear", tooltip="start a new conversation"),
         # The judging keys are listed on the dataset line instead of the footer, which is full at 80 columns.
-        Binding("ctrl+y", "rate(True)", "good", id="chat.good", show=False,
+        Binding("ctrl+y", "rate(True)", "Good", id="chat.good", show=False,
                 tooltip="mark the last answer good (a KTO rating)"),
-        Binding("ctrl+n", "rate(False)", "bad", id="chat.bad", show=False,
+        Binding("ctrl+n", "rate(False)", "Bad", id="chat.bad", show=False,
                 tooltip="mark the last answer bad (a KTO rating)"),
-        Binding("ctrl+r", "edit", "edit", id="chat.edit", show=False,
+        Binding("ctrl+r", "edit", "Edit", id="chat.edit", show=False,
                 tooltip="rewrite the last answer into the one you wanted (an SFT conversation and a pair)"),
-        Binding("f7", "prefer('left')", "◀ better", id="chat.prefer_left", show=False,
+        Binding("f7", "prefer('left')", "◀ Better", id="chat.prefer_left", show=False,
                 tooltip="the left answer is the better one (a preference pair)"),
-        Binding("f8", "prefer('right')", "better ▶", id="chat.prefer_right", show=False,
+        Binding("f8", "prefer('right')", "Better ▶", id="chat.prefer_right", show=False,
                 tooltip="the right answer is the better one (a preference pair)"),
-        Binding("ctrl+s", "dataset", "dataset", id="chat.dataset", show=False,
+        Binding("ctrl+s", "dataset", "Dataset", id="chat.dataset", show=False,
                 tooltip="the dataset judgements are written to"),
     ]
 
@@ -300,7 +300,7 @@ class ChatScreen(TanrenScreen):
     def _show_dataset(self) -> None:
         """The dataset and its counts, then the judging keys that apply (one answer, or two side by side)."""
         actions = [(b, b.action.partition("(")[0]) for b in self.BINDINGS if isinstance(b, Binding)]
-        keys = [f"{self.app.get_key_display(b)} {b.description}" for b, action in actions
+        keys = [f"{self.app.get_key_display(b)} {b.description.lower()}" for b, action in actions
                 if action in JUDGING and self.check_action(action, ()) is not False]
         self.query_one("#chat-dataset", Static).update(Text.assemble(
             (self.judge.status(), "bold"), ("  " + "  ".join(keys), "dim")))
