@@ -63,11 +63,15 @@ def atomic_append_text(path: Path, text: str) -> None:
     lines). That costs a copy per append, which is nothing for data written by hand.
     """
     path = Path(path)
-    with file_lock(path.with_name(f".{path.name}.lock")), atomic_file(path) as tmp:
-        if path.exists():
-            shutil.copyfile(path, tmp)
-        with open(tmp, "ab") as handle:
-            handle.write(text.encode("utf-8"))
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        # Under the lock no append is under way, so a copy left here was a killed writer's.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink()
+        with atomic_file(path) as tmp:
+            if path.exists():
+                shutil.copyfile(path, tmp)
+            with open(tmp, "ab") as handle:
+                handle.write(text.encode("utf-8"))
 
 
 def fsync_tree(root: Path) -> None:

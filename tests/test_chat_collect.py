@@ -70,8 +70,8 @@ def test_judgements_the_doctor_would_refuse_write_nothing(home: Home) -> None:
         Dataset.open(home, "../runs")
 
 
-# Records of about 1 MB: copying and writing them is most of what the writer does, so a kill at a
-# random moment lands inside an append far more often than not.
+# Records of about 1 MB, so that an append takes long enough to be killed in: the test kills the
+# writer as soon as it sees one under way (its copy), or after a while, whichever comes first.
 WRITER = """
 import sys
 from pathlib import Path
@@ -89,21 +89,34 @@ while True:
 def test_a_writer_killed_mid_append_leaves_whole_records(home: Home) -> None:
     path = home.root / "datasets" / "killed" / "kto.jsonl"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    written = 0
+    written = killed_in_flight = 0
     for delay in (0.003, 0.013, 0.021, 0.029, 0.037, 0.047):
         child = subprocess.Popen([sys.executable, "-c", WRITER, str(home.root)], env=env)
         deadline = time.monotonic() + 60
         while (path.read_bytes().count(b"\n") if path.exists() else 0) <= written:
             assert time.monotonic() < deadline and child.poll() is None, "the writer wrote nothing"
             time.sleep(0.005)
-        time.sleep(delay)
+        in_flight = _wait_for_a_copy(path, delay)
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
+        killed_in_flight += bool(in_flight)
         data = path.read_bytes()
         assert data.endswith(b"\n"), "a half record at the end of the file"
         lines = data.splitlines()
         assert all(json.loads(line)["label"] is True for line in lines)
         assert len(lines) > written
         written = len(lines)
+    assert killed_in_flight, "no kill landed while a record was being appended"
+    assert rate(Dataset.open(home, "killed"), TURN, True).ratings == written + 1
+    # The next append clears the copies the killed writer was making.
+    assert not list(path.parent.glob("*.tmp"))
     report = check_file(path)
-    assert report.usable and report.examples == written
+    assert report.usable and report.examples == written + 1
+
+
+def _wait_for_a_copy(path: Path, seconds: float) -> list[Path]:
+    """Up to `seconds` for an append in flight (the copy it writes), so that the kill lands in it."""
+    deadline = time.monotonic() + seconds
+    while not (copies := list(path.parent.glob(f".{path.name}.*.tmp"))) and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    return copies
