@@ -28,9 +28,21 @@ def final_metrics(log_history: list[dict]) -> dict[str, float]:
     return metrics
 
 
+REFERENCE_ADAPTER = "ref"
+
+
+def _drop_reference_adapter(model) -> None:
+    """trl's DPO and KTO keep a frozen copy of a starting adapter (adapter.init_adapter) as their
+    reference, named "ref", beside the one they train; peft would save both, and the result is
+    the trained one alone."""
+    if REFERENCE_ADAPTER in (getattr(model, "peft_config", None) or {}):
+        model.delete_adapter(REFERENCE_ADAPTER)
+
+
 def save_outputs(trainer, tokenizer, config: RunConfig, run_path: Path, events: EventLog,
                  record: LaunchRecord) -> Path:
     final = output_dir(run_path, config)
+    _drop_reference_adapter(trainer.accelerator.unwrap_model(trainer.model))
     with atomic_directory(final) as tmp:
         trainer.save_model(str(tmp))
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.yaml says it all
