@@ -85,7 +85,10 @@ def request_line(event: HttpRequest) -> str:
     return line + (f", queued {event.queue_s:.2f} s" if event.queue_s >= 0.1 else "")
 
 
-METRIC_FORMATS = (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}"), ("learning_rate", "lr", "{:.2e}"),
+METRIC_FORMATS = (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}"),
+                  ("reward_accuracy", "acc", "{:.2f}"), ("reward_margin", "margin", "{:+.3f}"),
+                  ("reward_chosen", "chosen", "{:+.3f}"), ("reward_rejected", "rejected", "{:+.3f}"), ("kl", "kl", "{:.3f}"),
+                  ("learning_rate", "lr", "{:.2e}"),
                   ("grad_norm", "grad", "{:.3f}"), ("tokens_per_s", "tok/s", "{:.0f}"), ("peak_memory_mb", "mem MiB", "{:.0f}"))
 
 

@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from engine.config import RunConfig, apply_overrides
-from engine.config.schema import METHODS
+from engine.config.schema import METHODS, OBJECTIVES
 from engine.runs.training import start_training
 from tui.screens.form import FormField, FormScreen, form_values
 
@@ -20,6 +20,9 @@ FIELDS = (
     FormField("model.base", "Base model", text=True),
     FormField("data.path", "Data file", text=True, optional=True, placeholder=".jsonl .json .csv .parquet"),
     FormField("adapter.method", "Method", choices=METHODS),
+    FormField("training.objective", "Objective", choices=OBJECTIVES),
+    FormField("adapter.init_adapter", "Start from", text=True, optional=True,
+              placeholder="an adapter to continue (optional)"),
     FormField("training.max_steps", "Max steps"),
     FormField("training.epochs", "Epochs"),
     FormField("training.learning_rate", "Learning rate"),

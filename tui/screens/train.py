@@ -6,13 +6,15 @@ quitting the workbench or losing the SSH session never stops one.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 
 from engine.config import RunConfig
 from engine.jobs import request_stop
-from engine.runs.rundir import list_runs, open_run
+from engine.runs.rundir import RunDir, list_runs, open_run
 from engine.runs.training import resume_training
 from engine.serve.jobs import serve_target
 from tui.errors import reports_errors
@@ -23,6 +25,24 @@ from tui.screens.serve import ServeScreen
 from tui.widgets.run_view import RunView
 
 STOPPABLE = ("queued", "running")
+
+
+def alignable(run: RunDir) -> bool:
+    """A finished SFT run with a result to start from."""
+    return (run.status().state == "done" and run.config().training.objective == "sft"
+            and (run.has_adapter or run.has_model))
+
+
+def alignment_of(run: RunDir) -> RunConfig:
+    """A DPO run that starts from `run`'s result: its adapter as adapter.init_adapter on its base (a
+    fully fine-tuned model becomes the base), with the data left for the preference pairs."""
+    config = run.config()
+    training = replace(config.training, objective="dpo")
+    if run.has_adapter:
+        return replace(config, training=training, data=replace(config.data, path=None),
+                       adapter=replace(config.adapter, init_adapter=str(run.adapter)))
+    return replace(config, training=training, data=replace(config.data, path=None),
+                   model=replace(config.model, base=str(run.path / "model")))
 RESUMABLE = ("failed", "cancelled")
 
 
@@ -36,6 +56,8 @@ class TrainScreen(TanrenScreen):
         Binding("r", "resume", "Resume", id="train.resume", tooltip="continue from the last checkpoint"),
         Binding("v", "serve", "Serve", id="train.serve",
                 tooltip="serve the run's model over an OpenAI-compatible API, with its live request log"),
+        Binding("a", "align", "Align", id="train.align",
+                tooltip="align this finished SFT run with preference data: a DPO run that starts from its result"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -66,6 +88,8 @@ class TrainScreen(TanrenScreen):
             return status is not None and not view.alive and status.state in RESUMABLE or None
         if action == "serve":
             return view is not None and view.run is not None and (view.run.has_adapter or view.run.has_model) or None
+        if action == "align":
+            return view is not None and view.run is not None and alignable(view.run) or None
         return True
 
     def on_run_view_followed(self, message: RunView.Followed) -> None:
@@ -77,6 +101,12 @@ class TrainScreen(TanrenScreen):
         values = new_run_values(shown.config() if shown is not None else RunConfig())
         values.update({key: value for key, value in (("data.path", data), ("model.base", base)) if value})
         self.app.push_screen(NewRunScreen(self.home, values), self._started)
+
+    @reports_errors("aligning the run")
+    def action_align(self) -> None:
+        run = self.view.run
+        if run is not None and alignable(run):
+            self.app.push_screen(NewRunScreen(self.home, new_run_values(alignment_of(run))), self._started)
 
     def _started(self, name: str | None) -> None:
         if name is not None:

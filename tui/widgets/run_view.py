@@ -35,8 +35,12 @@ def state_text(status: JobStatus) -> Text:
 
 def metrics_text(latest: dict[str, float]) -> str:
     """The newest metrics in one line that fits 80 columns (the CLI's log lines are wider)."""
-    shown = [("loss", "loss {:.4f}"), ("eval_loss", "eval {:.4f}"), ("learning_rate", "lr {:.1e}"),
-             ("grad_norm", "grad {:.2f}"), ("tokens_per_s", "{:,.0f} tok/s")]
+    if "reward_margin" in latest:  # a preference run: its rewards take the optimizer's place
+        shown = [("loss", "loss {:.4f}"), ("eval_loss", "eval {:.4f}"), ("reward_accuracy", "acc {:.0%}"),
+                 ("reward_margin", "margin {:+.3f}"), ("kl", "kl {:.2f}"), ("tokens_per_s", "{:,.0f} tok/s")]
+    else:
+        shown = [("loss", "loss {:.4f}"), ("eval_loss", "eval {:.4f}"), ("learning_rate", "lr {:.1e}"),
+                 ("grad_norm", "grad {:.2f}"), ("tokens_per_s", "{:,.0f} tok/s")]
     parts = [fmt.format(latest[key]) for key, fmt in shown if key in latest]
     if "peak_memory_mb" in latest:
         parts.append(f"mem {human_bytes(int(latest['peak_memory_mb'] * 2**20))}")
