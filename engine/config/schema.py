@@ -100,6 +100,9 @@ class AdapterConfig:
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OBJECTIVES = ("sft", "dpo", "kto", "orpo")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
+OFFLOADS = ("none", "optimizer", "all")
+REPORTERS = ("tensorboard", "wandb", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,13 @@ class TrainingConfig:
     early_stopping_patience: int = param(0, "stop after N evaluations without improvement (0: off)")
     logging_steps: int = param(1, "write a metrics event every N steps")
     seed: int = param(42, "seed for initialization, shuffling and dropout")
-    tensorboard: bool = param(False, "also write TensorBoard event files into the run folder")
+    tensorboard: bool = param(False, "also write TensorBoard event files into the run folder (as report_to: "
+                                     "[tensorboard])")
+    report_to: tuple[str, ...] = param((), "experiment trackers, from rank 0: tensorboard (into the run folder), "
+                                           "wandb, mlflow (each an optional extra; none is contacted unless named)")
+    distributed: str = param("ddp", "several processes (--nproc): ddp (each holds the whole model), fsdp or "
+                                    "deepspeed (ZeRO-3: weights, gradients and optimizer state sharded)")
+    offload: str = param("none", "deepspeed: move to CPU RAM the optimizer state (optimizer) or the weights too (all)")
     # YAML reads a bare `off` as false (and `on` as true), so a bool is taken as off (or auto)
     kernels: tuple[str, ...] | bool = param(("auto",), "run-time kernels (see `tanren kernels`): auto (each where its "
                                                 "conditions hold), off (the libraries as they ship), or names")
@@ -156,10 +165,21 @@ class TrainingConfig:
             # trl estimates KTO's KL term from the other answers of the same micro-batch
             raise ConfigError("training.micro_batch_size must be at least 2 for KTO", where="training.micro_batch_size",
                               hint="KTO estimates its KL term from the other examples of each micro-batch")
+        _check_launch(self)
 
     @property
     def effective_batch_size(self) -> int:
         return self.micro_batch_size * self.gradient_accumulation
+
+
+def _check_launch(training: TrainingConfig) -> None:
+    _check_choice("training", "distributed", training.distributed, DISTRIBUTED)
+    _check_choice("training", "offload", training.offload, OFFLOADS)
+    for name in training.report_to:
+        _check_choice("training", "report_to", name, REPORTERS)
+    if training.offload != "none" and training.distributed == "ddp":
+        raise ConfigError("training.offload needs a sharded strategy; DDP keeps everything on each GPU",
+                          where="training.offload", hint="set training.distributed: deepspeed, or offload: none")
 
 
 def _check_kernels(kernels: tuple[str, ...]) -> None:
