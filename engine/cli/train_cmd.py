@@ -23,6 +23,7 @@ SHORTCUTS = {
     "rank": "adapter.rank", "max_length": "data.max_length", "batch_size": "training.micro_batch_size",
     "grad_accum": "training.gradient_accumulation", "seed": "training.seed", "name": "name",
     "kernels": "training.kernels", "objective": "training.objective", "beta": "training.beta",
+    "distributed": "training.distributed",
 }
 
 
@@ -34,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help=f"sets {key}")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                        help="set any config value (repeatable)")
+    train.add_argument("--estimate", action="store_true",
+                       help="print the memory the run would need per process against the free memory here, "
+                            "and exit without starting it")
     _add_launch_options(train)
     train.set_defaults(handler=_train)
 
@@ -76,8 +80,20 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 def _train(args: argparse.Namespace) -> int:
     home = Home.from_env()
+    if args.estimate:
+        return _estimate(build_config(args), home, args.nproc)
     run, pid = start_training(build_config(args), home, nproc=args.nproc, dist_args=args.dist_args)
     return _launched(run, pid, args, resume=False, offset=0)
+
+
+def _estimate(config: RunConfig, home: Home, nproc: int) -> int:
+    from engine.train import memory
+
+    result = memory.check(config, home, max(nproc, 1))
+    print("\n".join(memory.table(result)))
+    if (warning := memory.advice(result)) is not None:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
 
 
 def _resume(args: argparse.Namespace) -> int:

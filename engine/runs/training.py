@@ -11,6 +11,7 @@ from engine.jobs import launch_detached
 from engine.models.resolve import resolve_model
 from engine.paths import Home
 from engine.runs.rundir import RunDir, RunError, create_run
+from engine.train.extras import check_extras
 
 WORKER = "engine.train.worker"
 
@@ -21,6 +22,7 @@ def start_training(config: RunConfig, home: Home, *, nproc: int = 1, dist_args: 
         raise RunError("no training data given", where="data.path",
                        hint="pass --data FILE, e.g. --data engine/data/samples/ja_en_chat.jsonl")
     _check_nproc(nproc)
+    check_extras(config)
     # Mistakes found now cost nothing; in the worker they would surface after model loading.
     for path in filter(None, (config.data.path, config.data.validation_path)):
         ensure_readable(path)
@@ -35,6 +37,7 @@ def resume_training(run: RunDir, *, nproc: int = 1, dist_args: Sequence[str] = (
     if run.status().state == "done":
         raise RunError(f"{run.name} already finished", hint="start a new run with adapter.init_adapter to train further")
     _check_nproc(nproc)
+    check_extras(run.config())  # a package uninstalled since the start
     return launch_detached(run, WORKER, ["--resume"], nproc=nproc, dist_args=dist_args)
 
 

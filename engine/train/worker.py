@@ -20,6 +20,7 @@ from engine.events import EventLog, Log
 from engine.locking import HeldLock, try_lock
 from engine.paths import Home
 from engine.runs.rundir import RunDir
+from engine.train import memory
 from engine.train.hardware import resolve_auto
 
 OOM_ADVICE = (
@@ -82,14 +83,17 @@ def main(argv: list[str] | None = None) -> int:
 def _supervised(run: RunDir, home: Home, resume: bool, stop: StopSignal) -> int:
     run.set_status("running", "resumed" if resume else "started")
     try:
-        outcome = _train(run, _settled_config(run), home, resume, stop, run.events)
+        config = _settled_config(run)
+        for message, level in memory.log_lines(config, home, _world_size()):
+            run.events.append(Log(message, level))
+        outcome = _train(run, config, home, resume, stop, run.events)
     except TanrenError as exc:
         run.set_status("failed", exc.message, exc.hint or "")
         return 1
     except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
         if _is_oom(exc):
             traceback.print_exc()
-            run.set_status("failed", "out of memory", OOM_ADVICE)
+            run.set_status("failed", "out of memory", memory.oom_advice(run.config(), home, _world_size(), OOM_ADVICE))
         else:
             run.record_crash(exc)
         return 1
@@ -125,6 +129,10 @@ def _record_launch(run: RunDir, config: RunConfig, record: LaunchRecord) -> None
     """Keep what this launch trains with in the run's config.yaml (rank 0 only: it owns the folder)."""
     if int(os.environ.get("RANK", "0")) == 0:
         save_yaml(config, run.config_file, record)
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import work
 from textual.binding import Binding
 from textual.message import Message
@@ -13,6 +14,7 @@ from textual.widgets import Static
 from engine.config import RunConfig, apply_overrides
 from engine.config.schema import METHODS, OBJECTIVES
 from engine.runs.training import start_training
+from engine.train.memory import check, verdict
 from tui.screens.form import FormField, FormScreen, form_values
 
 FIELDS = (
@@ -42,6 +44,8 @@ class NewRunScreen(FormScreen[str]):
     FORM_TITLE = "New training run"
     BINDINGS = [
         Binding("ctrl+s", "submit", "Start", id="new_run.start", tooltip="validate and start the run"),
+        Binding("ctrl+g", "estimate", "Estimate", id="new_run.estimate",
+                tooltip="the memory the run would need here, and the setting to change first if it does not fit"),
         Binding("escape", "cancel", "Cancel", id="new_run.cancel", tooltip="close the form, start nothing"),
     ]
 
@@ -61,6 +65,19 @@ class NewRunScreen(FormScreen[str]):
             self.post_message(self.Failed(exc))
             return
         self.app.call_from_thread(self.dismiss, run.name)
+
+    def action_estimate(self) -> None:
+        self.query_one(".form-error", Static).update("estimating…")
+        self.estimate(self.overrides())
+
+    @work(thread=True, exclusive=True, group="estimate")
+    def estimate(self, overrides: list[str]) -> None:
+        try:
+            lines = verdict(check(apply_overrides(RunConfig(), overrides), self.home))
+        except Exception as exc:  # noqa: BLE001 - shown in the form, to be fixed there
+            self.post_message(self.Failed(exc))
+            return
+        self.app.call_from_thread(self.query_one(".form-error", Static).update, Text("\n".join(lines)))
 
     def on_new_run_screen_failed(self, message: Failed) -> None:
         self.show_error(message.error)
