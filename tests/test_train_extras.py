@@ -4,6 +4,9 @@ and its optional packages, and experiment tracking (training.report_to)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
+import types
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from engine.errors import ConfigError
 from engine.events import Log
 from engine.runs.rundir import create_run
 from engine.train import worker
-from engine.train.reporting import trainer_report_to
+from engine.train.reporting import reporting_callbacks, trainer_report_to
 from tests.cli import tanren
 from tests.data_files import write_chat_data
 
@@ -61,6 +64,17 @@ def test_trackers_report_from_rank_zero_only(monkeypatch) -> None:
     assert trainer_report_to(TrainingConfig()) == []  # nothing is contacted unless named
     monkeypatch.setenv("RANK", "1")
     assert trainer_report_to(training) == []
+
+
+def test_trackers_get_the_run_config(monkeypatch, tmp_path) -> None:
+    """wandb's integration logs the trainer's arguments; the run's own config is added to them."""
+    updates: list[dict] = []
+    wandb = types.SimpleNamespace(config=types.SimpleNamespace(update=lambda values, **_: updates.append(values)))
+    config = RunConfig(name="tracked", training=TrainingConfig(report_to=("wandb",)))
+    [callback] = reporting_callbacks(config, tmp_path)
+    monkeypatch.setitem(sys.modules, "wandb", wandb)  # as the integration has imported it by then
+    callback.on_train_begin(types.SimpleNamespace(report_to=["wandb"]), None, None)
+    assert updates == [{"tanren": asdict(config)}]
 
 
 def test_report_to_tensorboard_writes_event_files_after_the_estimate(home, tiny_model_dir, chat_file) -> None:
