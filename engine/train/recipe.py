@@ -18,6 +18,7 @@ from engine.train.checkpoints import latest_checkpoint, remove_staging
 from engine.train.hardware import base_dtype, resolve_auto
 from engine.train.kernels import layer as kernels
 from engine.train.objectives import objective_of, reference_line
+from engine.train.reporting import reporting_callbacks, trainer_report_to
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,14 @@ def start_line(config: RunConfig) -> str:
     return f"computing in {config.training.precision}; {how}"
 
 
-def training_data(config: RunConfig, tokenizer, events: EventLog):
+def training_data(config: RunConfig, tokenizer, events: EventLog, cache: Path | None = None):
     from engine.train.dataset import build_datasets
     from engine.train.preference_data import build_preference_datasets
 
     objective = objective_of(config)
     if objective.preference:
         return build_preference_datasets(config, tokenizer, events, objective.kind)
-    return build_datasets(config, tokenizer, events)
+    return build_datasets(config, tokenizer, events, cache=cache)
 
 
 def lora_config(config: RunConfig):
@@ -134,7 +135,7 @@ def trainer_arguments(config: RunConfig, output_dir: Path, *, has_eval: bool):
         metric_for_best_model="eval_loss" if evaluating else None,
         logging_steps=training.logging_steps,
         logging_first_step=True,
-        report_to=[],  # TensorBoard, when asked for, is a callback writing into the run folder
+        report_to=trainer_report_to(training),  # only what training.report_to names, from rank 0
         run_name=config.name,
         seed=training.seed,
         data_seed=training.seed,
@@ -157,13 +158,6 @@ def checkpointing_kwargs(training: TrainingConfig) -> dict | None:
     if not training.gradient_checkpointing:
         return None
     return {"use_reentrant": not _distributed()}
-
-
-def tensorboard_callback(log_dir: Path):
-    from torch.utils.tensorboard import SummaryWriter
-    from transformers.integrations import TensorBoardCallback
-
-    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
 
 
 def _distributed() -> bool:
@@ -198,7 +192,7 @@ def run_training(
     events.append(Log(start_line(config)))
     folder = model_folder(config.model, home, on_status=lambda m: events.append(Log(m)))
     tokenizer = load_tokenizer(folder, config.model)
-    datasets = training_data(config, tokenizer, events)
+    datasets = training_data(config, tokenizer, events, cache=run_path / "dataset")
     model, peft_config = build_trainable(folder, config)
     if (reference := reference_line(config)) is not None:
         events.append(Log(reference))
@@ -208,8 +202,7 @@ def run_training(
     args = trainer_arguments(config, checkpoints, has_eval=datasets.validation is not None)
     stop = StopCallback(should_stop)
     callbacks: list[Any] = [EventsCallback(events), stop]
-    if config.training.tensorboard:
-        callbacks.append(tensorboard_callback(run_path / "tensorboard"))
+    callbacks.extend(reporting_callbacks(config, run_path))
     if args.load_best_model_at_end and config.training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.training.early_stopping_patience))
     trainer = objective.trainer_class()(
