@@ -1,12 +1,13 @@
-""""Align this run": a finished SFT run opens the new-run form for a DPO run that continues its
-adapter on its base, and the run it starts shows its preference metrics live."""
+"""Preference runs from the workbench. "Align this run": a finished SFT run opens the new-run form
+for a DPO run that continues its adapter on its base, and the run it starts shows its preference
+metrics live. Data collected in Chat, or a file from the Data screen, comes with its objective."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from textual.widgets import Input, Select, Static
+from textual.widgets import Input, OptionList, Select, Static
 
 from engine.config import RunConfig, apply_overrides
 from engine.data import load_records
@@ -18,6 +19,7 @@ from tests.data_files import write_chat_data
 from tests.tui_helpers import fill, fixed_system, wait_until
 from tui.app import TanrenApp
 from tui.screens.new_run import NewRunScreen
+from tui.screens.picker import Picker
 from tui.screens.train import TrainScreen
 
 
@@ -65,3 +67,29 @@ async def test_align_a_finished_sft_run(home: Home, tiny_model_dir: Path, tmp_pa
         await wait_until(pilot, lambda: "margin" in str(metrics.render()), "the preference metrics")
         assert "acc " in str(metrics.render())
         assert app.screen.check_action("align", ()) is None  # a DPO run is already aligned
+
+
+async def test_the_form_offers_collected_data_with_its_objective(home: Home, tmp_path: Path) -> None:
+    home.dataset_dir("mine").mkdir(parents=True)
+    _pairs(home.dataset_dir("mine") / "pairs.jsonl")
+    ratings = home.dataset_dir("mine") / "kto.jsonl"
+    ratings.write_text(json.dumps({"prompt": "Hi?", "completion": "Hello.", "label": True}) + "\n", encoding="utf-8")
+    app = TanrenApp(home, sample_system=fixed_system)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3", "n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen), "the new-run form")
+        form = app.screen
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, Picker), "the collected data")
+        labels = [str(option.prompt) for option in app.screen.query_one(OptionList).options]
+        assert labels == ["mine · pairs.jsonl (12 preference pairs) → DPO", "mine · kto.jsonl (1 KTO ratings) → KTO"]
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: app.screen is form, "the form again")
+        assert form.query_one("#field-data-path", Input).value == str(ratings)
+        assert form.query_one("#field-training-objective", Select).value == "kto"
+        await pilot.press("escape")
+
+        await app.new_run(data=str(home.dataset_dir("mine") / "pairs.jsonl"))  # the Data screen's "train on this"
+        await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen)
+                         and app.screen.query("#field-training-objective"), "the form for the file")
+        assert app.screen.query_one("#field-training-objective", Select).value == "dpo"

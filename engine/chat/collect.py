@@ -29,7 +29,6 @@ from engine.paths import Home
 
 FILES = {SFT: "sft.jsonl", PAIRS: "pairs.jsonl", RATINGS: "kto.jsonl"}
 FORMATS = {SFT: "messages", PAIRS: "preference", RATINGS: "kto"}
-OBJECTIVES = {SFT: "sft", PAIRS: "dpo", RATINGS: "kto"}  # what the new-run form trains each file with
 DEFAULT_DATASET = "chat"
 
 

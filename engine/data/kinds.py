@@ -24,6 +24,8 @@ KIND_SHAPES = {
 }
 # The data each training objective learns from; trl's DPO and ORPO take pairs, its KTO ratings.
 OBJECTIVE_KINDS = {"sft": SFT, "dpo": PAIRS, "orpo": PAIRS, "kto": RATINGS}
+# The objective a file of each kind trains with unless told otherwise: pairs go to DPO, the usual one.
+DEFAULT_OBJECTIVES = {SFT: "sft", PAIRS: "dpo", RATINGS: "kto"}
 
 
 @dataclass(frozen=True)

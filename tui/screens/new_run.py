@@ -9,13 +9,16 @@ from rich.text import Text
 from textual import work
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Static
+from textual.widgets import Input, Select, Static
 
 from engine.config import RunConfig, apply_overrides
+from engine.chat.collect import list_datasets
 from engine.config.schema import METHODS, OBJECTIVES
+from engine.data.kinds import DEFAULT_OBJECTIVES, KIND_NAMES, data_kind
 from engine.runs.training import start_training
 from engine.train.memory import check, verdict
 from tui.screens.form import FormField, FormScreen, form_values
+from tui.screens.picker import Picked, Picker
 
 FIELDS = (
     FormField("name", "Run name", text=True, optional=True, placeholder="made from the base and the time"),
@@ -46,6 +49,8 @@ class NewRunScreen(FormScreen[str]):
         Binding("ctrl+s", "submit", "Start", id="new_run.start", tooltip="validate and start the run"),
         Binding("ctrl+g", "estimate", "Estimate", id="new_run.estimate",
                 tooltip="the memory the run would need here, and the setting to change first if it does not fit"),
+        Binding("ctrl+o", "collected", "Collected data", id="new_run.collected",
+                tooltip="train on a dataset collected in Chat, with the objective that fits it"),
         Binding("escape", "cancel", "Cancel", id="new_run.cancel", tooltip="close the form, start nothing"),
     ]
 
@@ -79,8 +84,28 @@ class NewRunScreen(FormScreen[str]):
             return
         self.app.call_from_thread(self.query_one(".form-error", Static).update, Text("\n".join(lines)))
 
+    def action_collected(self) -> None:
+        files = collected_files(self.home)
+        if not files:
+            self.notify("no collected data yet: judge answers in Chat (ctrl+y, ctrl+n, ctrl+r) to collect some")
+            return
+        self.app.push_screen(Picker("Train on collected data (Enter)", files), self._use_data)
+
+    def _use_data(self, picked: Picked | None) -> None:
+        if picked is not None:
+            self.query_one("#field-data-path", Input).value = picked.value
+            self.query_one("#field-training-objective", Select).value = DEFAULT_OBJECTIVES[data_kind(picked.value).kind]
+
     def on_new_run_screen_failed(self, message: Failed) -> None:
         self.show_error(message.error)
+
+
+def collected_files(home) -> list[tuple[str, str]]:
+    """(label, path) of each file of data collected in Chat, with the objective it trains."""
+    return [(f"{dataset.name} · {path.name} ({count} {KIND_NAMES[kind]}) → {DEFAULT_OBJECTIVES[kind].upper()}",
+             str(path))
+            for dataset in list_datasets(home) for kind, path in dataset.files()
+            if (count := getattr(dataset.counts(), kind))]
 
 
 def new_run_values(config: RunConfig) -> dict[str, str]:

@@ -13,6 +13,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 
 from engine.config import RunConfig
+from engine.data.kinds import DEFAULT_OBJECTIVES, data_kind
+from engine.errors import TanrenError
 from engine.jobs import request_stop
 from engine.runs.rundir import RunDir, list_runs, open_run
 from engine.runs.training import resume_training
@@ -25,6 +27,15 @@ from tui.screens.serve import ServeScreen
 from tui.widgets.run_view import RunView
 
 STOPPABLE = ("queued", "running")
+
+
+def _objective_for(data: str) -> str | None:
+    """The objective a file's kind of records trains with (a file from the Data screen); None when
+    the kind cannot be told, which the form reports when it starts the run."""
+    try:
+        return DEFAULT_OBJECTIVES[data_kind(data).kind]
+    except TanrenError:
+        return None
 
 
 def alignable(run: RunDir) -> bool:
@@ -100,6 +111,8 @@ class TrainScreen(TanrenScreen):
         shown = self.view.run
         values = new_run_values(shown.config() if shown is not None else RunConfig())
         values.update({key: value for key, value in (("data.path", data), ("model.base", base)) if value})
+        if data and (objective := _objective_for(data)):
+            values["training.objective"] = objective
         self.app.push_screen(NewRunScreen(self.home, values), self._started)
 
     @reports_errors("aligning the run")
