@@ -23,7 +23,7 @@ SHORTCUTS = {
     "rank": "adapter.rank", "max_length": "data.max_length", "batch_size": "training.micro_batch_size",
     "grad_accum": "training.gradient_accumulation", "seed": "training.seed", "name": "name",
     "kernels": "training.kernels", "objective": "training.objective", "beta": "training.beta",
-    "distributed": "training.distributed",
+    "distributed": "training.distributed", "init_adapter": "adapter.init_adapter",
 }
 
 
