@@ -108,8 +108,8 @@ def _check(args: argparse.Namespace) -> int:
     try:
         report = check_file(
             config.path, format=config.format, validation_path=config.validation_path, tokenizer=tokenizer,
-            max_length=config.max_length, window_stride=config.window_stride, split=config.split, seed=config.seed, micro_batch_size=args.batch_size,
-            on_progress=progress,
+            max_length=config.max_length, window_stride=config.window_stride, split=config.split, seed=config.seed,
+            micro_batch_size=args.batch_size, on_progress=progress,
         )
     finally:
         progress.done()

@@ -51,7 +51,7 @@ DATA_FORMATS = ("auto", "text", "alpaca", "instruction", "sharegpt", "messages",
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str | None = param(None, "training data: .jsonl, .json, .csv or .parquet")
+    path: str | None = param(None, "training data: .jsonl, .json, .csv or .parquet, or hf:ORG/NAME[:SPLIT] from the HF cache")
     format: str = param("auto", "record format: " + ", ".join(DATA_FORMATS))
     validation_path: str | None = param(None, "explicit validation file (otherwise split from `path`)")
     split: tuple[float, ...] = param((0.8, 0.1, 0.1), "train/validation/test fractions")

@@ -125,7 +125,9 @@ class TokenLengths:
             self.texts += example.is_text
             contents = example.contents()
             budget = self.max_length - overhead - SLACK
-            size = 0 if 4 * sum(map(len, contents)) + len(contents) <= budget else sum(len(c.encode()) + 1 for c in contents)
+            # UTF-8 bytes bound the tokens; counting characters first spares the usual case the encoding
+            small = 4 * sum(map(len, contents)) + len(contents) <= budget
+            size = 0 if small else sum(len(c.encode()) + 1 for c in contents)
             if size > LONG_BYTES:
                 self._measure_alone(example)
                 continue
@@ -161,7 +163,8 @@ class TokenLengths:
         masked = render_examples([measured[i] for i in part], self.tokenizer, max_length=1 << 30,
                                  on_error=self._template_error)
         whole = sum(item.tokens for item in known if item.text)
-        trained = (sum(sum(r.assistant_mask) for r in masked) + whole) / max(1, sum(len(r.input_ids) for r in masked) + whole)
+        tokens = sum(len(r.input_ids) for r in masked) + whole
+        trained = (sum(sum(r.assistant_mask) for r in masked) + whole) / max(1, tokens)
         lengths = rendered_lengths(measured, texts, self.tokenizer) + [item.tokens for item in known]
         return length_stats("tokens", lengths, self.seen, trained, self.windows if self.texts else None)
 

@@ -37,7 +37,7 @@ class TrainData:
 
 def build_datasets(config: RunConfig, tokenizer, events: EventLog, *, cache: Path | None = None) -> TrainData:
     if not config.data.path:
-        raise ConfigError("no training data given", where="data.path", hint="pass --data FILE (.jsonl, .json, .csv, .parquet)")
+        raise ConfigError("no training data given", where="data.path", hint="pass --data FILE (.jsonl, .json, .csv, .parquet) or hf:ORG/NAME")
     from engine.data import ensure_chat_template
 
     ensure_chat_template(tokenizer)
