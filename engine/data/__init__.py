@@ -7,7 +7,7 @@ from engine.data.kinds import DataKind, check_objective, data_kind
 from engine.data.lengths import LengthStats
 from engine.data.loading import load_examples, load_records
 from engine.data.render import Rendered, ensure_chat_template, render_example, render_examples
-from engine.data.bundled import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, SAMPLE_PREFERENCE, SAMPLES_DIR
+from engine.data.bundled import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_DOCUMENTS, SAMPLE_HELDOUT, SAMPLE_PREFERENCE, SAMPLES_DIR
 from engine.data.split import Splits, load_splits, split_examples
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "SAMPLES_DIR",
     "SAMPLE_ALPACA",
     "SAMPLE_CHAT",
+    "SAMPLE_DOCUMENTS",
     "SAMPLE_HELDOUT",
     "SAMPLE_PREFERENCE",
     "AnyExample",
