@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     stop = StopSignal(run)
     if rank != 0:  # only rank 0 owns the run's status, events and the device queue
-        return _train(run, run.config(), home, args.resume, stop, EventLog(run.path / f"events.rank{rank}.jsonl"))
+        _train(run, run.config(), home, args.resume, stop, EventLog(run.path / f"events.rank{rank}.jsonl"))
+        return 0  # not the outcome: sys.exit() of an object prints it and exits 1, which torchrun reports
     run.pid_file.write_text(f"{os.getpid()}\n")
     slot = wait_for_device(run, home, stop)
     if slot is None:
