@@ -13,11 +13,12 @@ from engine.config.record import LaunchRecord
 from engine.errors import ConfigError
 from engine.events import EventLog, Log, Metrics
 from engine.train.kernels import layer
-from engine.train.kernels.catalog import DEVICES, KERNELS, METHODS, NAMES, OBJECTIVES, PRECISIONS, SWITCHABLE
+from engine.train.kernels.catalog import (DEVICES, KERNELS, METHODS, NAMES, OBJECTIVES, PRECISIONS, STRATEGIES,
+                                          SWITCHABLE)
 from engine.train.kernels.layer import KernelResult, Setting
 from tests.data_files import write_chat_data
 
-INSIDE = Setting("cpu", "bf16", "lora", "sft")  # the setting where every kernel applies
+INSIDE = Setting("cpu", "bf16", "lora", "sft", "fsdp")  # the setting where every kernel applies
 AUTO = RunConfig()
 
 
@@ -39,27 +40,36 @@ def _result(results: list[KernelResult], name: str) -> KernelResult:
     return next(r for r in results if r.name == name)
 
 
+def _apply_both_stages(trainer, config, **kwargs) -> list[KernelResult]:
+    """The kernels applied before the trainer is built (to accelerate), then those applied to it."""
+    return layer.apply(None, config, **kwargs) + layer.apply(trainer, config, **kwargs)
+
+
 def test_inside_its_conditions_every_kernel_applies_to_its_target(patched) -> None:
+    from accelerate.state import AcceleratorState
+
     trainer = Trainer()
-    results = layer.apply(trainer, AUTO, setting=INSIDE)
-    assert [r.name for r in results if r.applied] == list(NAMES)
+    results = _apply_both_stages(trainer, AUTO, setting=INSIDE)
+    assert sorted(r.name for r in results if r.applied) == sorted(NAMES)
     targets = dict(patched)
-    assert targets["atomic_checkpoints"] is trainer
+    assert targets["atomic_checkpoints"] is trainer and targets["cpu_fsdp2"] is AcceleratorState
     assert all(targets[k.name] is trainer.model for k in KERNELS if k.target == "model")
+    assert [r.name for r in layer.apply(None, AUTO, setting=INSIDE)] == ["cpu_fsdp2"]  # before the trainer
 
 
 OUTSIDE = [
     pytest.param(kernel.name, what, value, id=f"{kernel.name}-{value}")
     for kernel in KERNELS
     for what, allowed, every in (("device", kernel.devices, DEVICES), ("precision", kernel.precisions, PRECISIONS),
-                                 ("method", kernel.methods, METHODS), ("objective", kernel.objectives, OBJECTIVES))
+                                 ("method", kernel.methods, METHODS), ("objective", kernel.objectives, OBJECTIVES),
+                                 ("strategy", kernel.strategies, STRATEGIES))
     for value in every if value not in allowed
 ]
 
 
 @pytest.mark.parametrize(("name", "what", "value"), OUTSIDE)
 def test_each_kernel_reports_not_applied_outside_its_conditions(patched, name: str, what: str, value: str) -> None:
-    results = layer.apply(Trainer(), AUTO, setting=dataclasses.replace(INSIDE, **{what: value}))
+    results = _apply_both_stages(Trainer(), AUTO, setting=dataclasses.replace(INSIDE, **{what: value}))
     result = _result(results, name)
     assert not result.applied and result.reason.startswith(f"{what} {value} ")
     assert name not in dict(patched)  # its patch never ran
@@ -69,7 +79,8 @@ def test_every_restricted_condition_is_tested() -> None:
     # the conditions that the parametrization above covers: a kernel restricting nothing would need none
     restricted = {p.values[0] for p in OUTSIDE}
     assert restricted == {k.name for k in KERNELS
-                          if (k.devices, k.precisions, k.methods, k.objectives) != (DEVICES, PRECISIONS, METHODS, OBJECTIVES)}
+                          if (k.devices, k.precisions, k.methods, k.objectives, k.strategies)
+                          != (DEVICES, PRECISIONS, METHODS, OBJECTIVES, STRATEGIES)}
     assert len(restricted) >= 5
 
 
@@ -80,7 +91,7 @@ VERSIONED = [pytest.param(k.name, lib, id=f"{k.name}-{lib}") for k in KERNELS fo
 @pytest.mark.parametrize("found", ["99.0", "0.0.1", None])
 def test_a_library_release_outside_the_verified_range_turns_the_kernel_off(patched, name, library, found) -> None:
     versions = lambda distribution: found if distribution == library else layer.installed_version(distribution)  # noqa: E731
-    results = layer.apply(Trainer(), AUTO, setting=INSIDE, version_of=versions)
+    results = _apply_both_stages(Trainer(), AUTO, setting=INSIDE, version_of=versions)
     result = _result(results, name)
     assert not result.applied and library in result.reason
     assert (found or "not installed") in result.reason
@@ -106,6 +117,7 @@ def test_off_keeps_only_the_safeguards_and_names_pick_kernels(patched) -> None:
     off = apply_overrides(RunConfig(), ["training.kernels=off"])
     results = layer.apply(Trainer(), off, setting=INSIDE)
     assert layer.applied_names(results) == ("atomic_checkpoints",)
+    assert layer.applied_names(layer.apply(None, off, setting=INSIDE)) == ("cpu_fsdp2",)  # FSDP on CPU needs it
     assert layer.describe(results, off.training.kernels) == ["kernels: atomic_checkpoints (training.kernels: off)"]
     picked = apply_overrides(RunConfig(), ["training.kernels=cpu_varlen_attention,lora_sum_in_product"])
     results = layer.apply(Trainer(), picked, setting=dataclasses.replace(INSIDE, device="cuda"))

@@ -41,7 +41,7 @@ def test_estimate_prints_the_parts_and_starts_nothing(home, tiny_model_dir) -> N
                  marks=pytest.mark.skipif(importlib.util.find_spec("deepspeed") is not None, reason="installed")),
     pytest.param(("--set", "training.report_to=[wandb]"), "pip install 'tanren[wandb]'", id="wandb",
                  marks=pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="installed")),
-    pytest.param(("--distributed", "fsdp"), "does not train yet", id="fsdp"),
+    pytest.param(("--distributed", "fsdp"), "but --nproc is 1", id="fsdp-in-one-process"),
 ])
 def test_what_cannot_run_is_refused_before_launch(home, tiny_model_dir, chat_file, args, expected) -> None:
     result = tanren("train", "--base", str(tiny_model_dir), "--data", str(chat_file), *args, home=home)

@@ -1,4 +1,4 @@
-"""Training runs: QLoRA/LoRA on CPU, detached processes, stop/resume/kill, queueing, DDP."""
+"""Training runs: QLoRA/LoRA on CPU, detached processes, stop/resume/kill, queueing, DDP, FSDP."""
 
 from __future__ import annotations
 
@@ -212,6 +212,77 @@ def test_ddp_with_two_cpu_processes(home, tiny_model_dir, chat_file) -> None:
     run = open_run("ddp", home)
     assert [step for step, _ in _losses(run)] == list(range(1, 7))
     assert (run.adapter / "adapter_model.safetensors").is_file()
+
+
+def _kill_every_process(run: RunDir) -> None:
+    """The box crashes: torchrun's agent and both workers (rank 0 wrote its pid; the agent is its parent)."""
+    rank0 = run.pid()
+    agent = int(Path(f"/proc/{rank0}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    workers = Path(f"/proc/{agent}/task/{agent}/children").read_text().split()
+    for pid in (agent, *map(int, workers)):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _adapter_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    from safetensors.torch import load_file
+
+    return {name: tuple(tensor.shape) for name, tensor in load_file(folder / "adapter_model.safetensors").items()}
+
+
+def _adapter_config(folder: Path) -> dict:
+    settings = json.loads((folder / "adapter_config.json").read_text())
+    return {**settings, "target_modules": sorted(settings["target_modules"])}  # peft writes a set's order
+
+
+def test_fsdp_over_two_cpu_processes_shards_learns_resumes_and_saves_one_adapter(home, tiny_model_dir,
+                                                                                  chat_file) -> None:
+    settings = ("training.max_steps=12", "training.save_steps=3", "training.distributed=fsdp")
+    config = _write_config(home, _config(tiny_model_dir, chat_file, *settings))
+    result = tanren("train", "--config", config, "--name", "sharded", "--nproc", "2", home=home)
+    assert result.returncode == 0, result.stderr
+    run = open_run("sharded", home)
+    _wait_for(lambda: complete_checkpoints(run.checkpoints), what="a first checkpoint")
+    _kill_every_process(run)
+    _wait_for(lambda: not run.is_alive(), what="the processes to die")
+    killed_at = _losses(run)[-1][0]
+    assert killed_at < 12, "the run finished before it could be killed"
+    assert run.status().state == "failed"
+
+    # each process held its own part of every tensor of every transformer layer (DTensor shards)
+    layouts = [json.loads((run.path / "sharding" / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert layouts[0]["units"] == layouts[1]["units"]
+    layers = [unit for unit in layouts[0]["units"] if unit.rsplit(".", 2)[-2:-1] == ["layers"]]
+    assert len(layers) == 2  # the tiny model's two decoder layers, each its own FSDP unit
+    for layer in layers:
+        tensors = [name for name in layouts[0]["tensors"] if name.startswith(layer + ".")]
+        assert any("lora_A" in name for name in tensors) and any("base_layer" in name for name in tensors)
+        for name in tensors:
+            full = layouts[0]["tensors"][name]["full"]
+            local = [layout["tensors"][name]["local"] for layout in layouts]
+            assert all(0 < shape[0] < full[0] and shape[1:] == full[1:] for shape in local), (name, local, full)
+            assert sum(shape[0] for shape in local) == full[0]
+
+    result = tanren("resume", "sharded", "--nproc", "2", "--follow", home=home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert run.status().state == "done"
+    steps, losses = zip(*_losses(run))
+    cut = steps.index(killed_at) + 1
+    assert list(steps[:cut]) == list(range(1, killed_at + 1))
+    assert 3 < steps[cut] <= killed_at + 1 and list(steps[cut:]) == list(range(steps[cut], 13))
+    assert max(losses[-3:]) < losses[0] - 0.3  # it learns
+    assert not list(run.checkpoints.glob(f"{STAGING_PREFIX}*"))
+    assert "cpu_fsdp2" in load_record(run.config_file).kernels
+
+    # the result is one ordinary peft adapter, gathered: the tensors a single process saves
+    single = create_run(_config(tiny_model_dir, chat_file, "training.max_steps=1", "name=single"), home)
+    assert worker.main([str(single.path)]) == 0
+    assert _adapter_shapes(run.adapter) == _adapter_shapes(single.adapter)
+    adapter_config, single_config = (_adapter_config(r.adapter) for r in (run, single))
+    assert adapter_config == single_config
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), run.adapter)
 
 
 def test_bad_input_is_refused_before_launch(home, tiny_model_dir, chat_file) -> None:

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from engine.textwidth import format_table
-from engine.train.kernels.catalog import KERNELS, METHODS, OBJECTIVES, PRECISIONS, Kernel
+from engine.train.kernels.catalog import KERNELS, METHODS, OBJECTIVES, PRECISIONS, STRATEGIES, Kernel
 from engine.train.kernels.layer import unverified
 
 
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _where(kernel: Kernel) -> str:
     parts = ["/".join(kernel.devices)]
     for values, every in ((kernel.precisions, PRECISIONS), (kernel.methods, METHODS),
-                          (kernel.objectives, OBJECTIVES)):
+                          (kernel.objectives, OBJECTIVES), (kernel.strategies, STRATEGIES)):
         if values != every:
             parts.append("/".join(values))
     return ", ".join(parts)
@@ -32,13 +32,13 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps([{
             "name": k.name, "summary": k.summary, "switchable": k.switchable, "devices": list(k.devices),
             "precisions": list(k.precisions), "methods": list(k.methods),
-            "objectives": list(k.objectives), "verified": k.verified,
+            "objectives": list(k.objectives), "strategies": list(k.strategies), "verified": k.verified,
             "unverified_here": unverified(k),
         } for k in KERNELS], indent=2))
         return 0
     rows = [[k.name + ("" if k.switchable else " *"), _where(k), unverified(k) or "verified"] for k in KERNELS]
     print(format_table(["KERNEL", "APPLIES TO", "LIBRARIES HERE"], rows))
     print("\n" + "\n".join(f"{k.name}: {k.summary}" for k in KERNELS))
-    print("\n* a safeguard, kept with training.kernels: off.\n"
+    print("\n* kept with training.kernels: off (a safeguard, or what a strategy cannot train without).\n"
           "Choose with `tanren train --kernels auto|off|NAME,...` or training.kernels in a config.")
     return 0

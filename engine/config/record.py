@@ -21,9 +21,11 @@ class LaunchRecord:
     versions: Mapping[str, str] = field(default_factory=dict)  # engine.versions.library_versions()
     kernels: tuple[str, ...] = ()
     trainer: str = ""  # the trl trainer, marked when experimental (engine.train.objectives)
+    deepspeed: Mapping[str, Any] = field(default_factory=dict)  # the config generated for DeepSpeed, if it trains
 
     def to_dict(self) -> dict[str, Any]:
-        return {"versions": dict(self.versions), "kernels": list(self.kernels), "trainer": self.trainer}
+        data = {"versions": dict(self.versions), "kernels": list(self.kernels), "trainer": self.trainer}
+        return {**data, "deepspeed": dict(self.deepspeed)} if self.deepspeed else data
 
     @classmethod
     def from_dict(cls, data: Any) -> LaunchRecord | None:
@@ -33,5 +35,6 @@ class LaunchRecord:
         versions, kernels = data.get("versions") or {}, data.get("kernels") or []
         if not isinstance(versions, Mapping) or not isinstance(kernels, list):
             return None
+        deepspeed = data.get("deepspeed") or {}
         return cls({str(k): str(v) for k, v in versions.items()}, tuple(str(k) for k in kernels),
-                   str(data.get("trainer") or ""))
+                   str(data.get("trainer") or ""), dict(deepspeed) if isinstance(deepspeed, Mapping) else {})

@@ -138,7 +138,8 @@ class TrainingConfig:
                                            "wandb, mlflow (each an optional extra; none is contacted unless named)")
     distributed: str = param("ddp", "several processes (--nproc): ddp (each holds the whole model), fsdp or "
                                     "deepspeed (ZeRO-3: weights, gradients and optimizer state sharded)")
-    offload: str = param("none", "deepspeed: move to CPU RAM the optimizer state (optimizer) or the weights too (all)")
+    offload: str = param("none", "deepspeed: move to CPU RAM the optimizer state (optimizer) or the weights too "
+                                 "(all); fsdp: all (weights, gradients and the optimizer step on the CPU)")
     # YAML reads a bare `off` as false (and `on` as true), so a bool is taken as off (or auto)
     kernels: tuple[str, ...] | bool = param(("auto",), "run-time kernels (see `tanren kernels`): auto (each where its "
                                                 "conditions hold), off (the libraries as they ship), or names")
@@ -180,6 +181,10 @@ def _check_launch(training: TrainingConfig) -> None:
     if training.offload != "none" and training.distributed == "ddp":
         raise ConfigError("training.offload needs a sharded strategy; DDP keeps everything on each GPU",
                           where="training.offload", hint="set training.distributed: deepspeed, or offload: none")
+    if training.offload == "optimizer" and training.distributed == "fsdp":
+        raise ConfigError("training.offload: optimizer is DeepSpeed's; FSDP2 offloads the weights, gradients and "
+                          "optimizer step together", where="training.offload",
+                          hint="set offload: all (FSDP2's CPU offload), or training.distributed: deepspeed")
 
 
 def _check_kernels(kernels: tuple[str, ...]) -> None:

@@ -23,6 +23,7 @@ def start_training(config: RunConfig, home: Home, *, nproc: int = 1, dist_args: 
                        hint="pass --data FILE, e.g. --data engine/data/samples/ja_en_chat.jsonl")
     _check_nproc(nproc)
     check_extras(config)
+    _check_sharding(config, nproc, dist_args)
     # Mistakes found now cost nothing; in the worker they would surface after model loading.
     for path in filter(None, (config.data.path, config.data.validation_path)):
         ensure_readable(path)
@@ -38,7 +39,16 @@ def resume_training(run: RunDir, *, nproc: int = 1, dist_args: Sequence[str] = (
         raise RunError(f"{run.name} already finished", hint="start a new run with adapter.init_adapter to train further")
     _check_nproc(nproc)
     check_extras(run.config())  # a package uninstalled since the start
+    _check_sharding(run.config(), nproc, dist_args)
     return launch_detached(run, WORKER, ["--resume"], nproc=nproc, dist_args=dist_args)
+
+
+def _check_sharding(config: RunConfig, nproc: int, dist_args: Sequence[str]) -> None:
+    """fsdp or deepspeed in one process would train unsharded: refused rather than done quietly."""
+    strategy = config.training.distributed
+    if strategy != "ddp" and nproc == 1 and not dist_args:
+        raise RunError(f"training.distributed: {strategy} shards the model over several processes, but --nproc is 1",
+                       where="--nproc", hint="pass --nproc N (the GPUs to shard over), or train with ddp")
 
 
 def _check_nproc(nproc: int) -> None:

@@ -247,6 +247,8 @@ def changes(setup: Setup) -> Iterator[tuple[str, Setup]]:
         yield f"data.max_length: {setup.max_length // 2}", replace(setup, max_length=setup.max_length // 2)
     for offload in OFFLOADS[OFFLOADS.index(setup.offload) + 1:]:
         strategy = "zero3" if setup.strategy == "ddp" else setup.strategy
+        if strategy == "fsdp" and offload == "optimizer":
+            continue  # FSDP2 offloads the weights and the optimizer together, or nothing
         prefix = "training.distributed: deepspeed, " if strategy != setup.strategy else ""
         yield f"{prefix}training.offload: {offload}", replace(setup, strategy=strategy, offload=offload)
 

@@ -41,8 +41,13 @@ def _drop_reference_adapter(model) -> None:
 
 def save_outputs(trainer, tokenizer, config: RunConfig, run_path: Path, events: EventLog,
                  record: LaunchRecord) -> Path:
+    """Called by every process: the others only take part in gathering a sharded model, which
+    trainer.save_model does on all of them and writes from rank 0 alone."""
     final = output_dir(run_path, config)
     _drop_reference_adapter(trainer.accelerator.unwrap_model(trainer.model))
+    if not trainer.args.should_save:
+        trainer.save_model(str(final))
+        return final
     with atomic_directory(final) as tmp:
         trainer.save_model(str(tmp))
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.yaml says it all

@@ -14,6 +14,7 @@ from engine.events import EventLog, Log
 from engine.models.loading import load_model, load_tokenizer, model_folder
 from engine.paths import Home
 from engine.versions import library_versions
+from engine.train import distributed
 from engine.train.checkpoints import latest_checkpoint, remove_staging
 from engine.train.hardware import base_dtype, resolve_auto
 from engine.train.kernels import layer as kernels
@@ -41,6 +42,7 @@ def build_model(folder: Path, config: RunConfig):
         quant = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=config.adapter.double_quant, bnb_4bit_compute_dtype=compute,
+            bnb_4bit_quant_storage=distributed.quant_storage(config, compute),
         )
         device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
         return load_model(folder, config.model, quantization_config=quant, device_map=device_map, dtype=compute)
@@ -144,6 +146,7 @@ def trainer_arguments(config: RunConfig, output_dir: Path, *, has_eval: bool):
         dataloader_num_workers=0,
         use_cpu=not _has_cuda(),
         ddp_backend="gloo" if _distributed() and not _has_cuda() else None,
+        **distributed.trainer_arguments(config, output_dir.parent),  # output_dir is the run's checkpoints/
         **objective.extra_arguments(config),
     )
 
@@ -203,30 +206,36 @@ def run_training(
     stop = StopCallback(should_stop)
     callbacks: list[Any] = [EventsCallback(events), stop]
     callbacks.extend(reporting_callbacks(config, run_path))
+    callbacks.extend(distributed.callbacks(config, run_path, events))
     if args.load_best_model_at_end and config.training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.training.early_stopping_patience))
+    early = kernels.apply(None, config)  # before the trainer builds its Accelerator
     trainer = objective.trainer_class()(
         model=model, args=args, train_dataset=datasets.train, eval_dataset=datasets.validation,
         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks,
     )
-    record = LaunchRecord(library_versions(), apply_kernels(trainer, config, events), objective.describe())
+    record = LaunchRecord(library_versions(), apply_kernels(trainer, config, events, early), objective.describe(),
+                          distributed.deepspeed_record(config))
     on_record(record)
     start_from = latest_checkpoint(checkpoints) if resume else None
     if start_from:
         events.append(Log(f"resuming from {start_from.name}"))
     result = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
-    if trainer.args.should_save and not stop.stopped:
+    if not stop.stopped:  # every process: a sharded model is gathered by all of them
         from engine.train.outputs import save_outputs
 
+        distributed.full_state_dict_for_save(trainer)
         save_outputs(trainer, tokenizer, config, run_path, events, record)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return TrainOutcome(stop.stopped, trainer.state.global_step, losses[-1] if losses else result.training_loss,
                         float(result.metrics.get("train_runtime", 0.0)), record.kernels)
 
 
-def apply_kernels(trainer, config: RunConfig, events: EventLog) -> tuple[str, ...]:
-    """Apply the kernels layer and say in the events what it did; returns the names applied."""
-    results = kernels.apply(trainer, config)
+def apply_kernels(trainer, config: RunConfig, events: EventLog,
+                  early: list[kernels.KernelResult]) -> tuple[str, ...]:
+    """Apply the kernels layer to `trainer` and say in the events what it and the `early` kernels
+    (applied before the trainer was built) did; returns the names applied."""
+    results = early + kernels.apply(trainer, config)
     for line in kernels.describe(results, config.training.kernels):
         events.append(Log(line))
     return kernels.applied_names(results)

@@ -32,6 +32,7 @@ def save_checkpoints_atomically(trainer) -> bool:
             save(model, trial)
         finally:
             staged = staging.pop()
+        _wait_for_every_process()
         if not trainer.args.should_save:
             return
         publish(staged, name, root)
@@ -44,3 +45,12 @@ def save_checkpoints_atomically(trainer) -> bool:
     trainer._get_output_dir = staged_output_dir
     trainer._save_checkpoint = save_then_publish
     return True
+
+
+def _wait_for_every_process() -> None:
+    """Every process writes into the staging folder (its RNG state, last; under FSDP its shards of the
+    model and optimizer too), so rank 0 publishes it only once all of them are done."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

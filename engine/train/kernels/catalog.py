@@ -1,4 +1,5 @@
-"""Every run-time patch of peft, trl, transformers and torch that training applies, with its conditions.
+"""Every run-time patch of peft, trl, transformers, accelerate and torch that training applies, with its
+conditions.
 
 A kernel changes how a library computes, never what: each one's result equals the library's
 own path up to rounding, and its tests compare the two. Because they reach into the libraries'
@@ -21,6 +22,8 @@ PRECISIONS = ("bf16", "fp16", "fp32")
 METHODS = ("lora", "qlora", "full")
 ADAPTERS = ("lora", "qlora")
 OBJECTIVES = ("sft", "dpo", "kto", "orpo")
+STRATEGIES = ("single", "ddp", "fsdp", "deepspeed")  # one process, or training.distributed over several
+TARGETS = ("model", "trainer", "accelerate")
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,15 @@ class Kernel:
     precisions: tuple[str, ...] = PRECISIONS
     methods: tuple[str, ...] = METHODS
     objectives: tuple[str, ...] = OBJECTIVES
-    target: str = "model"                    # what the patch takes: the trainer's "model" or the "trainer"
-    switchable: bool = True                  # False: a safeguard that `training.kernels: off` keeps
+    strategies: tuple[str, ...] = STRATEGIES
+    # what the patch takes: the trainer's "model", the "trainer", or accelerate's AcceleratorState class
+    # ("accelerate": patched before the trainer is built, since the trainer builds its Accelerator then)
+    target: str = "model"
+    switchable: bool = True                  # False: `training.kernels: off` keeps it (a safeguard, or a need)
 
     def __post_init__(self) -> None:
-        if self.target not in ("model", "trainer"):
-            raise ValueError(f"kernel {self.name}: target must be model or trainer")
+        if self.target not in TARGETS:
+            raise ValueError(f"kernel {self.name}: target must be one of {', '.join(TARGETS)}")
 
 
 _PACKAGE = "engine.train.kernels"
@@ -46,6 +52,7 @@ PEFT = {"peft": ">=0.21,<0.22"}
 TRL = {"trl": ">=1.16,<2"}
 TRANSFORMERS = {"transformers": ">=5.24,<6"}
 TORCH = {"torch": ">=2.13,<3"}
+ACCELERATE = {"accelerate": ">=1.16,<2"}
 
 KERNELS: tuple[Kernel, ...] = (
     Kernel("fused_lora_dropout", "LoRA dropout drawn only where it drops, fused into the A projection",
@@ -63,6 +70,9 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("atomic_checkpoints", "each checkpoint is written to a staging folder and renamed into place",
            f"{_PACKAGE}.atomic_checkpoints:save_checkpoints_atomically", TRANSFORMERS, target="trainer",
            switchable=False),
+    Kernel("cpu_fsdp2", "accelerate's FSDP2 engine shards CPU processes too, instead of falling back to DDP",
+           f"{_PACKAGE}.cpu_fsdp:train_fsdp2_on_cpu", {**ACCELERATE, **TRANSFORMERS, **TORCH}, devices=("cpu",),
+           strategies=("fsdp",), target="accelerate", switchable=False),
 )
 
 NAMES = tuple(kernel.name for kernel in KERNELS)

@@ -21,13 +21,16 @@ class Setting:
     precision: str  # resolved: bf16, fp16 or fp32
     method: str     # lora, qlora or full
     objective: str = "sft"  # sft, dpo, kto or orpo
+    strategy: str = "single"  # one process, or training.distributed (ddp, fsdp, deepspeed) over several
 
     @classmethod
     def of(cls, config) -> Setting:
         import torch
 
+        from engine.train.distributed import strategy
+
         return cls("cuda" if torch.cuda.is_available() else "cpu", config.training.precision, config.adapter.method,
-                   config.training.objective)
+                   config.training.objective, strategy(config))
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,12 @@ def unverified(kernel: Kernel, version_of: Callable[[str], str | None] | None = 
 
 
 def unmet(kernel: Kernel, setting: Setting) -> str | None:
-    """Why `kernel` does not apply to this setting (device, precision, method, objective), or None."""
+    """Why `kernel` does not apply to this setting (device, precision, method, objective, strategy), or None."""
     for what, value, allowed in (("device", setting.device, kernel.devices),
                                  ("precision", setting.precision, kernel.precisions),
                                  ("method", setting.method, kernel.methods),
-                                 ("objective", setting.objective, kernel.objectives)):
+                                 ("objective", setting.objective, kernel.objectives),
+                                 ("strategy", setting.strategy, kernel.strategies)):
         if value not in allowed:
             return f"{what} {value} (it applies to {', '.join(allowed)})"
     return None
@@ -85,17 +89,27 @@ def apply(trainer, config, *, setting: Setting | None = None,
           version_of: Callable[[str], str | None] | None = None) -> list[KernelResult]:
     """Apply every kernel that `config` (its precision resolved) asks for and whose conditions hold.
 
-    The trainer's model is patched in place; a kernel that finds nothing to patch in this model
-    (no LoRA dropout, a head that scales its logits...) reports itself not applied.
+    With `trainer` None, the kernels that must be in place before the trainer is built (target
+    "accelerate"); with a trainer, the others. The trainer's model is patched in place; a kernel
+    that finds nothing to patch in this model (no LoRA dropout, a head that scales its logits...)
+    reports itself not applied.
     """
     setting = setting or Setting.of(config)
     results = []
     for kernel in KERNELS:
+        if (kernel.target == "accelerate") != (trainer is None):
+            continue
         reason = chosen(kernel, config.training.kernels) or unmet(kernel, setting) or unverified(kernel, version_of)
-        if reason is None and not _patch(kernel)(trainer if kernel.target == "trainer" else trainer.model):
+        if reason is None and not _patch(kernel)(_target(kernel, trainer)):
             reason = "nothing in this model for it to change"
         results.append(KernelResult(kernel.name, reason is None, reason or ""))
     return results
+
+
+def _target(kernel: Kernel, trainer):
+    if kernel.target == "accelerate":
+        return importlib.import_module("accelerate.state").AcceleratorState
+    return trainer if kernel.target == "trainer" else trainer.model
 
 
 def _patch(kernel: Kernel) -> Callable:
