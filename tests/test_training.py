@@ -262,6 +262,8 @@ def test_fsdp_over_two_cpu_processes_shards_learns_resumes_and_saves_one_adapter
             assert all(0 < shape[0] < full[0] and shape[1:] == full[1:] for shape in local), (name, local, full)
             assert sum(shape[0] for shape in local) == full[0]
 
+    result = tanren("resume", "sharded", "--nproc", "3", home=home)  # its checkpoints hold 2 slices each
+    assert result.returncode == 1 and "resume with: tanren resume sharded --nproc 2" in result.stderr
     result = tanren("resume", "sharded", "--nproc", "2", "--follow", home=home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert run.status().state == "done"

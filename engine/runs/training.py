@@ -11,6 +11,7 @@ from engine.jobs import launch_detached
 from engine.models.resolve import resolve_model
 from engine.paths import Home
 from engine.runs.rundir import RunDir, RunError, create_run
+from engine.train.checkpoints import latest_checkpoint
 from engine.train.extras import check_extras
 
 WORKER = "engine.train.worker"
@@ -40,6 +41,7 @@ def resume_training(run: RunDir, *, nproc: int = 1, dist_args: Sequence[str] = (
     _check_nproc(nproc)
     check_extras(run.config())  # a package uninstalled since the start
     _check_sharding(run.config(), nproc, dist_args)
+    _check_same_processes(run, nproc, dist_args)
     return launch_detached(run, WORKER, ["--resume"], nproc=nproc, dist_args=dist_args)
 
 
@@ -49,6 +51,17 @@ def _check_sharding(config: RunConfig, nproc: int, dist_args: Sequence[str]) -> 
     if strategy != "ddp" and nproc == 1 and not dist_args:
         raise RunError(f"training.distributed: {strategy} shards the model over several processes, but --nproc is 1",
                        where="--nproc", hint="pass --nproc N (the GPUs to shard over), or train with ddp")
+
+
+def _check_same_processes(run: RunDir, nproc: int, dist_args: Sequence[str]) -> None:
+    """A sharded checkpoint holds one slice per process: it resumes with the count that wrote it."""
+    latest = latest_checkpoint(run.checkpoints)
+    if latest is None or dist_args or run.config().training.distributed == "ddp":
+        return  # several nodes: --nproc counts one node's processes, the checkpoint all of them
+    written = len(list(latest.glob("rng_state_*.pth"))) or 1  # the trainer saves one RNG state per process
+    if written != nproc:
+        raise RunError(f"{latest.name} of {run.name} was written by {written} processes, and --nproc is {nproc}",
+                       where="--nproc", hint=f"resume with: tanren resume {run.name} --nproc {written}")
 
 
 def _check_nproc(nproc: int) -> None:
