@@ -2,9 +2,9 @@
 
 A fast tokenizer encodes one huge string about three times slower than the same text in slices
 (3.1 MB of varied Japanese and English: 2.4 CPU-s whole, 0.9 sliced, without offsets) and holds
-every token's offsets meanwhile (700 MB more for 2.8 MB). A
-slice ends where the tokenizer cannot merge across: right after a newline or right before a
-space that sits between two non-space characters. Byte-level BPE pre-tokenizers (GPT-2's,
+every token's offsets meanwhile (700 MB more for 2.8 MB). A slice ends where the tokenizer
+cannot merge across: right after a newline or right before a space that sits between two
+non-space characters. Byte-level BPE pre-tokenizers (GPT-2's,
 Llama 3's, SmolLM's) always split there, so the slices' tokens are the whole text's. Tokenizers
 that split elsewhere (SentencePiece ones prepend a "▁" to every string they get) are found once
 by encoding a few probes both ways, and then get the text whole: slower, still exact.
