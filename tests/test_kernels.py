@@ -118,6 +118,8 @@ def test_off_keeps_only_the_safeguards_and_names_pick_kernels(patched) -> None:
     results = layer.apply(Trainer(), off, setting=INSIDE)
     assert layer.applied_names(results) == ("atomic_checkpoints",)
     assert layer.applied_names(layer.apply(None, off, setting=INSIDE)) == ("cpu_fsdp2",)  # FSDP on CPU needs it
+    single = layer.apply(None, off, setting=dataclasses.replace(INSIDE, strategy="single"))
+    assert layer.applied_names(single) == () and layer.describe(single, ("auto",)) == ["kernels: none"]
     assert layer.describe(results, off.training.kernels) == ["kernels: atomic_checkpoints (training.kernels: off)"]
     picked = apply_overrides(RunConfig(), ["training.kernels=cpu_varlen_attention,lora_sum_in_product"])
     results = layer.apply(Trainer(), picked, setting=dataclasses.replace(INSIDE, device="cuda"))

@@ -38,6 +38,7 @@ class KernelResult:
     name: str
     applied: bool
     reason: str = ""  # why not, when not applied
+    quiet: bool = False  # a safeguard whose conditions this run does not meet: not logged
 
 
 def installed_version(distribution: str) -> str | None:
@@ -99,10 +100,13 @@ def apply(trainer, config, *, setting: Setting | None = None,
     for kernel in KERNELS:
         if (kernel.target == "accelerate") != (trainer is None):
             continue
-        reason = chosen(kernel, config.training.kernels) or unmet(kernel, setting) or unverified(kernel, version_of)
+        condition = unmet(kernel, setting)
+        reason = chosen(kernel, config.training.kernels) or condition or unverified(kernel, version_of)
         if reason is None and not _patch(kernel)(_target(kernel, trainer)):
             reason = "nothing in this model for it to change"
-        results.append(KernelResult(kernel.name, reason is None, reason or ""))
+        # a safeguard for another kind of run (FSDP's, in a single process) is not news in the log
+        quiet = not kernel.switchable and condition is not None
+        results.append(KernelResult(kernel.name, reason is None, reason or "", quiet))
     return results
 
 
@@ -127,6 +131,7 @@ def describe(results: list[KernelResult], choice: tuple[str, ...]) -> list[str]:
     names = applied_names(results)
     lines = [f"kernels: {', '.join(names) if names else 'none'}"
              + ("" if choice == ("auto",) else f" (training.kernels: {', '.join(choice)})")]
-    lines += [f"kernel {r.name} off: {r.reason}" for r in results if not r.applied and r.reason != NOT_CHOSEN]
+    lines += [f"kernel {r.name} off: {r.reason}" for r in results
+              if not r.applied and r.reason != NOT_CHOSEN and not r.quiet]
     return lines
 
