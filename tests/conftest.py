@@ -13,8 +13,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
-    """An empty TANREN_HOME for one test; the real user's home is never touched."""
+    """An empty TANREN_HOME for one test; the real user's home is never touched. The tests read
+    English whatever the machine's locale (LANG=ja_JP.UTF-8 would choose Japanese)."""
     monkeypatch.setenv("TANREN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TANREN_LANG", "en")
     return Home.from_env()
 
 

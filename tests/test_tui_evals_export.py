@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Log, Static
+from textual.widgets import DataTable, Input, Static
 
 from engine.chat.transformers_backend import TransformersBackend
 from engine.events import FINAL_STATES
@@ -18,6 +18,7 @@ from export.manifest import read_manifest
 from tests.export_runs import run_with_adapter
 from tests.tui_helpers import fill, fixed_system, pace, wait_until
 from tui.app import TanrenApp
+from tui.widgets.log_lines import LogLines
 from tui.screens.evals import EvalsScreen
 from tui.screens.export import ExportScreen
 
@@ -30,7 +31,7 @@ def tuned(home: Home, gguf_model_dir: Path):
 async def test_evals_measure_before_and_after_and_esc_stops(home: Home, tuned, monkeypatch) -> None:
     pace(monkeypatch, TransformersBackend, "greedy_answers", 0.5)  # every held-out answer: many seconds unless stopped
     app = TanrenApp(home, sample_system=fixed_system)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(130, 30)) as pilot:  # wide enough for every column (narrower drops some)
         await pilot.press("5")
         screen = app.screen
         assert isinstance(screen, EvalsScreen)
@@ -89,7 +90,7 @@ async def test_one_key_export_shows_progress_and_the_verification(home: Home, tu
         screen = again.screen
         table = screen.query_one("#export-verification", DataTable)
         await wait_until(pilot, lambda: table.row_count == 3, "the verification")
-        log = "\n".join(screen.query_one("#export-log", Log).lines)
+        log = "\n".join(screen.query_one("#export-log", LogLines).messages)
         assert "merging tuned" in log and "verifying against the merged model" in log and "[done]" in log
 
 

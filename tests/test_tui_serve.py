@@ -7,7 +7,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from textual.widgets import Log, OptionList, Static
+from textual.widgets import OptionList, Static
 
 from engine.events import HttpRequest
 from engine.jobs import request_stop
@@ -16,6 +16,7 @@ from engine.serve.jobs import open_server
 from tests.tiny_model import make_adapter
 from tests.tui_helpers import finished_run, fixed_system, type_text, wait_until
 from tui.app import TanrenApp
+from tui.widgets.log_lines import LogLines
 from tui.screens.chat import ChatPane, ChatScreen
 from tui.screens.picker import Picker
 from tui.screens.serve import ServeScreen
@@ -44,8 +45,8 @@ async def test_serve_a_run_see_its_url_and_requests_then_stop_it(home: Home, tin
             reply = client.chat.completions.create(model="served", max_tokens=3,
                                                    messages=[{"role": "user", "content": "hi"}])
             assert reply.model == "served"
-            log = screen.query_one("#serve-log", Log)
-            await wait_until(pilot, lambda: any("POST /v1/chat/completions 200 served" in line for line in log.lines),
+            log = screen.query_one("#serve-log", LogLines)
+            await wait_until(pilot, lambda: any("POST /v1/chat/completions 200 served" in line for line in log.messages),
                              "the request in the log")
 
             await pilot.press("escape", "4")  # the server keeps serving; the Chat screen can talk to it

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Input, OptionList, Static
 
 from engine.chat.pool import TargetSpec
 from engine.config import GenerationConfig
+from engine.i18n import load_catalog
 from engine.paths import Home
 from evals.evaluate import RESULTS_FILE
 from tests.data_files import write_chat_data
@@ -53,8 +54,8 @@ def stage(home: Home, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.
     return home
 
 
-def app_for(home: Home) -> TanrenApp:
-    return TanrenApp(home, sample_system=fixed_system)
+def app_for(home: Home, language: str = "en") -> TanrenApp:
+    return TanrenApp(home, catalog=load_catalog(language), sample_system=fixed_system)
 
 
 def steady_cursors(pilot) -> None:
@@ -83,73 +84,84 @@ def test_dashboard_light_theme(stage: Home, snap_compare) -> None:
     assert snap_compare(app_for(stage), run_before=light)
 
 
+async def check_data(pilot) -> None:
+    await pilot.press("2")
+    screen = pilot.app.screen
+    await wait_until(pilot, lambda: screen.query_one("#data-files", OptionList).option_count == 4, "files")
+    await pilot.press("tab", "tab", "tab", "ctrl+a", "ctrl+k", *"tiny-llama", "ctrl+o", "end", "enter")
+    await wait_until(pilot, lambda: str(screen.query_one("#data-preview", Static).render()).strip(), "preview")
+    screen.set_focus(None)
+
+
+async def watch_run(pilot) -> None:
+    await pilot.press("3")
+    view = pilot.app.screen.view
+    await wait_until(pilot, lambda: view.status is not None and view.progress.done == 30, "the history")
+    pilot.app.screen.set_focus(None)
+
+
+async def open_form(pilot) -> None:
+    await pilot.press("3", "n")
+    steady_cursors(pilot)
+
+
+async def converse(pilot) -> None:
+    """Two answers beside each other, Japanese (wide) text included; written here, not generated."""
+    await pilot.press("4")
+    screen = pilot.app.screen
+    await pilot.press("ctrl+b")  # side by side with the first target listed: the built-in base
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, Picker), "the target picker")
+    await pilot.press("down", "enter")
+    await wait_until(pilot, lambda: len(screen.panes()) == 2, "the second pane")
+    assert screen.panes()[1].spec == TargetSpec("base", "smollm2-135m-instruct")
+    for pane, answer in zip(screen.panes(), ("東京です。日本の首都は東京都です。", "The capital of Japan is Tokyo (東京).")):
+        pane.add_user("日本の首都はどこですか？")
+        pane.add_delta(answer)
+        pane.finish("日本の首都はどこですか？", "12 tokens (stop), first token 0.05 s, 41.0 tokens/s",
+                    GenerationConfig(seed=1))
+    steady_cursors(pilot)
+    await pilot.pause()
+
+
+async def show_evals(pilot) -> None:
+    await pilot.press("5")
+    await wait_until(pilot, lambda: pilot.app.screen.query_one("#eval-results", DataTable).row_count == 2, "rows")
+    steady_cursors(pilot)
+
+
+async def show_export(pilot) -> None:
+    await pilot.press("6")
+    steady_cursors(pilot)
+
+
+# Every screen as the snapshots show it (tests/test_tui_snapshots_ja.py shows them in Japanese).
+SCREENS = {"dashboard": _dashboard_ready, "data": check_data, "train": watch_run, "new_run": open_form,
+           "chat": converse, "evals": show_evals, "export": show_export}
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_data_check_and_preview(stage: Home, snap_compare, size) -> None:
-    async def check(pilot) -> None:
-        await pilot.press("2")
-        screen = pilot.app.screen
-        await wait_until(pilot, lambda: screen.query_one("#data-files", OptionList).option_count == 4, "files")
-        await pilot.press("tab", "tab", "tab", "ctrl+a", "ctrl+k", *"tiny-llama", "ctrl+o", "end", "enter")
-        await wait_until(pilot, lambda: str(screen.query_one("#data-preview", Static).render()).strip(), "preview")
-        screen.set_focus(None)
-
-    assert snap_compare(app_for(stage), terminal_size=size, run_before=check)
+    assert snap_compare(app_for(stage), terminal_size=size, run_before=check_data)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_train_live_view(stage: Home, snap_compare, size) -> None:
-    async def watch(pilot) -> None:
-        await pilot.press("3")
-        view = pilot.app.screen.view
-        await wait_until(pilot, lambda: view.status is not None and view.progress.done == 30, "the history")
-        pilot.app.screen.set_focus(None)
-
-    assert snap_compare(app_for(stage), terminal_size=size, run_before=watch)
+    assert snap_compare(app_for(stage), terminal_size=size, run_before=watch_run)
 
 
 def test_new_run_form(stage: Home, snap_compare) -> None:
-    async def open_form(pilot) -> None:
-        await pilot.press("3", "n")
-        steady_cursors(pilot)
-
     assert snap_compare(app_for(stage), run_before=open_form)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_chat_side_by_side(stage: Home, snap_compare, size) -> None:
-    """Two answers beside each other, Japanese (wide) text included; written here, not generated."""
-    async def converse(pilot) -> None:
-        await pilot.press("4")
-        screen = pilot.app.screen
-        await pilot.press("ctrl+b")  # side by side with the first target listed: the built-in base
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, Picker), "the target picker")
-        await pilot.press("down", "enter")
-        await wait_until(pilot, lambda: len(screen.panes()) == 2, "the second pane")
-        assert screen.panes()[1].spec == TargetSpec("base", "smollm2-135m-instruct")
-        for pane, answer in zip(screen.panes(), ("東京です。日本の首都は東京都です。", "The capital of Japan is Tokyo (東京).")):
-            pane.add_user("日本の首都はどこですか？")
-            pane.add_delta(answer)
-            pane.finish("日本の首都はどこですか？", "12 tokens (stop), first token 0.05 s, 41.0 tokens/s",
-                        GenerationConfig(seed=1))
-        steady_cursors(pilot)
-        await pilot.pause()
-
     assert snap_compare(app_for(stage), terminal_size=size, run_before=converse)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_evals_before_and_after(stage: Home, snap_compare, size) -> None:
-    async def show(pilot) -> None:
-        await pilot.press("5")
-        await wait_until(pilot, lambda: pilot.app.screen.query_one("#eval-results", DataTable).row_count == 2, "rows")
-        steady_cursors(pilot)
-
-    assert snap_compare(app_for(stage), terminal_size=size, run_before=show)
+    assert snap_compare(app_for(stage), terminal_size=size, run_before=show_evals)
 
 
 def test_export_ready(stage: Home, snap_compare) -> None:
-    async def show(pilot) -> None:
-        await pilot.press("6")
-        steady_cursors(pilot)
-
-    assert snap_compare(app_for(stage), run_before=show)
+    assert snap_compare(app_for(stage), run_before=show_export)

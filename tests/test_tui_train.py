@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Log, Select, Static
+from textual.widgets import Input, Select, Static
 
 from engine.jobs import JobError
 from engine.paths import Home
@@ -15,6 +15,7 @@ from engine.runs.training import resume_training
 from tests.data_files import write_chat_data
 from tests.tui_helpers import fill, finished_run, fixed_system, wait_until
 from tui.app import TanrenApp
+from tui.widgets.log_lines import LogLines
 from tui.screens.new_run import NewRunScreen
 from tui.screens.train import TrainScreen
 from tui.widgets.loss_plot import LossPlot
@@ -64,7 +65,7 @@ async def test_train_from_the_form_watch_stop_resume_and_reattach(home: Home, ti
         await wait_until(pilot, lambda: view.status is not None and view.status.state == "cancelled", "the stop")
         stopped_at = max(view.progress.losses)
         assert stopped_at < STEPS
-        assert "[cancelled]" in "\n".join(view.query_one("#run-log", Log).lines)
+        assert "[cancelled]" in "\n".join(view.query_one("#run-log", LogLines).messages)
 
         # Its process saves the checkpoint and ends a moment after it records the stop; then it can resume.
         await wait_until(pilot, lambda: app.screen.check_action("resume", ()) is True, "resume to be possible")
@@ -85,7 +86,7 @@ async def test_train_from_the_form_watch_stop_resume_and_reattach(home: Home, ti
         await wait_until(pilot, lambda: view.status is not None and view.status.state == "done", "the run to finish")
         await wait_until(pilot, lambda: max(view.progress.losses, default=0) == STEPS, "the last step")
         assert sorted(view.progress.losses) == list(range(1, STEPS + 1))
-        log = "\n".join(view.query_one("#run-log", Log).lines)
+        log = "\n".join(view.query_one("#run-log", LogLines).messages)
         assert "[cancelled]" in log and "[done]" in log  # before and after the stop
         assert f"{STEPS}/{STEPS} steps" in str(view.query_one("#run-steps", Static).render())
 

@@ -17,7 +17,8 @@ class BindingsProvider(Provider):
                 continue
             seen.add(binding.id)
             key = self.app.get_key_display(binding)
-            help_text = f"key: {key}" + (f" · {binding.tooltip}" if binding.tooltip else "")
+            help_text = self.app.catalog.gettext("key: {key}", key=key)
+            help_text += f" · {binding.tooltip}" if binding.tooltip else ""
             commands.append((binding.description, help_text, partial(self.app.run_action, binding.action, namespace)))
         return sorted(commands, key=lambda command: command[0])
 

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 
 
 def registrars():
-    from engine.cli import chat_cmd, config_cmd, data_cmd, kernels_cmd, models_cmd, serve_cmd, train_cmd, version_cmd
+    from engine.cli import (chat_cmd, config_cmd, data_cmd, kernels_cmd, models_cmd, serve_cmd, settings_cmd, train_cmd,
+                            version_cmd)
     from evals import cli as eval_cmd
     from export import cli as export_cli
 
     return [models_cmd.register, config_cmd.register, data_cmd.register, train_cmd.register, chat_cmd.register,
             eval_cmd.register, export_cli.register, serve_cmd.register, kernels_cmd.register,
-            version_cmd.register]
+            settings_cmd.register, version_cmd.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

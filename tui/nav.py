@@ -8,6 +8,9 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widget import Widget
 
+from engine.i18n import N_
+from tui.i18n import Localized
+
 
 class Place(NamedTuple):
     mode: str
@@ -16,28 +19,29 @@ class Place(NamedTuple):
 
 
 PLACES = (
-    Place("dashboard", "Dashboard", "1"),
-    Place("data", "Data", "2"),
-    Place("train", "Train", "3"),
-    Place("chat", "Chat", "4"),
-    Place("evals", "Evals", "5"),
-    Place("export", "Export", "6"),
+    Place("dashboard", N_("Dashboard"), "1"),
+    Place("data", N_("Data"), "2"),
+    Place("train", N_("Train"), "3"),
+    Place("chat", N_("Chat"), "4"),
+    Place("evals", N_("Evals"), "5"),
+    Place("export", N_("Export"), "6"),
 )
 
 def place_bindings() -> list[Binding]:
-    """A digit for each screen, and the F-key of the same number, which also works while typing.
+    """A digit for each screen, and the F-key of the same number, which also works while typing
+    (descriptions in English: the App translates its bindings).
 
     The navigation bar on top shows these keys on every screen, so the footer keeps its width
     for the screen's own actions (at 80 columns it has none to spare).
     """
     return [
         Binding(f"{place.key},f{place.key}", f"switch_mode('{place.mode}')", place.label, show=False,
-                id=f"app.screen.{place.mode}", tooltip=f"go to {place.label} (F{place.key} works while typing)")
+                id=f"app.screen.{place.mode}", tooltip=N_("go to this screen (its F-key works while typing)"))
         for place in PLACES
     ]
 
 
-class NavBar(Widget):
+class NavBar(Localized, Widget):
     """One line: the app's name and every screen with its key, the current one highlighted."""
 
     DEFAULT_CSS = """
@@ -52,9 +56,13 @@ class NavBar(Widget):
         self.current = current
 
     def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="crop")
-        text.append(" 鍛錬 tanren ", self.get_component_rich_style("nav-bar--title"))
+        places = Text(no_wrap=True, overflow="crop")
         for place in PLACES:
             style = self.get_component_rich_style("nav-bar--current") if place.mode == self.current else ""
-            text.append(f" {place.key} {place.label} ", style)
-        return text
+            places.append(f" {place.key} {self._(place.label)} ", style)
+        title = Text(" 鍛錬 tanren ")
+        # The screens and their keys matter more than the name: at 80 columns in Japanese both do not fit.
+        if title.cell_len + places.cell_len > self.size.width:
+            return places
+        title.stylize(self.get_component_rich_style("nav-bar--title"))
+        return Text(no_wrap=True, overflow="crop").append_text(title).append_text(places)

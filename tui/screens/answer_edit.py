@@ -8,15 +8,18 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TextArea
 
+from engine.i18n import N_
+from tui.i18n import Localized
 
-class EditAnswerScreen(ModalScreen[str | None]):
+
+class EditAnswerScreen(Localized, ModalScreen[str | None]):
     """Dismissed with the edited answer, or None."""
 
     CSS_PATH = "answer_edit.tcss"
     BINDINGS = [
-        Binding("ctrl+s", "save", "Keep", id="edit_answer.keep",
-                tooltip="write the edited answer (an SFT conversation and a pair where it beats the original)"),
-        Binding("escape", "cancel", "Cancel", id="edit_answer.cancel", tooltip="close, write nothing"),
+        Binding("ctrl+s", "save", N_("Keep"), id="edit_answer.keep",
+                tooltip=N_("write the edited answer (an SFT conversation and a pair where it beats the original)")),
+        Binding("escape", "cancel", N_("Cancel"), id="edit_answer.cancel", tooltip=N_("close, write nothing")),
     ]
 
     def __init__(self, answer: str) -> None:
@@ -25,7 +28,7 @@ class EditAnswerScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="edit-answer"):
-            yield Static("The answer you wanted (Ctrl+S keeps it, Esc cancels)", classes="section-title")
+            yield Static(self._("The answer you wanted (Ctrl+S keeps it, Esc cancels)"), classes="section-title")
             yield TextArea(self.answer, id="edit-answer-text", soft_wrap=True, compact=True)
         yield Footer(compact=True)
 

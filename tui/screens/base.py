@@ -9,13 +9,14 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from engine.paths import Home
+from tui.i18n import Localized
 from tui.nav import NavBar
 
 if TYPE_CHECKING:
     from tui.app import TanrenApp
 
 
-class TanrenScreen(Screen):
+class TanrenScreen(Localized, Screen):
     MODE: ClassVar[str]
 
     @property

@@ -21,16 +21,21 @@ from engine.chat.judge import Judge
 from engine.chat.pool import TargetPool, TargetSpec, chat_targets, run_spec, spec_for
 from engine.config import GenerationConfig, RunConfig, apply_overrides
 from engine.errors import TanrenError
+from engine.i18n import N_
 from engine.messages import Message as ChatMessage
 from engine.models.registry import DEFAULT_MODEL
 from engine.runs.rundir import list_runs
+from engine.textwidth import pad
 from tui.errors import reports_errors
+from tui.i18n import Localized
 from tui.screens.answer_edit import EditAnswerScreen
 from tui.screens.base import TanrenScreen
 from tui.screens.form import FormField, FormScreen, form_values
 from tui.screens.picker import Picked, Picker
 
 NO_TARGET = "none"
+# engine.chat.pool.KINDS, which the engine keeps in English, marked for the catalog here
+TARGET_KINDS = (N_("base"), N_("adapter"), N_("merged"), N_("gguf"), N_("model"), N_("server"))
 JUDGING = ("rate", "edit", "prefer", "dataset")  # the actions of the keys shown on the dataset line
 USER_STYLE, ANSWER_STYLE, NOTE_STYLE = "bold", "", "italic dim"
 
@@ -46,7 +51,7 @@ def default_target(home) -> TargetSpec:
     return TargetSpec("base", DEFAULT_MODEL)
 
 
-class ChatPane(VerticalScroll):
+class ChatPane(Localized, VerticalScroll):
     """One target's side of the conversation: the messages, the answer being written, its stats."""
 
     def __init__(self, spec: TargetSpec, *, id: str) -> None:
@@ -60,7 +65,7 @@ class ChatPane(VerticalScroll):
 
     def set_spec(self, spec: TargetSpec) -> None:
         self.spec = spec
-        self.border_title = f"{spec.kind}: {spec.label}"
+        self.border_title = f"{self._(spec.kind)}: {spec.label}"
 
     def clear(self) -> None:
         self.history, self.answer, self.answer_text, self.turn = [], None, "", None
@@ -96,19 +101,21 @@ class ChatPane(VerticalScroll):
 class ChatParamsScreen(FormScreen[GenerationConfig]):
     """Sampling settings and the system prompt; dismissed with the new settings."""
 
-    FORM_TITLE = "Chat parameters"
+    FORM_TITLE = N_("Chat parameters")
     FIELDS = (
-        FormField("generation.system_prompt", "System prompt", text=True),
-        FormField("generation.temperature", "Temperature"),
+        FormField("generation.system_prompt", N_("System prompt"), text=True),
+        FormField("generation.temperature", N_("Temperature")),
         FormField("generation.top_p", "Top p"),
         FormField("generation.top_k", "Top k"),
-        FormField("generation.repetition_penalty", "Rep. penalty"),
-        FormField("generation.max_new_tokens", "Max tokens"),
-        FormField("generation.seed", "Seed", optional=True, placeholder="a new one for every answer"),
+        FormField("generation.repetition_penalty", N_("Rep. penalty")),
+        FormField("generation.max_new_tokens", N_("Max tokens")),
+        FormField("generation.seed", N_("Seed"), optional=True, placeholder=N_("a new one for every answer")),
     )
     BINDINGS = [
-        Binding("ctrl+s", "submit", "Apply", id="chat_params.apply", tooltip="use these settings from the next answer"),
-        Binding("escape", "cancel", "Cancel", id="chat_params.cancel", tooltip="keep the settings as they were"),
+        Binding("ctrl+s", "submit", N_("Apply"), id="chat_params.apply",
+                tooltip=N_("use these settings from the next answer")),
+        Binding("escape", "cancel", N_("Cancel"), id="chat_params.cancel",
+                tooltip=N_("keep the settings as they were")),
     ]
 
     def __init__(self, home, params: GenerationConfig) -> None:
@@ -127,28 +134,28 @@ class ChatScreen(TanrenScreen):
     CSS_PATH = "chat.tcss"
     AUTO_FOCUS = "#chat-prompt"
     BINDINGS = [
-        Binding("enter", "send", "Send", id="chat.send", priority=True, key_display="⏎",
-                tooltip="send the message to every shown target"),
-        Binding("escape", "cancel", "Stop", id="chat.stop", tooltip="stop the answer being written"),
-        Binding("ctrl+o", "pick_target", "Target", id="chat.target",
-                tooltip="what to chat with: a base, an adapter, a merged model or a GGUF file"),
-        Binding("ctrl+b", "pick_compare", "Vs", id="chat.compare",
-                tooltip="a second target answering beside the first, with the same seed"),
-        Binding("ctrl+g", "params", "Params", id="chat.params", tooltip="sampling settings and system prompt"),
-        Binding("ctrl+l", "clear", "Clear", id="chat.clear", tooltip="start a new conversation"),
+        Binding("enter", "send", N_("Send"), id="chat.send", priority=True, key_display="⏎",
+                tooltip=N_("send the message to every shown target")),
+        Binding("escape", "cancel", N_("Stop"), id="chat.stop", tooltip=N_("stop the answer being written")),
+        Binding("ctrl+o", "pick_target", N_("Target"), id="chat.target",
+                tooltip=N_("what to chat with: a base, an adapter, a merged model or a GGUF file")),
+        Binding("ctrl+b", "pick_compare", N_("Vs"), id="chat.compare",
+                tooltip=N_("a second target answering beside the first, with the same seed")),
+        Binding("ctrl+g", "params", N_("Params"), id="chat.params", tooltip=N_("sampling settings and system prompt")),
+        Binding("ctrl+l", "clear", N_("Clear"), id="chat.clear", tooltip=N_("start a new conversation")),
         # The judging keys are listed on the dataset line instead of the footer, which is full at 80 columns.
-        Binding("ctrl+y", "rate(True)", "Good", id="chat.good", show=False,
-                tooltip="mark the last answer good (a KTO rating)"),
-        Binding("ctrl+n", "rate(False)", "Bad", id="chat.bad", show=False,
-                tooltip="mark the last answer bad (a KTO rating)"),
-        Binding("ctrl+r", "edit", "Edit", id="chat.edit", show=False,
-                tooltip="rewrite the last answer into the one you wanted (an SFT conversation and a pair)"),
-        Binding("f7", "prefer('left')", "◀ Better", id="chat.prefer_left", show=False,
-                tooltip="the left answer is the better one (a preference pair)"),
-        Binding("f8", "prefer('right')", "Better ▶", id="chat.prefer_right", show=False,
-                tooltip="the right answer is the better one (a preference pair)"),
-        Binding("ctrl+s", "dataset", "Dataset", id="chat.dataset", show=False,
-                tooltip="the dataset judgements are written to"),
+        Binding("ctrl+y", "rate(True)", N_("Good"), id="chat.good", show=False,
+                tooltip=N_("mark the last answer good (a KTO rating)")),
+        Binding("ctrl+n", "rate(False)", N_("Bad"), id="chat.bad", show=False,
+                tooltip=N_("mark the last answer bad (a KTO rating)")),
+        Binding("ctrl+r", "edit", N_("Edit"), id="chat.edit", show=False,
+                tooltip=N_("rewrite the last answer into the one you wanted (an SFT conversation and a pair)")),
+        Binding("f7", "prefer('left')", N_("◀ Better"), id="chat.prefer_left", show=False,
+                tooltip=N_("the left answer is the better one (a preference pair)")),
+        Binding("f8", "prefer('right')", N_("Better ▶"), id="chat.prefer_right", show=False,
+                tooltip=N_("the right answer is the better one (a preference pair)")),
+        Binding("ctrl+s", "dataset", N_("Dataset"), id="chat.dataset", show=False,
+                tooltip=N_("the dataset judgements are written to")),
     ]
 
     @dataclass
@@ -189,7 +196,7 @@ class ChatScreen(TanrenScreen):
             yield ChatPane(default_target(self.home), id="pane-a")
         yield Static("", id="chat-dataset")
         yield Static("", id="chat-status")
-        yield Input(placeholder="message (Enter sends, Esc stops the answer)", id="chat-prompt", compact=True)
+        yield Input(placeholder=self._("message (Enter sends, Esc stops the answer)"), id="chat-prompt", compact=True)
 
     def on_mount(self) -> None:
         self.pool = TargetPool(self.home, on_status=lambda text: self.post_message(self.Status(text)))
@@ -205,8 +212,9 @@ class ChatScreen(TanrenScreen):
 
     def _show_status(self, text: str = "") -> None:
         params = self.params
-        line = text or (f"temperature {params.temperature} · top_p {params.top_p} · max {params.max_new_tokens} tokens"
-                        + (" · system prompt set" if params.system_prompt else ""))
+        line = text or (self._("temperature {temperature} · top_p {top_p} · max {tokens} tokens",
+                               temperature=params.temperature, top_p=params.top_p, tokens=params.max_new_tokens)
+                        + (self._(" · system prompt set") if params.system_prompt else ""))
         self.query_one("#chat-status", Static).update(Text(line, style="dim"))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -224,7 +232,7 @@ class ChatScreen(TanrenScreen):
         prompt_input = self.query_one("#chat-prompt", Input)
         prompt = prompt_input.value.strip()
         if self.answering:
-            self.notify("an answer is being written; Esc stops it", severity="warning")
+            self.notify(self._("an answer is being written; Esc stops it"), severity="warning")
             return
         if not prompt:
             prompt_input.focus()
@@ -256,14 +264,14 @@ class ChatScreen(TanrenScreen):
                     cancel: threading.Event, prompt: str) -> None:
         try:
             target = self.pool.open(spec)
-            self.post_message(self.Status(f"{spec.label} is answering…"))
+            self.post_message(self.Status(self._("{label} is answering…", label=spec.label)))
             for delta in target.stream_chat(messages, params, cancel):
                 self.post_message(self.Delta(pane, delta))
             stats = target.last_stats
             note = stats.summary() if stats is not None else ""
         except Exception as exc:  # noqa: BLE001 - the pane says the answer failed; the app stays up
-            self.app.report_error(exc, f"answering with {spec.label}")
-            note = "(no answer: see the error)"
+            self.app.report_error(exc, self._("answering with {label}", label=spec.label))
+            note = self._("(no answer: see the error)")
         self.post_message(self.Finished(pane, prompt, note, params))
 
     def on_chat_screen_status(self, message: Status) -> None:
@@ -288,7 +296,7 @@ class ChatScreen(TanrenScreen):
     def action_cancel(self) -> None:
         if self.answering:
             self.cancel.set()
-            self._show_status("stopping…")
+            self._show_status(self._("stopping…"))
         else:
             self.set_focus(None)
 
@@ -300,44 +308,44 @@ class ChatScreen(TanrenScreen):
     def _show_dataset(self) -> None:
         """The dataset and its counts, then the judging keys that apply (one answer, or two side by side)."""
         actions = [(b, b.action.partition("(")[0]) for b in self.BINDINGS if isinstance(b, Binding)]
-        keys = [f"{self.app.get_key_display(b)} {b.description.lower()}" for b, action in actions
+        keys = [f"{self.app.get_key_display(b)} {self._(b.description).lower()}" for b, action in actions
                 if action in JUDGING and self.check_action(action, ()) is not False]
         self.query_one("#chat-dataset", Static).update(Text.assemble(
             (self.judge.status(), "bold"), ("  " + "  ".join(keys), "dim")))
 
     def _judged(self, done: str) -> None:
         self._show_dataset()
-        self._show_status(f"{done} → dataset {self.judge.dataset.name}")
+        self._show_status(self._("{done} → dataset {name}", done=done, name=self.judge.dataset.name))
 
-    @reports_errors("judging the answer")
+    @reports_errors(N_("judging the answer"))
     def action_rate(self, good: bool) -> None:
         self.judge.rate(good)
-        self._judged("marked good" if good else "marked bad")
+        self._judged(self._("marked good") if good else self._("marked bad"))
 
-    @reports_errors("picking the better answer")
+    @reports_errors(N_("picking the better answer"))
     def action_prefer(self, side: str) -> None:
         self.judge.prefer(side)
-        self._judged(f"the {side} answer preferred")
+        self._judged(self._("the left answer preferred") if side == "left" else self._("the right answer preferred"))
 
-    @reports_errors("editing the answer")
+    @reports_errors(N_("editing the answer"))
     def action_edit(self) -> None:
         self.app.push_screen(EditAnswerScreen(self.judge.to_edit().answer), self._edited)
 
-    @reports_errors("editing the answer")
+    @reports_errors(N_("editing the answer"))
     def _edited(self, text: str | None) -> None:
         if text is not None:
             self.judge.edit(text)
             self.query_one("#pane-a", ChatPane).replace_answer(text)
-            self._judged("edited answer kept")
+            self._judged(self._("edited answer kept"))
 
     def action_dataset(self) -> None:
         options: list[tuple[Text | str, str]] = [
             (f"{d.name}  ({d.counts().describe()})", d.name) for d in list_datasets(self.home)]
-        picker = Picker("Write judgements to (Enter)", options, current=self.judge.dataset.name,
-                        typed="or type a new dataset name (Enter)")
+        picker = Picker(self._("Write judgements to (Enter)"), options, current=self.judge.dataset.name,
+                        typed=self._("or type a new dataset name (Enter)"))
         self.app.push_screen(picker, self._dataset_picked)
 
-    @reports_errors("choosing the dataset")
+    @reports_errors(N_("choosing the dataset"))
     def _dataset_picked(self, picked: Picked | None) -> None:
         if picked is not None:
             self.judge.use(Dataset.open(self.home, picked.value))
@@ -351,21 +359,22 @@ class ChatScreen(TanrenScreen):
         self.list_targets("pane-b")
 
     @work(thread=True, exclusive=True, group="targets")
-    @reports_errors("listing chat targets")
+    @reports_errors(N_("listing chat targets"))
     def list_targets(self, pane: str) -> None:
         self.post_message(self.TargetsListed(chat_targets(self.home), pane))
 
     def on_chat_screen_targets_listed(self, message: TargetsListed) -> None:
         specs = message.specs
         options: list[tuple[Text | str, str]] = [
-            (Text.assemble((f"{spec.kind:<8}", "italic"), spec.label), str(index)) for index, spec in enumerate(specs)]
+            (Text.assemble((pad(self._(spec.kind), 10), "italic"), spec.label), str(index))
+            for index, spec in enumerate(specs)]
         if message.pane == "pane-b":
-            options.insert(0, (Text("close the second pane", style="italic"), NO_TARGET))
-        title = "Chat with (Enter)" if message.pane == "pane-a" else "Side by side with (Enter)"
-        picker = Picker(title, options, typed="or type a model: name, HF folder or .gguf file (Enter)")
+            options.insert(0, (Text(self._("close the second pane"), style="italic"), NO_TARGET))
+        title = self._("Chat with (Enter)") if message.pane == "pane-a" else self._("Side by side with (Enter)")
+        picker = Picker(title, options, typed=self._("or type a model: name, HF folder or .gguf file (Enter)"))
         self.app.push_screen(picker, lambda picked: self._picked(message.pane, specs, picked))
 
-    @reports_errors("choosing the target")
+    @reports_errors(N_("choosing the target"))
     def _picked(self, pane_id: str, specs: list[TargetSpec], picked: Picked | None) -> None:
         if picked is None:
             return

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 
 from engine.config import RunConfig
 from engine.errors import TanrenError
+from engine.i18n import N_
 from engine.jobs import Follower
 from engine.models.catalog import ModelEntry, list_models
 from engine.runs.progress import RunProgress
@@ -20,8 +21,9 @@ from engine.runs.rundir import RunDir, list_runs
 from engine.system import SystemSample
 from engine.textwidth import human_bytes
 from tui.errors import reports_errors
+from tui.i18n import Gettext
 from tui.screens.base import TanrenScreen
-from tui.widgets.run_view import STATE_STYLES
+from tui.widgets.run_view import STATE_STYLES, state_name
 from tui.widgets.table import Table
 
 REFRESH_S = 2.0
@@ -50,17 +52,17 @@ class RunRow:
     base: str
 
 
-def format_system(sample: SystemSample) -> str:
-    gib = 2**30
-    parts = [f"CPU {sample.cpu_percent:.0f}% of {sample.cpu_count}",
+def format_system(sample: SystemSample, _: Gettext) -> str:
+    gib, percent = 2**30, f"{sample.cpu_percent:.0f}%"
+    parts = [_("CPU {percent} of {count}", percent=percent, count=sample.cpu_count),
              f"RAM {sample.ram_used / gib:.1f}/{sample.ram_total / gib:.1f} GiB",
-             f"disk {human_bytes(sample.disk_free)} free"]
+             _("disk {size} free", size=human_bytes(sample.disk_free))]
     lines = [" · ".join(parts)]
     for index, gpu in enumerate(sample.gpus):
         util = f"{gpu.util_percent:.0f}%" if gpu.util_percent is not None else "n/a"
         lines.append(f"GPU{index} {gpu.name} {util} · {gpu.memory_used / gib:.1f}/{gpu.memory_total / gib:.1f} GiB")
     if not sample.gpus:
-        lines.append(f"GPU: {sample.gpu_note}")
+        lines.append(f"GPU: {sample.gpu_note}")  # from the engine, in English
     return "\n".join(lines)
 
 
@@ -68,8 +70,9 @@ class DashboardScreen(TanrenScreen):
     MODE = "dashboard"
     CSS_PATH = "dashboard.tcss"
     BINDINGS = [
-        Binding("o", "open_run", "Open run", id="dashboard.open_run", tooltip="show the run under the cursor live"),
-        Binding("r", "refresh", "Refresh", id="dashboard.refresh", tooltip="read system use and runs now"),
+        Binding("o", "open_run", N_("Open run"), id="dashboard.open_run",
+                tooltip=N_("show the run under the cursor live")),
+        Binding("r", "refresh", N_("Refresh"), id="dashboard.refresh", tooltip=N_("read system use and runs now")),
     ]
 
     @dataclass
@@ -91,14 +94,16 @@ class DashboardScreen(TanrenScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("…", id="system")
-        yield Static("Runs", classes="section-title")
+        yield Static(self._("Runs"), classes="section-title")
         yield Table(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Static("Base models", classes="section-title")
+        yield Static(self._("Base models"), classes="section-title")
         yield Table(id="models", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        self.query_one("#runs", DataTable).add_columns("Run", "Status", "Step", "Loss", "Method", "Base")
-        self.query_one("#models", DataTable).add_columns("Name", "Kind", "Size", "Ready")
+        _ = self._
+        self.query_one("#runs", DataTable).add_columns(_("Run"), _("Status"), _("Step"), _("Loss"), _("Method"),
+                                                       _("Base"))
+        self.query_one("#models", DataTable).add_columns(_("Name"), _("Kind"), _("Size"), _("Ready"))
         self.action_refresh()
         self.load_models()
         self.set_interval(REFRESH_S, self.action_refresh)
@@ -110,7 +115,7 @@ class DashboardScreen(TanrenScreen):
     async def action_open_run(self) -> None:
         table = self.query_one("#runs", DataTable)
         if table.row_count == 0:
-            self.notify("no runs yet: press 3, then n, to start one")
+            self.notify(self._("no runs yet: press 3, then n, to start one"))
             return
         name = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         await self.tanren.open_run(name)
@@ -120,12 +125,12 @@ class DashboardScreen(TanrenScreen):
         await self.action_open_run()
 
     @work(thread=True, exclusive=True, group="system")
-    @reports_errors("reading CPU, memory and GPU use")
+    @reports_errors(N_("reading CPU, memory and GPU use"))
     def read_system(self) -> None:
         self.post_message(self.SystemRead(self.tanren.sample_system(self.home)))
 
     @work(thread=True, exclusive=True, group="runs")
-    @reports_errors("reading the runs")
+    @reports_errors(N_("reading the runs"))
     def read_runs(self) -> None:
         rows = []
         for run in list_runs(self.home):
@@ -148,12 +153,12 @@ class DashboardScreen(TanrenScreen):
                       f"{loss:.4f}" if loss is not None else "-", config.adapter.method, config.model.base)
 
     @work(thread=True, exclusive=True, group="models")
-    @reports_errors("listing the base models")
+    @reports_errors(N_("listing the base models"))
     def load_models(self) -> None:
         self.post_message(self.ModelsRead(list_models(self.home)))
 
     def on_dashboard_screen_system_read(self, message: SystemRead) -> None:
-        self.query_one("#system", Static).update(format_system(message.sample))
+        self.query_one("#system", Static).update(format_system(message.sample, self._))
 
     def on_dashboard_screen_runs_read(self, message: RunsRead) -> None:
         if message.rows == self._rows:
@@ -163,8 +168,8 @@ class DashboardScreen(TanrenScreen):
         selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
         table.clear()
         for row in message.rows:
-            table.add_row(row.name, Text(row.state, style=STATE_STYLES.get(row.state, "")), row.step, row.loss,
-                          row.method, row.base, key=row.name)
+            state = Text(state_name(row.state, self._), style=STATE_STYLES.get(row.state, ""))
+            table.add_row(row.name, state, row.step, row.loss, row.method, row.base, key=row.name)
         names = [row.name for row in message.rows]
         if selected in names:
             table.move_cursor(row=names.index(selected), animate=False)
@@ -174,4 +179,4 @@ class DashboardScreen(TanrenScreen):
         table.clear()
         for entry in message.entries:
             table.add_row(entry.name, entry.kind, human_bytes(entry.size_bytes),
-                          "yes" if entry.ready else "on first use", key=entry.name)
+                          self._("yes") if entry.ready else self._("on first use"), key=entry.name)

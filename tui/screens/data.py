@@ -22,11 +22,13 @@ from engine.config import RunConfig, apply_overrides
 from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT, check_file
 from engine.data.readers import ensure_readable
 from engine.data.render import base_tokenizer
+from engine.i18n import N_
 from engine.models.registry import DEFAULT_MODEL
 from engine.presentation.data_preview import CHOSEN, REJECTED, TRAINED, Preview, previews
 from engine.presentation.data_report import format_report
 from engine.runs.rundir import list_runs
 from tui.errors import reports_errors
+from tui.i18n import Gettext
 from tui.screens.base import TanrenScreen
 
 PREVIEW_EXAMPLES = 3
@@ -44,22 +46,22 @@ def shown_path(path: Path) -> str:
         return str(path.resolve())
 
 
-def data_files(home) -> list[tuple[str, str]]:
+def data_files(home, _: Gettext) -> list[tuple[str, str]]:
     """(label, path) of the files a user likely wants: the samples, the datasets collected in
     chat, the data of earlier runs, and data files in the working folder."""
     found: dict[str, str] = {}
     for sample in (SAMPLE_CHAT, SAMPLE_ALPACA, SAMPLE_HELDOUT):
-        found.setdefault(shown_path(sample), f"sample · {sample.name}")
+        found.setdefault(shown_path(sample), _("sample · {file}", file=sample.name))
     for dataset in list_datasets(home):
         for _kind, path in dataset.files():
-            found.setdefault(shown_path(path), f"dataset {dataset.name} · {path.name}")
+            found.setdefault(shown_path(path), _("dataset {name} · {file}", name=dataset.name, file=path.name))
     for run in list_runs(home):
         data = run.config().data.path
         if data and Path(data).is_file():
-            found.setdefault(shown_path(Path(data)), f"run {run.name} · {Path(data).name}")
+            found.setdefault(shown_path(Path(data)), _("run {name} · {file}", name=run.name, file=Path(data).name))
     for path in sorted(Path.cwd().iterdir()):
         if path.suffix in DATA_SUFFIXES and path.is_file():
-            found.setdefault(shown_path(path), f"here · {path.name}")
+            found.setdefault(shown_path(path), _("here · {file}", file=path.name))
     return [(label, path) for path, label in found.items()]
 
 
@@ -70,11 +72,11 @@ def preview_text(preview: Preview) -> Text:
     return text
 
 
-def legend(preview: Preview) -> Text:
+def legend(preview: Preview, _: Gettext) -> Text:
     if CHOSEN in preview.marks or REJECTED in preview.marks:
-        return (Text("chosen (desirable) answers are ") + Text("green", TRAINED_STYLE)
-                + Text(", rejected (undesirable) ones ") + Text("red", REJECTED_STYLE))
-    return Text("trained tokens are ") + Text("green", TRAINED_STYLE)
+        return Text.assemble(_("chosen (desirable) answers are "), (_("green"), TRAINED_STYLE),
+                             _(", rejected (undesirable) ones "), (_("red"), REJECTED_STYLE))
+    return Text.assemble(_("trained tokens are "), (_("green"), TRAINED_STYLE))
 
 
 class DataScreen(TanrenScreen):
@@ -82,9 +84,10 @@ class DataScreen(TanrenScreen):
     CSS_PATH = "data.tcss"
     AUTO_FOCUS = "#data-files"  # not the path field, so the screen keys work at once
     BINDINGS = [
-        Binding("ctrl+r", "check", "Check", id="data.check", tooltip="validate the file and preview it"),
-        Binding("ctrl+o", "files", "Files", id="data.files", tooltip="pick one of the known data files"),
-        Binding("ctrl+y", "train_with", "Train on it", id="data.train", tooltip="open the new-run form with this file"),
+        Binding("ctrl+r", "check", N_("Check"), id="data.check", tooltip=N_("validate the file and preview it")),
+        Binding("ctrl+o", "files", N_("Files"), id="data.files", tooltip=N_("pick one of the known data files")),
+        Binding("ctrl+y", "train_with", N_("Train on it"), id="data.train",
+                tooltip=N_("open the new-run form with this file")),
     ]
 
     @dataclass
@@ -99,27 +102,27 @@ class DataScreen(TanrenScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
-            yield Label("File", classes="form-label")
-            yield Input(placeholder="data file: .jsonl .json .csv .parquet (Enter checks it)", id="data-path",
+            yield Label(self._("File"), classes="form-label")
+            yield Input(placeholder=self._("data file: .jsonl .json .csv .parquet (Enter checks it)"), id="data-path",
                         compact=True)
         with Horizontal(classes="form-row"):
-            yield Label("Base", classes="form-label")
+            yield Label(self._("Base"), classes="form-label")
             yield Input(DEFAULT_MODEL, id="data-base", compact=True,
-                        tooltip="the base model whose tokenizer and chat template render the data")
-            yield Label("Max length", classes="inline-label")
+                        tooltip=self._("the base model whose tokenizer and chat template render the data"))
+            yield Label(self._("Max length"), classes="inline-label")
             yield Input(str(RunConfig().data.max_length), id="data-max-length", compact=True, type="integer")
         yield OptionList(id="data-files")
         with VerticalScroll(id="data-result"):
-            yield Static("Pick a file (Ctrl+O) or type its path, then Enter.", id="data-report")
+            yield Static(self._("Pick a file (Ctrl+O) or type its path, then Enter."), id="data-report")
             yield Static("", id="data-preview")
 
     def on_mount(self) -> None:
         self.list_files()
 
     @work(thread=True, exclusive=True, group="files")
-    @reports_errors("listing data files")
+    @reports_errors(N_("listing data files"))
     def list_files(self) -> None:
-        files = data_files(self.home)
+        files = data_files(self.home, self._)
         self.app.call_from_thread(self._show_files, files)
 
     def _show_files(self, files: list[tuple[str, str]]) -> None:
@@ -144,7 +147,7 @@ class DataScreen(TanrenScreen):
     def action_check(self) -> None:
         path = self.query_one("#data-path", Input).value.strip()
         if not path:
-            self.notify("type the path of a data file first, or pick one with Ctrl+O", severity="warning")
+            self.notify(self._("type the path of a data file first, or pick one with Ctrl+O"), severity="warning")
             return
         self.query_one("#data-preview", Static).update("")
         self.check(path, self.query_one("#data-base", Input).value.strip(),
@@ -155,18 +158,19 @@ class DataScreen(TanrenScreen):
         await self.tanren.new_run(data=path or None, base=self.query_one("#data-base", Input).value.strip() or None)
 
     @work(thread=True, exclusive=True, group="check")
-    @reports_errors("checking the data")
+    @reports_errors(N_("checking the data"))
     def check(self, path: str, base: str, max_length: str) -> None:
         config = apply_overrides(RunConfig(), [f"data.path={json.dumps(path)}", f"model.base={json.dumps(base)}",
                                                f"data.max_length={max_length}"])
         ensure_readable(path)  # before the tokenizer, which takes a while the first time
         worker = get_current_worker()
         busy = self._throttled_busy()
-        busy(f"loading the tokenizer of {base}…", force=True)
+        busy(self._("loading the tokenizer of {base}…", base=base), force=True)
         tokenizer = base_tokenizer(base, self.home, on_status=lambda message: busy(message, force=True))
         report = check_file(path, format=config.data.format, tokenizer=tokenizer, max_length=config.data.max_length,
                             split=config.data.split, seed=config.data.seed,
-                            on_progress=lambda file, fraction: busy(f"checking {file}: {fraction:.0%}"))
+                            on_progress=lambda file, fraction: busy(self._("checking {file}: {fraction:.0%}",
+                                                                                   file=file, fraction=fraction)))
         if worker.is_cancelled:
             return
         preview = [] if not report.usable else previews(path, config.data.format, tokenizer,
@@ -190,5 +194,5 @@ class DataScreen(TanrenScreen):
     def on_data_screen_checked(self, message: Checked) -> None:
         self.query_one("#data-report", Static).update(Text(message.report, style="" if message.usable else "red"))
         shown = message.preview
-        preview = Text("\n\n").join([legend(shown[0]), *map(preview_text, shown)]) if shown else ""
+        preview = Text("\n\n").join([legend(shown[0], self._), *map(preview_text, shown)]) if shown else ""
         self.query_one("#data-preview", Static).update(preview)

@@ -15,14 +15,19 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static
 
+from engine.i18n import N_
 from engine.runs.rundir import trained_run_names
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
 from tui.screens.picker import Picked, Picker
-from tui.widgets.table import Table
+from tui.widgets.table import Table, fit_columns
 
-METRIC_CHOICES = (("perplexity and ROUGE", "perplexity,rouge"), ("perplexity", "perplexity"), ("ROUGE", "rouge"),
-                  ("preference pairs", "preference"))
+METRIC_CHOICES = ((N_("perplexity and ROUGE"), "perplexity,rouge"), (N_("perplexity"), "perplexity"),
+                  ("ROUGE", "rouge"), (N_("preference pairs"), "preference"))
+# engine.presentation.eval_table's headers that are words (the others are metric names), for the catalog
+HEADER_WORDS = (N_("model"), N_("backend"), N_("perplexity"))
+# At 80 columns not every metric fits: the backend goes first, then the secondary ROUGE scores.
+DROP_FIRST = ("backend", "ROUGE-2", "ROUGE-L", "pref. margin")
 
 
 def saved_results(home, target: str) -> dict | None:
@@ -44,9 +49,10 @@ class EvalsScreen(TanrenScreen):
     CSS_PATH = "evals.tcss"
     AUTO_FOCUS = "#eval-results"
     BINDINGS = [
-        Binding("ctrl+r", "run_eval", "Run eval", id="evals.run", tooltip="measure the target (before and after)"),
-        Binding("escape", "stop", "Stop", id="evals.stop", tooltip="stop the evaluation; nothing is written"),
-        Binding("ctrl+o", "pick_target", "Target", id="evals.target", tooltip="a run, or any model"),
+        Binding("ctrl+r", "run_eval", N_("Run eval"), id="evals.run",
+                tooltip=N_("measure the target (before and after)")),
+        Binding("escape", "stop", N_("Stop"), id="evals.stop", tooltip=N_("stop the evaluation; nothing is written")),
+        Binding("ctrl+o", "pick_target", N_("Target"), id="evals.target", tooltip=N_("a run, or any model")),
     ]
 
     @dataclass
@@ -72,22 +78,25 @@ class EvalsScreen(TanrenScreen):
         super().__init__()
         self.cancel = threading.Event()
         self.running = False
+        self.results: dict | None = None  # shown in the table, fitted again to a new width
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
-            yield Label("Target", classes="form-label")
-            yield Input(placeholder="a run name, or a model: name, HF folder, .gguf file (Ctrl+O lists them)",
+            yield Label(self._("Target"), classes="form-label")
+            yield Input(placeholder=self._("a run name, or a model: name, HF folder, .gguf file (Ctrl+O lists them)"),
                         id="eval-target", compact=True)
         with Horizontal(classes="form-row"):
-            yield Label("Data", classes="form-label")
-            yield Input(placeholder="a data file; empty: the run's held-out split", id="eval-data", compact=True)
+            yield Label(self._("Data"), classes="form-label")
+            yield Input(placeholder=self._("a data file; empty: the run's held-out split"), id="eval-data",
+                        compact=True)
         with Horizontal(classes="form-row"):
-            yield Label("Metrics", classes="form-label")
-            yield Select(METRIC_CHOICES, value="perplexity,rouge", allow_blank=False, id="eval-metrics", compact=True)
-            yield Label("Examples", classes="inline-label")
-            yield Input(placeholder="all", id="eval-limit", compact=True, type="integer")
-            yield Label("Answer tokens", classes="inline-label")
-            yield Input(placeholder="default", id="eval-max-new-tokens", compact=True, type="integer")
+            yield Label(self._("Metrics"), classes="form-label")
+            yield Select([(self._(label), value) for label, value in METRIC_CHOICES], value="perplexity,rouge",
+                         allow_blank=False, id="eval-metrics", compact=True)
+            yield Label(self._("Examples"), classes="inline-label")
+            yield Input(placeholder=self._("all"), id="eval-limit", compact=True, type="integer")
+            yield Label(self._("Answer tokens"), classes="inline-label")
+            yield Input(placeholder=self._("default"), id="eval-max-new-tokens", compact=True, type="integer")
         yield Static("", id="eval-status")
         with Horizontal(id="eval-progress"):
             yield ProgressBar(total=None, show_eta=False, id="eval-bar")
@@ -101,15 +110,16 @@ class EvalsScreen(TanrenScreen):
         if runs:
             self._set_target(runs[0])
         else:
-            self._show_status("No trained run yet: train one (3), or type a model to measure.")
+            self._show_status(self._("No trained run yet: train one (3), or type a model to measure."))
 
-    @reports_errors("reading the last evaluation")
+    @reports_errors(N_("reading the last evaluation"))
     def _set_target(self, target: str) -> None:
         self.query_one("#eval-target", Input).value = target
         results = saved_results(self.home, target)
         self._show_table(results)
-        self._show_status(f"last evaluation of {target}, {results['time']}; Ctrl+R runs it again" if results
-                          else f"{target}: Ctrl+R evaluates it")
+        self._show_status(self._("last evaluation of {target}, {time}; Ctrl+R runs it again", target=target,
+                                 time=results["time"]) if results
+                          else self._("{target}: Ctrl+R evaluates it", target=target))
 
     def _show_status(self, text: str) -> None:
         self.query_one("#eval-status", Static).update(Text(text))
@@ -117,13 +127,23 @@ class EvalsScreen(TanrenScreen):
     def _show_table(self, results: dict | None) -> None:
         from engine.presentation.eval_table import describe_data, results_table
 
+        self.results = results
         table = self.query_one("#eval-results", DataTable)
         table.clear(columns=True)
         self.query_one("#eval-data-line", Static).update(Text(describe_data(results)) if results else "")
         if results:
             headers, rows = results_table(results)
+            headers, rows = fit_columns(list(map(self._header, headers)), rows, self.size.width - 2,
+                                        tuple(map(self._header, DROP_FIRST)))
             table.add_columns(*headers)
             table.add_rows(rows)
+
+    def _header(self, header: str) -> str:
+        return self._(header) if header in HEADER_WORDS else header
+
+    def on_resize(self) -> None:
+        if self.results:
+            self._show_table(self.results)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("run_eval", "pick_target"):
@@ -135,7 +155,7 @@ class EvalsScreen(TanrenScreen):
             return
         target = self.query_one("#eval-target", Input).value.strip()
         if not target:
-            self.notify("name a run or a model to evaluate (Ctrl+O lists them)", severity="warning")
+            self.notify(self._("name a run or a model to evaluate (Ctrl+O lists them)"), severity="warning")
             return
         self.running, self.cancel = True, threading.Event()
         self.refresh_bindings()
@@ -169,13 +189,14 @@ class EvalsScreen(TanrenScreen):
                               on_status=lambda text: self.post_message(self.Status(text)))
             if plan.run is not None:
                 save_to_run(plan.run, report)
-            note = f"saved to the run {plan.run.name} and its model card" if plan.run is not None else ""
+            note = (self._("saved to the run {name} and its model card", name=plan.run.name) if plan.run is not None
+                    else "")
             self.post_message(self.Results(report.to_dict(), note))
         except EvalCancelled as exc:
             self.post_message(self.Status(exc.message))
         except Exception as exc:  # noqa: BLE001 - a notification says what went wrong
-            self.app.report_error(exc, "evaluating")
-            self.post_message(self.Status("the evaluation failed; see the notification"))
+            self.app.report_error(exc, N_("evaluating"))
+            self.post_message(self.Status(self._("the evaluation failed; see the notification")))
         finally:
             self.post_message(self.Finished())
 
@@ -189,7 +210,8 @@ class EvalsScreen(TanrenScreen):
 
     def on_evals_screen_results(self, message: Results) -> None:
         self._show_table(message.results)
-        self._show_status(f"done in {message.results['duration_s']:.0f} s" + (f"; {message.note}" if message.note else ""))
+        done = self._("done in {seconds:.0f} s", seconds=message.results["duration_s"])
+        self._show_status(done + (f"; {message.note}" if message.note else ""))
 
     def on_evals_screen_finished(self) -> None:
         self.running = False
@@ -199,13 +221,15 @@ class EvalsScreen(TanrenScreen):
     def action_stop(self) -> None:
         if self.running:
             self.cancel.set()
-            self._show_status("stopping…")
+            self._show_status(self._("stopping…"))
         else:
             self.set_focus(None)
 
     def action_pick_target(self) -> None:
-        options = [(Text.assemble(("run    ", "italic"), name), name) for name in trained_run_names(self.home)]
-        picker = Picker("Evaluate (Enter)", options, typed="or type a model: name, HF folder or .gguf file (Enter)")
+        options = [(Text.assemble((self._("run") + "  ", "italic"), name), name)
+                   for name in trained_run_names(self.home)]
+        picker = Picker(self._("Evaluate (Enter)"), options,
+                        typed=self._("or type a model: name, HF folder or .gguf file (Enter)"))
         self.app.push_screen(picker, self._picked)
 
     def _picked(self, picked: Picked | None) -> None:

@@ -25,6 +25,7 @@ from engine.config.fields import field_help
 from engine.errors import TanrenError
 from engine.paths import Home
 from tui.errors import describe
+from tui.i18n import Localized
 
 T = TypeVar("T")
 
@@ -66,8 +67,9 @@ def form_values(fields: tuple[FormField, ...], config: RunConfig) -> dict[str, s
     return {f.key: "" if f.value_of(config) is None else str(f.value_of(config)) for f in fields}
 
 
-class FormScreen(ModalScreen[T], Generic[T]):
-    """Subclasses set FIELDS, FORM_TITLE and BINDINGS (with a `submit` and a `cancel` action)."""
+class FormScreen(Localized, ModalScreen[T], Generic[T]):
+    """Subclasses set FIELDS, FORM_TITLE and BINDINGS (with a `submit` and a `cancel` action); the
+    title, labels and placeholders are marked with N_() and translated here."""
 
     FIELDS: ClassVar[tuple[FormField, ...]]
     FORM_TITLE: ClassVar[str]
@@ -81,11 +83,11 @@ class FormScreen(ModalScreen[T], Generic[T]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="form"):
-            yield Static(self.FORM_TITLE, classes="form-title")
+            yield Static(self._(self.FORM_TITLE), classes="form-title")
             with VerticalScroll(classes="form-fields"):
                 for field in self.FIELDS:
                     with Horizontal(classes="form-row"):
-                        yield Label(field.label, classes="form-label")
+                        yield Label(self._(field.label), classes="form-label")
                         yield self._widget(field)
             yield Static("", classes="form-help")
             yield Static("", classes="form-error")
@@ -96,7 +98,8 @@ class FormScreen(ModalScreen[T], Generic[T]):
         if field.choices:
             return Select([(c, c) for c in field.choices], value=value or field.choices[0], allow_blank=False,
                           id=field.widget_id, compact=True, tooltip=field.help())
-        return Input(value, id=field.widget_id, compact=True, tooltip=field.help(), placeholder=field.placeholder)
+        return Input(value, id=field.widget_id, compact=True, tooltip=field.help(),
+                     placeholder=self._(field.placeholder) if field.placeholder else "")
 
     def on_descendant_focus(self, event) -> None:
         field = next((f for f in self.FIELDS if f.widget_id == event.widget.id), None)

@@ -14,29 +14,33 @@ from textual.widgets import Input, Select, Static
 from engine.config import RunConfig, apply_overrides
 from engine.chat.collect import list_datasets
 from engine.config.schema import METHODS, OBJECTIVES
+from engine.i18n import N_
 from engine.data.kinds import DEFAULT_OBJECTIVES, KIND_NAMES, data_kind
 from engine.runs.training import start_training
 from engine.train.memory import check, verdict
+from tui.i18n import Gettext
 from tui.screens.form import FormField, FormScreen, form_values
 from tui.screens.picker import Picked, Picker
 
+# engine.data.kinds.KIND_NAMES, which the engine keeps in English, marked for the catalog here
+KIND_WORDS = (N_("SFT records"), N_("preference pairs"), N_("KTO ratings"))
 FIELDS = (
-    FormField("name", "Run name", text=True, optional=True, placeholder="made from the base and the time"),
-    FormField("model.base", "Base model", text=True),
-    FormField("data.path", "Data file", text=True, optional=True, placeholder=".jsonl .json .csv .parquet"),
-    FormField("adapter.method", "Method", choices=METHODS),
-    FormField("training.objective", "Objective", choices=OBJECTIVES),
-    FormField("adapter.init_adapter", "Start from", text=True, optional=True,
-              placeholder="an adapter to continue (optional)"),
-    FormField("training.max_steps", "Max steps"),
-    FormField("training.epochs", "Epochs"),
-    FormField("training.learning_rate", "Learning rate"),
-    FormField("adapter.rank", "LoRA rank"),
-    FormField("data.max_length", "Max length"),
-    FormField("training.micro_batch_size", "Micro-batch"),
-    FormField("training.gradient_accumulation", "Grad. accum."),
-    FormField("training.save_steps", "Save every"),
-    FormField("training.eval_steps", "Eval every"),
+    FormField("name", N_("Run name"), text=True, optional=True, placeholder=N_("made from the base and the time")),
+    FormField("model.base", N_("Base model"), text=True),
+    FormField("data.path", N_("Data file"), text=True, optional=True, placeholder=".jsonl .json .csv .parquet"),
+    FormField("adapter.method", N_("Method"), choices=METHODS),
+    FormField("training.objective", N_("Objective"), choices=OBJECTIVES),
+    FormField("adapter.init_adapter", N_("Start from"), text=True, optional=True,
+              placeholder=N_("an adapter to continue (optional)")),
+    FormField("training.max_steps", N_("Max steps")),
+    FormField("training.epochs", N_("Epochs")),
+    FormField("training.learning_rate", N_("Learning rate")),
+    FormField("adapter.rank", N_("LoRA rank")),
+    FormField("data.max_length", N_("Max length")),
+    FormField("training.micro_batch_size", N_("Micro-batch")),
+    FormField("training.gradient_accumulation", N_("Grad. accum.")),
+    FormField("training.save_steps", N_("Save every")),
+    FormField("training.eval_steps", N_("Eval every")),
 )
 
 
@@ -44,14 +48,14 @@ class NewRunScreen(FormScreen[str]):
     """Dismissed with the started run's name, or None when cancelled."""
 
     FIELDS = FIELDS
-    FORM_TITLE = "New training run"
+    FORM_TITLE = N_("New training run")
     BINDINGS = [
-        Binding("ctrl+s", "submit", "Start", id="new_run.start", tooltip="validate and start the run"),
-        Binding("ctrl+g", "estimate", "Estimate", id="new_run.estimate",
-                tooltip="the memory the run would need here, and the setting to change first if it does not fit"),
-        Binding("ctrl+o", "collected", "Collected data", id="new_run.collected",
-                tooltip="train on a dataset collected in Chat, with the objective that fits it"),
-        Binding("escape", "cancel", "Cancel", id="new_run.cancel", tooltip="close the form, start nothing"),
+        Binding("ctrl+s", "submit", N_("Start"), id="new_run.start", tooltip=N_("validate and start the run")),
+        Binding("ctrl+g", "estimate", N_("Estimate"), id="new_run.estimate",
+                tooltip=N_("the memory the run would need here, and the setting to change first if it does not fit")),
+        Binding("ctrl+o", "collected", N_("Collected data"), id="new_run.collected",
+                tooltip=N_("train on a dataset collected in Chat, with the objective that fits it")),
+        Binding("escape", "cancel", N_("Cancel"), id="new_run.cancel", tooltip=N_("close the form, start nothing")),
     ]
 
     @dataclass
@@ -59,7 +63,7 @@ class NewRunScreen(FormScreen[str]):
         error: BaseException
 
     def action_submit(self) -> None:
-        self.query_one(".form-error", Static).update("starting…")
+        self.query_one(".form-error", Static).update(self._("starting…"))
         self.start(self.overrides())
 
     @work(thread=True, exclusive=True)
@@ -72,7 +76,7 @@ class NewRunScreen(FormScreen[str]):
         self.app.call_from_thread(self.dismiss, run.name)
 
     def action_estimate(self) -> None:
-        self.query_one(".form-error", Static).update("estimating…")
+        self.query_one(".form-error", Static).update(self._("estimating…"))
         self.estimate(self.overrides())
 
     @work(thread=True, exclusive=True, group="estimate")
@@ -85,11 +89,11 @@ class NewRunScreen(FormScreen[str]):
         self.app.call_from_thread(self.query_one(".form-error", Static).update, Text("\n".join(lines)))
 
     def action_collected(self) -> None:
-        files = collected_files(self.home)
+        files = collected_files(self.home, self._)
         if not files:
-            self.notify("no collected data yet: judge answers in Chat (ctrl+y, ctrl+n, ctrl+r) to collect some")
+            self.notify(self._("no collected data yet: judge answers in Chat (ctrl+y, ctrl+n, ctrl+r) to collect some"))
             return
-        self.app.push_screen(Picker("Train on collected data (Enter)", files), self._use_data)
+        self.app.push_screen(Picker(self._("Train on collected data (Enter)"), files), self._use_data)
 
     def _use_data(self, picked: Picked | None) -> None:
         if picked is not None:
@@ -100,9 +104,9 @@ class NewRunScreen(FormScreen[str]):
         self.show_error(message.error)
 
 
-def collected_files(home) -> list[tuple[str, str]]:
+def collected_files(home, _: Gettext) -> list[tuple[str, str]]:
     """(label, path) of each file of data collected in Chat, with the objective it trains."""
-    return [(f"{dataset.name} · {path.name} ({count} {KIND_NAMES[kind]}) → {DEFAULT_OBJECTIVES[kind].upper()}",
+    return [(f"{dataset.name} · {path.name} ({count} {_(KIND_NAMES[kind])}) → {DEFAULT_OBJECTIVES[kind].upper()}",
              str(path))
             for dataset in list_datasets(home) for kind, path in dataset.files()
             if (count := getattr(dataset.counts(), kind))]

@@ -13,17 +13,20 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine.i18n import N_
+from tui.i18n import Localized
+
 
 class Picked(NamedTuple):
     value: str  # the option's id, or the text typed
     typed: bool
 
 
-class Picker(ModalScreen[Picked | None]):
-    """Dismissed with what was picked, or None."""
+class Picker(Localized, ModalScreen[Picked | None]):
+    """Dismissed with what was picked, or None; the caller translates the title and options."""
 
     CSS_PATH = "picker.tcss"
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="picker.cancel", tooltip="close, pick nothing")]
+    BINDINGS = [Binding("escape", "cancel", N_("Cancel"), id="picker.cancel", tooltip=N_("close, pick nothing"))]
 
     def __init__(self, title: str, options: list[tuple[Text | str, str]], *, current: str | None = None,
                  typed: str | None = None) -> None:

@@ -15,21 +15,25 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
+from engine.i18n import N_
 from engine.jobs import Follower, FollowUpdate, request_stop
 from engine.presentation.event_lines import EventFormatter
 from engine.serve.jobs import ServerDir
 from tui.errors import reports_errors
+from tui.i18n import Localized
+from tui.widgets.log_lines import LogLines
 from tui.widgets.run_view import state_text
 
 
-class ServeScreen(Screen):
+class ServeScreen(Localized, Screen):
     CSS_PATH = "serve.tcss"
     BINDINGS = [
-        Binding("x", "stop_server", "Stop serving", id="serve.stop", tooltip="stop the server; requests under way finish"),
-        Binding("escape", "close", "Back", id="serve.close", tooltip="back; the server keeps serving"),
+        Binding("x", "stop_server", N_("Stop serving"), id="serve.stop",
+                tooltip=N_("stop the server; requests under way finish")),
+        Binding("escape", "close", N_("Back"), id="serve.close", tooltip=N_("back; the server keeps serving")),
     ]
 
     @dataclass
@@ -44,18 +48,18 @@ class ServeScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="serve-head"):
-            yield Static(Text.assemble(("Serving ", "bold"), (self.server.name, "bold")), id="serve-title")
+            yield Static(Text(self._("Serving {name}", name=self.server.name), style="bold"), id="serve-title")
             yield Static("", id="serve-state")
-            yield Static("starting…", id="serve-url")
-        yield Log(max_lines=500, id="serve-log")
+            yield Static(self._("starting…"), id="serve-url")
+        yield LogLines(id="serve-log")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#serve-log", Log).border_title = "requests"
+        self.query_one("#serve-log", LogLines).border_title = self._("requests")
         self.follow()
 
     @work(thread=True, exclusive=True, group="follow-server")
-    @reports_errors("following the server")
+    @reports_errors(N_("following the server"))
     def follow(self) -> None:
         worker = get_current_worker()
         for update in Follower(self.server).watch(lambda: worker.is_cancelled):
@@ -65,24 +69,25 @@ class ServeScreen(Screen):
         update = message.update
         lines = [line for event in update.events if (line := self.formatter.format(event))]
         if lines:
-            self.query_one("#serve-log", Log).write_lines(lines)
+            self.query_one("#serve-log", LogLines).write_lines(lines)
         if update.status_changed:
             self.alive = update.alive
-            self.query_one("#serve-state", Static).update(state_text(update.status))
+            self.query_one("#serve-state", Static).update(state_text(update.status, self._))
             self.refresh_bindings()
         info = self.server.info()
         if info is not None:
-            key = " (needs its API key)" if info.api_key else ""
-            url = Text.assemble(("URL ", "bold"), info.url, f"{key}\n", ("models ", "bold"), ", ".join(info.models))
+            key = self._(" (needs its API key)") if info.api_key else ""
+            url = Text.assemble(("URL ", "bold"), info.url, f"{key}\n", (self._("models") + " ", "bold"),
+                                ", ".join(info.models))
             self.query_one("#serve-url", Static).update(url)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return (self.alive or None) if action == "stop_server" else True
 
-    @reports_errors("stopping the server")
+    @reports_errors(N_("stopping the server"))
     def action_stop_server(self) -> None:
         if request_stop(self.server):
-            self.notify(f"stopping {self.server.name}; requests under way finish first")
+            self.notify(self._("stopping {name}; requests under way finish first", name=self.server.name))
 
     def action_close(self) -> None:
         self.dismiss()

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from engine.config import RunConfig
 from engine.data.kinds import DEFAULT_OBJECTIVES, data_kind
 from engine.errors import TanrenError
+from engine.i18n import N_
 from engine.jobs import request_stop
 from engine.runs.rundir import RunDir, list_runs, open_run
 from engine.runs.training import resume_training
@@ -24,7 +25,7 @@ from tui.screens.base import TanrenScreen
 from tui.screens.new_run import NewRunScreen, new_run_values
 from tui.screens.picker import Picker
 from tui.screens.serve import ServeScreen
-from tui.widgets.run_view import RunView
+from tui.widgets.run_view import RunView, state_name
 
 STOPPABLE = ("queued", "running")
 
@@ -39,9 +40,12 @@ def _objective_for(data: str) -> str | None:
 
 
 def alignable(run: RunDir) -> bool:
-    """A finished SFT run with a result to start from."""
-    return (run.status().state == "done" and run.config().training.objective == "sft"
-            and (run.has_adapter or run.has_model))
+    """A finished SFT run with a result to start from (not a damaged run folder, which the Dashboard reports)."""
+    try:
+        return (run.status().state == "done" and run.config().training.objective == "sft"
+                and (run.has_adapter or run.has_model))
+    except TanrenError:
+        return False
 
 
 def alignment_of(run: RunDir) -> RunConfig:
@@ -61,20 +65,20 @@ class TrainScreen(TanrenScreen):
     MODE = "train"
     CSS_PATH = "train.tcss"
     BINDINGS = [
-        Binding("n", "new_run", "New run", id="train.new", tooltip="fill in the form and start a run"),
-        Binding("o", "open_run", "Open run", id="train.open", tooltip="pick the run to watch"),
-        Binding("s", "stop", "Stop", id="train.stop", tooltip="stop at the next step, saving a checkpoint"),
-        Binding("r", "resume", "Resume", id="train.resume", tooltip="continue from the last checkpoint"),
-        Binding("v", "serve", "Serve", id="train.serve",
-                tooltip="serve the run's model over an OpenAI-compatible API, with its live request log"),
-        Binding("a", "align", "Align", id="train.align",
-                tooltip="align this finished SFT run with preference data: a DPO run that starts from its result"),
+        Binding("n", "new_run", N_("New run"), id="train.new", tooltip=N_("fill in the form and start a run")),
+        Binding("o", "open_run", N_("Open run"), id="train.open", tooltip=N_("pick the run to watch")),
+        Binding("s", "stop", N_("Stop"), id="train.stop", tooltip=N_("stop at the next step, saving a checkpoint")),
+        Binding("r", "resume", N_("Resume"), id="train.resume", tooltip=N_("continue from the last checkpoint")),
+        Binding("v", "serve", N_("Serve"), id="train.serve",
+                tooltip=N_("serve the run's model over an OpenAI-compatible API, with its live request log")),
+        Binding("a", "align", N_("Align"), id="train.align",
+                tooltip=N_("align this finished SFT run with preference data: a DPO run that starts from its result")),
     ]
 
     def compose_body(self) -> ComposeResult:
         yield RunView(id="run-view")
 
-    @reports_errors("opening the newest run")
+    @reports_errors(N_("opening the newest run"))
     def on_mount(self) -> None:
         runs = list_runs(self.home)
         if runs and self.view.run is None:
@@ -84,7 +88,7 @@ class TrainScreen(TanrenScreen):
     def view(self) -> RunView:
         return self.query_one("#run-view", RunView)
 
-    @reports_errors("opening the run")
+    @reports_errors(N_("opening the run"))
     def show_run(self, name: str) -> None:
         self.view.attach(open_run(name, self.home))
         self.refresh_bindings()
@@ -115,7 +119,7 @@ class TrainScreen(TanrenScreen):
             values["training.objective"] = objective
         self.app.push_screen(NewRunScreen(self.home, values), self._started)
 
-    @reports_errors("aligning the run")
+    @reports_errors(N_("aligning the run"))
     def action_align(self) -> None:
         run = self.view.run
         if run is not None and alignable(run):
@@ -123,37 +127,39 @@ class TrainScreen(TanrenScreen):
 
     def _started(self, name: str | None) -> None:
         if name is not None:
-            self.notify(f"started {name}; it keeps running if you quit or lose the connection")
+            self.notify(self._("started {name}; it keeps running if you quit or lose the connection", name=name))
             self.show_run(name)
 
     def action_open_run(self) -> None:
-        runs = [(Text.assemble(run.name, (f"  {run.status().state}", "italic")), run.name) for run in list_runs(self.home)]
+        runs = [(Text.assemble(run.name, (f"  {state_name(run.status().state, self._)}", "italic")), run.name)
+                for run in list_runs(self.home)]
         if not runs:
-            self.notify("no runs yet: press n to start one")
+            self.notify(self._("no runs yet: press n to start one"))
             return
         current = self.view.run.name if self.view.run is not None else None
-        self.app.push_screen(Picker("Open run (Enter)", runs, current=current),
+        self.app.push_screen(Picker(self._("Open run (Enter)"), runs, current=current),
                              lambda picked: picked and self.show_run(picked.value))
 
-    @reports_errors("stopping the run")
+    @reports_errors(N_("stopping the run"))
     def action_stop(self) -> None:
         run = self.view.run
         if run is None:
             return
         if request_stop(run):
-            self.notify(f"asked {run.name} to stop at its next step; it saves a checkpoint first")
+            self.notify(self._("asked {name} to stop at its next step; it saves a checkpoint first", name=run.name))
         else:
-            self.notify(f"{run.name} is not running ({run.status().state})", severity="warning")
+            self.notify(self._("{name} is not running ({state})", name=run.name,
+                               state=state_name(run.status().state, self._)), severity="warning")
 
-    @reports_errors("resuming the run")
+    @reports_errors(N_("resuming the run"))
     def action_resume(self) -> None:
         run = self.view.run
         if run is None:
             return
         resume_training(run)
-        self.notify(f"resumed {run.name} from its last checkpoint")
+        self.notify(self._("resumed {name} from its last checkpoint", name=run.name))
 
-    @reports_errors("serving the run")
+    @reports_errors(N_("serving the run"))
     def action_serve(self) -> None:
         run = self.view.run
         if run is not None:

@@ -12,6 +12,8 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
+from tui.i18n import Localized
+
 # Bit of each dot in a braille cell, indexed [row][column] (Unicode's dot numbering).
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 AXIS_WIDTH = 7
@@ -72,7 +74,7 @@ def _line(start: tuple[int, int], end: tuple[int, int], dot) -> None:
         last_y = y
 
 
-class LossPlot(Widget):
+class LossPlot(Localized, Widget):
     """Training loss and eval loss against the step; the axis shows the range of values."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"loss-plot--loss", "loss-plot--eval", "loss-plot--axis"}
@@ -95,7 +97,7 @@ class LossPlot(Widget):
         width, height = self.content_size
         drawn = plot_cells(self._series, max(1, width - AXIS_WIDTH), height)
         if drawn is None:
-            return Text("no loss logged yet", style=self.get_component_rich_style("loss-plot--axis"))
+            return Text(self._("no loss logged yet"), style=self.get_component_rich_style("loss-plot--axis"))
         cells, top, bottom = drawn
         styles = [self.get_component_rich_style(f"loss-plot--{name}") for name in ("loss", "eval")]
         axis = self.get_component_rich_style("loss-plot--axis")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import DataTable
 
+from engine.textwidth import display_width
+
 
 class Table(DataTable):
     """DataTable measures new rows when the app is idle, but lines it drew before that measurement
@@ -20,3 +22,20 @@ class Table(DataTable):
         await super()._on_idle(event)
         if self._widths() != before:
             self._clear_caches()  # private, but the only way to drop the stale lines; see the snapshot tests
+
+
+def fit_columns(headers: list[str], rows: list[list[str]], width: int, drop_first: tuple[str, ...]
+                ) -> tuple[list[str], list[list[str]]]:
+    """The columns that fit in `width` cells, dropping the headers named in `drop_first` in that order
+    (the less important first) until they do. Widths are terminal cells: Japanese counts double."""
+    keep = list(range(len(headers)))
+
+    def needed() -> int:  # DataTable pads every cell by one column on each side
+        return sum(max(display_width(str(row[i])) for row in [headers, *rows]) + 2 for i in keep)
+
+    for header in drop_first:
+        if needed() <= width:
+            break
+        if header in headers:
+            keep.remove(headers.index(header))
+    return [headers[i] for i in keep], [[row[i] for i in keep] for row in rows]

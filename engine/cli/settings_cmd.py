@@ -1,0 +1,36 @@
+"""`tanren settings`: the user's settings file, and the language tanren speaks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from engine.i18n import LANGUAGES, choose_language
+from engine.paths import Home
+from engine.settings import FILE, read_settings, write_settings
+
+AUTO = "auto"  # unset: TANREN_LANG, then the locale
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("settings", help=f"show or change the user settings ($TANREN_HOME/{FILE})")
+    parser.set_defaults(handler=_show)
+    actions = parser.add_subparsers(dest="setting", metavar="SETTING")
+    language = actions.add_parser("language", help="the language of the workbench: ja, en, or auto (TANREN_LANG, "
+                                                   "then the locale)")
+    language.add_argument("language", choices=[*LANGUAGES, AUTO])
+    language.set_defaults(handler=_set_language)
+
+
+def _show(_args: argparse.Namespace) -> int:
+    home = Home.from_env()
+    setting = read_settings(home).ui.language
+    print(f"ui.language: {setting or AUTO} (speaking {choose_language(setting, os.environ)})")
+    print(f"file: {home.root / FILE}")
+    return 0
+
+
+def _set_language(args: argparse.Namespace) -> int:
+    home = Home.from_env()
+    write_settings(home, read_settings(home).with_language(None if args.language == AUTO else args.language))
+    return _show(args)

@@ -1,0 +1,104 @@
+"""The workbench speaks through the catalog: in the pseudo language every catalog message is shown
+as ⟦message⟧, so text outside the brackets bypassed the catalog, unless it is data, a name or a
+number on the reviewed allowlist below. And at 80x24 long lines are shown whole (wrapped).
+
+Scope: the workbench (tui/). Text the engine writes (presentation, errors, field help) is English
+this session and is hidden from the scan by the widgets that show only it, each with its reason."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.events import Artifact, Status
+from engine.paths import Home
+from export.jobs import ExportRequest, create_export
+from tests.test_tui_snapshots import SCREENS, app_for, stage  # noqa: F401 - stage is a fixture
+from tests.tui_helpers import wait_until
+from tui.widgets.log_lines import LogLines
+
+WRAPPED = re.compile(r"⟦[^⟦⟧]*⟧")
+# Widgets whose whole text comes from the engine (English this session) or is data.
+ENGINE_OR_DATA = {
+    "#run-log, #export-log": "events the engine formats (engine.presentation.event_lines)",
+    "#data-report, #data-preview": "the data doctor's report and preview (engine.presentation.data_*)",
+    "#run-state": "the state is translated; the reason and hint are the job's own (engine)",
+    "#eval-data-line": "engine.presentation.eval_table.describe_data",
+    ".form-help": "config field help (engine.config.fields)",
+    "#chat-dataset": "Judge.status() (engine.chat.judge); its keys are translated",
+    ".chat-user, .chat-answer, .chat-note": "the conversation, and the engine's answer statistics",
+}
+ALLOWED = re.compile("|".join([
+    r"[-+(]*[\d.,:/%]+(e[-+]\d+)?\)?|GiB|MiB|pt\)",  # numbers, sizes, ratios, times, changes
+    r"\^?[a-z]|esc|⏎|f\d+",  # keys as the footer shows them
+    r"鍛錬|tanren",  # the name
+    r"CPU|RAM|GPU\d?:?|NVIDIA|H100|80GB|HBM3|URL",  # the machine, as every tool names it
+    r"loss|eval|lr|grad|tok/s|mem|top_p|ROUGE(-[12L])?|LoRA|GGUF|SFT|KTO|DPO",  # metric and method names
+    r"lora|qlora|full|sft|dpo|orpo|kto",  # config values (adapter.method, training.objective)
+    r"ja-chat-q?lora|smollm2-135m-instruct|tiny-llama|built-in|transformers",  # runs, models, backends
+    r"base|\(fine-tuned\)|on",  # the engine's labels of models: eval rows, chat targets ("RUN on BASE")
+    r"[\w.-]+\.(jsonl|json|csv|parquet)|chat|·|→|▼|━+|[◀▶]",  # files, separators, widgets' marks
+]))
+
+
+def outside_catalog(text: str) -> list[str]:
+    """The words of `text` that no ⟦…⟧ holds and the allowlist does not cover (words are split at
+    spaces, borders, bars and the loss plot's braille)."""
+    previous = None
+    while previous != text:  # a message inside another one: take the inner ones out first
+        previous, text = text, WRAPPED.sub(" ", text)
+    words = re.split(r"[\s│┃─━┤╭╮╰╯▔▁▏▕▎▍▌▋▊▉█▐░▒▓▄▇\u2800-\u28ff]+", text)
+    return [word for word in words if word and not ALLOWED.fullmatch(word)]
+
+
+async def scan(pilot) -> list[str]:
+    screen = pilot.app.screen
+    for below in pilot.app.screen_stack:  # a modal screen shows the screens below it
+        for selector in ENGINE_OR_DATA:
+            for widget in below.query(selector):
+                widget.styles.visibility = "hidden"
+    await pilot.pause()
+    # the compositor's own rendering of the screen: what a terminal would show, row by row
+    return outside_catalog("\n".join(strip.text for strip in screen._compositor.render_strips()))
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+async def test_every_screen_shows_only_catalog_text_names_and_data(stage: Home, screen: str) -> None:  # noqa: F811
+    app = app_for(stage, "pseudo")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await SCREENS[screen](pilot)
+        left = await scan(pilot)
+        assert left == [], left
+
+
+async def test_at_80x24_a_long_log_line_wraps_whole(stage: Home) -> None:  # noqa: F811
+    line = "training 30 steps; effective batch size 16 (4 per device x 4 accumulation x 1 processes)"
+    async with app_for(stage, "ja").run_test(size=(80, 24)) as pilot:
+        await SCREENS["train"](pilot)
+        log = pilot.app.screen.query_one("#run-log", LogLines)
+        await pilot.pause()
+        assert all(strip.cell_length <= log.scrollable_content_region.width for strip in log.lines)
+        assert line in " ".join(strip.text.strip() for strip in log.lines)
+
+
+async def test_at_80x24_a_long_export_path_is_shown_whole(stage: Home, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "exports" / "a-folder-name-long-enough-to-wrap" / "ja-chat-qlora"
+    path = str(out / "ja-chat-qlora-Q8_0.gguf")
+    export = create_export(ExportRequest(run="ja-chat-qlora", name="e1", out=str(out), quants=("q8_0",)), stage)
+    export.events.path.write_text(Artifact(path=path, role="gguf").to_json() + "\n"
+                                  + Status("done", "exported", time=2.0).to_json() + "\n", encoding="utf-8")
+    export.set_status("done", "exported")
+    async with app_for(stage, "ja").run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        log = pilot.app.screen.query_one("#export-log", LogLines)
+        await wait_until(pilot, lambda: any("saved" in line for line in log.messages), "the export's log")
+        await pilot.pause()
+        shown = [strip.text.rstrip() for strip in log.lines]
+        assert len(path) > log.scrollable_content_region.width and max(len(row) for row in shown) <= 78
+        assert path in "".join(shown)
+
+
+def test_the_scan_finds_text_that_bypasses_the_catalog() -> None:
+    assert outside_catalog("⟦Runs⟧ ja-chat-lora 0.8211 ⟦started ⟦x⟧⟧ Stop ⟦cut") == ["Stop", "⟦cut"]
