@@ -35,7 +35,7 @@ def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
         "library_name": "transformers" if method == "full" else "peft",
         "pipeline_tag": "text-generation",
         "tags": ["tanren", objective, method],
-        "datasets": [Path(config.data.path).name] if config.data.path else [],
+        "datasets": _datasets(config),
         "hyperparameters": _hyperparameters(config),
         "kernels": list(kernels),
         "trainer": trainer,
@@ -67,6 +67,16 @@ def render_model_card(name: str, config: RunConfig, metrics: dict[str, float],
             "```", "",
         ]
     return "\n".join(lines)
+
+
+def _datasets(config: RunConfig) -> list[str]:
+    """The card's `datasets`: a Hub dataset by its id, which the Hub links, a file by its name."""
+    from engine.data.hub import is_hub, parse
+
+    path = config.data.path
+    if not path:
+        return []
+    return [parse(path).repo] if is_hub(path) else [Path(path).name]
 
 
 def _hyperparameters(config: RunConfig) -> dict[str, Any]:
