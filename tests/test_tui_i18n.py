@@ -39,7 +39,7 @@ ALLOWED = re.compile("|".join([
     r"lora|qlora|full|sft|dpo|orpo|kto",  # config values (adapter.method, training.objective)
     r"ja-chat-q?lora|smollm2-135m-instruct|tiny-llama|built-in|transformers",  # runs, models, backends
     r"base|\(fine-tuned\)|on",  # the engine's labels of models: eval rows, chat targets ("RUN on BASE")
-    r"[\w.-]+\.(jsonl|json|csv|parquet)|chat|·|→|▼|━+|[◀▶]",  # files, separators, widgets' marks
+    r"[\w.-]+\.(jsonl|json|csv|parquet)|chat|·|→|▼|━+|[◀▶]|🔎",  # files, separators, widgets' marks
 ]))
 
 
@@ -49,7 +49,7 @@ def outside_catalog(text: str) -> list[str]:
     previous = None
     while previous != text:  # a message inside another one: take the inner ones out first
         previous, text = text, WRAPPED.sub(" ", text)
-    words = re.split(r"[\s│┃─━┤╭╮╰╯▔▁▏▕▎▍▌▋▊▉█▐░▒▓▄▇\u2800-\u28ff]+", text)
+    words = re.split(r"[\s│┃─━┤╭╮╰╯▔▁▏▕▎▍▌▋▊▉█▐░▒▓▄▆▇\u2800-\u28ff]+", text)
     return [word for word in words if word and not ALLOWED.fullmatch(word)]
 
 
@@ -64,11 +64,24 @@ async def scan(pilot) -> list[str]:
     return outside_catalog("\n".join(strip.text for strip in screen._compositor.render_strips()))
 
 
-@pytest.mark.parametrize("screen", SCREENS)
+async def press(pilot, *keys: str) -> None:
+    await pilot.press(*keys)
+    await pilot.pause(0.3)  # a pushed screen composes, the palette lists its commands
+
+
+# Besides the screens of the snapshots: the modal screens over them, and Textual's command palette.
+MODALS = {
+    "open_run_picker": lambda pilot: press(pilot, "3", "o"),
+    "chat_parameters": lambda pilot: press(pilot, "4", "ctrl+g"),
+    "command_palette": lambda pilot: press(pilot, "3", "ctrl+p"),
+}
+
+
+@pytest.mark.parametrize("screen", [*SCREENS, *MODALS])
 async def test_every_screen_shows_only_catalog_text_names_and_data(stage: Home, screen: str) -> None:  # noqa: F811
     app = app_for(stage, "pseudo")
     async with app.run_test(size=(200, 50)) as pilot:
-        await SCREENS[screen](pilot)
+        await {**SCREENS, **MODALS}[screen](pilot)
         left = await scan(pilot)
         assert left == [], left
 
