@@ -29,3 +29,28 @@ def human_bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """`text` in at most `width` cells, the middle left out (…): a path keeps its start and its file
+    name, which says the most, or as much of its end as fits."""
+    if display_width(text) <= width:
+        return text
+    cut = text.rstrip("/").rfind("/")
+    name = text[cut:] if cut >= 0 else ""  # a path's last part, with its slash
+    tail = name if name and display_width(name) <= width - 4 else _last_cells(text, (width - 1) * 2 // 3)
+    head = _first_cells(text, width - 1 - display_width(tail))
+    return f"{head}…{tail}"
+
+
+def _first_cells(text: str, width: int) -> str:
+    out = ""
+    for ch in text:
+        if display_width(out + ch) > width:
+            break
+        out += ch
+    return out
+
+
+def _last_cells(text: str, width: int) -> str:
+    return _first_cells(text[::-1], width)[::-1]

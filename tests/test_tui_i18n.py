@@ -11,12 +11,14 @@ import re
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable
 
 from engine.events import Artifact, Status
 from engine.paths import Home
+from engine.textwidth import display_width, shorten_middle
 from export.jobs import ExportRequest, create_export
 from tests.test_tui_snapshots import SCREENS, app_for, stage  # noqa: F401 - stage is a fixture
-from tests.tui_helpers import wait_until
+from tests.tui_helpers import finished_run, wait_until
 from tui.widgets.log_lines import LogLines
 
 WRAPPED = re.compile(r"⟦[^⟦⟧]*⟧")
@@ -115,3 +117,25 @@ async def test_at_80x24_a_long_export_path_is_shown_whole(stage: Home, tmp_path:
 
 def test_the_scan_finds_text_that_bypasses_the_catalog() -> None:
     assert outside_catalog("⟦Runs⟧ ja-chat-lora 0.8211 ⟦started ⟦x⟧⟧ Stop ⟦cut") == ["Stop", "⟦cut"]
+
+
+@pytest.mark.parametrize(("text", "width", "shown"), [
+    ("/home/user/models/Qwen2.5-7B-Instruct", 24, "/ho…/Qwen2.5-7B-Instruct"),
+    ("/a/b/c.gguf", 30, "/a/b/c.gguf"),
+    ("日本語のとても長いモデルの名前です", 15, "日本語…名前です"),  # 15 cells: Japanese counts double
+])
+def test_a_long_text_is_shortened_in_the_middle_keeping_its_name(text: str, width: int, shown: str) -> None:
+    assert shorten_middle(text, width) == shown and display_width(shown) <= width
+
+
+async def test_at_80x24_a_long_base_path_keeps_its_name_on_the_dashboard(home: Home, tmp_path: Path
+                                                                       ) -> None:
+    base = tmp_path / "a-folder-of-models-with-a-long-name" / "Qwen2.5-7B-Instruct-ja"
+    base.mkdir(parents=True)
+    finished_run(home, "long-base", base=str(base))
+    async with app_for(home, "ja").run_test(size=(80, 24)) as pilot:
+        table = pilot.app.screen.query_one("#runs", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1, "the run")
+        shown = str(table.get_row_at(0)[5])
+        assert shown.startswith(str(base)[:3]) and shown.endswith("…/Qwen2.5-7B-Instruct-ja")
+        assert sum(column.get_render_width(table) for column in table.columns.values()) <= 78

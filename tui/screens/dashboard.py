@@ -24,7 +24,7 @@ from tui.errors import reports_errors
 from tui.i18n import Gettext
 from tui.screens.base import TanrenScreen
 from tui.widgets.run_view import STATE_STYLES, state_name
-from tui.widgets.table import Table
+from tui.widgets.table import Table, narrow_column
 
 REFRESH_S = 2.0
 
@@ -101,12 +101,15 @@ class DashboardScreen(TanrenScreen):
 
     def on_mount(self) -> None:
         _ = self._
-        self.query_one("#runs", DataTable).add_columns(_("Run"), _("Status"), _("Step"), _("Loss"), _("Method"),
-                                                       _("Base"))
+        self.query_one("#runs", DataTable).add_columns(*self._run_columns())
         self.query_one("#models", DataTable).add_columns(_("Name"), _("Kind"), _("Size"), _("Ready"))
         self.action_refresh()
         self.load_models()
         self.set_interval(REFRESH_S, self.action_refresh)
+
+    def _run_columns(self) -> list[str]:
+        _ = self._
+        return [_("Run"), _("Status"), _("Step"), _("Loss"), _("Method"), _("Base")]
 
     def action_refresh(self) -> None:
         self.read_system()
@@ -160,6 +163,9 @@ class DashboardScreen(TanrenScreen):
     def on_dashboard_screen_system_read(self, message: SystemRead) -> None:
         self.query_one("#system", Static).update(format_system(message.sample, self._))
 
+    def on_resize(self) -> None:
+        self._rows = None  # the next reading of the runs (every REFRESH_S) fits them to the new width
+
     def on_dashboard_screen_runs_read(self, message: RunsRead) -> None:
         if message.rows == self._rows:
             return
@@ -167,9 +173,13 @@ class DashboardScreen(TanrenScreen):
         table = self.query_one("#runs", DataTable)
         selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
         table.clear()
-        for row in message.rows:
-            state = Text(state_name(row.state, self._), style=STATE_STYLES.get(row.state, ""))
-            table.add_row(row.name, state, row.step, row.loss, row.method, row.base, key=row.name)
+        cells = [[row.name, state_name(row.state, self._), row.step, row.loss, row.method, row.base]
+                 for row in message.rows]
+        # a base given as a path can be as wide as the screen: it is shortened in the middle, keeping its name
+        cells = narrow_column(self._run_columns(), cells, self.size.width - 2, column=5)
+        for row, shown in zip(message.rows, cells):
+            state = Text(shown[1], style=STATE_STYLES.get(row.state, ""))
+            table.add_row(shown[0], state, *shown[2:], key=row.name)
         names = [row.name for row in message.rows]
         if selected in names:
             table.move_cursor(row=names.index(selected), animate=False)

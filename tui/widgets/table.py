@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import DataTable
 
-from engine.textwidth import display_width
+from engine.textwidth import display_width, shorten_middle
 
 
 class Table(DataTable):
@@ -29,13 +29,23 @@ def fit_columns(headers: list[str], rows: list[list[str]], width: int, drop_firs
     """The columns that fit in `width` cells, dropping the headers named in `drop_first` in that order
     (the less important first) until they do. Widths are terminal cells: Japanese counts double."""
     keep = list(range(len(headers)))
-
-    def needed() -> int:  # DataTable pads every cell by one column on each side
-        return sum(max(display_width(str(row[i])) for row in [headers, *rows]) + 2 for i in keep)
-
     for header in drop_first:
-        if needed() <= width:
+        if _needed(headers, rows, keep) <= width:
             break
         if header in headers:
             keep.remove(headers.index(header))
     return [headers[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def narrow_column(headers: list[str], rows: list[list[str]], width: int, column: int, least: int = 16
+                  ) -> list[list[str]]:
+    """The rows with the cells of `column` shortened in the middle (paths keep their file names) so
+    that the table fits in `width` cells, but never below `least`."""
+    others = _needed(headers, rows, [i for i in range(len(headers)) if i != column])
+    room = max(least, width - others - 2, display_width(headers[column]))
+    return [[shorten_middle(cell, room) if i == column else cell for i, cell in enumerate(row)] for row in rows]
+
+
+def _needed(headers: list[str], rows: list[list[str]], columns: list[int]) -> int:
+    """The cells a table of these columns takes: DataTable pads every cell by one on each side."""
+    return sum(max(display_width(str(row[i])) for row in [headers, *rows]) + 2 for i in columns)
