@@ -111,7 +111,7 @@ class TanrenApp(App[int]):
 
     def report_error(self, exc: BaseException, doing: str) -> None:
         """Show an error as a notification; safe to call from worker threads."""
-        self.notify(describe(exc, self.home.root / "logs" / "workbench.log"),
+        self.notify(describe(exc, self.home.root / "logs" / "workbench.log", self.catalog.gettext),
                     title=self.catalog.gettext("{doing} failed", doing=self.catalog.gettext(doing)),
                     severity="error", timeout=15, markup=False)
 

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.errors import TanrenError
+from tui.i18n import Gettext
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def describe(exc: BaseException, log_file: Path) -> str:
+def describe(exc: BaseException, log_file: Path, _: Gettext) -> str:
+    """A TanrenError as the engine wrote it (English this release); anything else in one line,
+    with where its traceback went."""
     if isinstance(exc, TanrenError):
         return exc.render()
     try:
@@ -26,9 +29,9 @@ def describe(exc: BaseException, log_file: Path) -> str:
         with open(log_file, "a", encoding="utf-8") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             log.write("".join(traceback.format_exception(exc)))
-        where = f"details in {log_file}"
+        where = _("details in {log}", log=log_file)
     except OSError as log_error:
-        where = f"the log {log_file} cannot be written either: {log_error.strerror}"
+        where = _("the log {log} cannot be written either: {why}", log=log_file, why=log_error.strerror)
     first_line = (str(exc).strip().splitlines() or [""])[0][:300]
     return f"error: {type(exc).__name__}: {first_line}\n  {where}"
 

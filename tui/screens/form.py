@@ -126,7 +126,7 @@ class FormScreen(Localized, ModalScreen[T], Generic[T]):
     def show_error(self, error: BaseException) -> None:
         """The error under the form, and the cursor on the field it names (by key or by the value typed)."""
         self.query_one(".form-error", Static).update(
-            Text(describe(error, self.home.root / "logs" / "workbench.log"), style="bold red"))
+            Text(describe(error, self.home.root / "logs" / "workbench.log", self._), style="bold red"))
         where = error.where if isinstance(error, TanrenError) else None
         values = self.read_form()
         field = next((f for f in self.FIELDS
