@@ -15,10 +15,12 @@ from textual.widgets import DataTable
 
 from engine.events import Artifact, Status
 from engine.paths import Home
+from engine.settings import read_settings
 from engine.textwidth import display_width, shorten_middle
 from export.jobs import ExportRequest, create_export
 from tests.test_tui_snapshots import SCREENS, app_for, stage  # noqa: F401 - stage is a fixture
 from tests.tui_helpers import finished_run, wait_until
+from tui.app import RESTART, TanrenApp
 from tui.widgets.log_lines import LogLines
 
 WRAPPED = re.compile(r"⟦[^⟦⟧]*⟧")
@@ -139,3 +141,12 @@ async def test_at_80x24_a_long_base_path_keeps_its_name_on_the_dashboard(home: H
         shown = str(table.get_row_at(0)[5])
         assert shown.startswith(str(base)[:3]) and shown.endswith("…/Qwen2.5-7B-Instruct-ja")
         assert sum(column.get_render_width(table) for column in table.columns.values()) <= 78
+
+
+async def test_f9_saves_the_other_language_and_reopens_the_workbench(home: Home) -> None:
+    app = app_for(home, "en")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f9")
+        await pilot.pause()
+    assert app.return_value == RESTART and read_settings(home).ui.language == "ja"
+    assert TanrenApp(home).catalog.language == "ja"  # the settings file comes before TANREN_LANG=en
