@@ -47,17 +47,35 @@ def tmux():
     subprocess.run(["tmux", "-L", server.socket, "kill-server"], capture_output=True)
 
 
-def test_tanren_opens_moves_through_the_screens_and_quits_cleanly(tmux: Tmux, home: Home) -> None:
+def _start(tmux: Tmux, home: Home, *environment: str) -> None:
+    """`tanren` in an 80x24 tmux window; `environment` adds NAME=VALUE settings to the session's."""
     env = tanren_env(home)
     command = f"{TANREN}; echo tanren-exit=$?; sleep 600"
-    tmux("new-session", "-d", "-s", "tanren", "-x", "80", "-y", "24", "-e", f"TANREN_HOME={env['TANREN_HOME']}",
-         "-e", f"PYTHONPATH={env.get('PYTHONPATH', '')}", "-e", "TERM=xterm-256color", command)
+    settings = [f"TANREN_HOME={env['TANREN_HOME']}", f"PYTHONPATH={env.get('PYTHONPATH', '')}", "TERM=xterm-256color",
+                *environment]
+    tmux("new-session", "-d", "-s", "tanren", "-x", "80", "-y", "24",
+         *[option for setting in settings for option in ("-e", setting)], command)
+
+
+def test_tanren_opens_moves_through_the_screens_and_quits_cleanly(tmux: Tmux, home: Home) -> None:
+    _start(tmux, home)
     tmux.wait_for("smollm2-135m-instruct", "1 Dashboard", "4 Chat", "Base models")  # a worker fills the models
     for key, expected in (("2", "sample · ja_en_chat.jsonl"), ("3", "No run yet"), ("4", "Enter sends"),
                           ("F5", "No trained run yet"), ("6", "No trained run to export"), ("F2", "Pick a file"),
                           ("1", "Base models")):
         tmux("send-keys", "-t", "tanren", key)  # F-keys switch even from the chat prompt
         tmux.wait_for(expected)
+    tmux("send-keys", "-t", "tanren", "q")
+    screen = tmux.wait_for("tanren-exit=")
+    assert "tanren-exit=0" in screen and "Traceback" not in screen
+
+
+def test_under_a_japanese_locale_the_first_frame_is_japanese(tmux: Tmux, home: Home) -> None:
+    # the suite's home fixture sets TANREN_LANG=en, which the tmux server inherits: an empty value unsets it
+    _start(tmux, home, "TANREN_LANG=", "LC_ALL=", "LC_MESSAGES=", "LANG=ja_JP.UTF-8")
+    screen = tmux.wait_for("1 ダッシュボード", "4 チャット", "ベースモデル", "smollm2-135m-instruct")
+    assert "o 開く" in screen and "r 更新" in screen and "q 終了" in screen  # the bindings too
+    assert "Dashboard" not in screen and "Base models" not in screen
     tmux("send-keys", "-t", "tanren", "q")
     screen = tmux.wait_for("tanren-exit=")
     assert "tanren-exit=0" in screen and "Traceback" not in screen
