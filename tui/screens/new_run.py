@@ -108,8 +108,8 @@ def collected_files(home, _: Gettext) -> list[tuple[str, str]]:
     """(label, path) of each file of data collected in Chat, with the objective it trains."""
     return [(f"{dataset.name} · {path.name} ({count} {_(KIND_NAMES[kind])}) → {DEFAULT_OBJECTIVES[kind].upper()}",
              str(path))
-            for dataset in list_datasets(home) for kind, path in dataset.files()
-            if (count := getattr(dataset.counts(), kind))]
+            for dataset, counts in ((d, d.counts()) for d in list_datasets(home))  # each file read once
+            for kind, path in dataset.files() if (count := getattr(counts, kind))]
 
 
 def new_run_values(config: RunConfig) -> dict[str, str]:

@@ -16,7 +16,7 @@ from engine.config import RunConfig
 from engine.data.kinds import DEFAULT_OBJECTIVES, data_kind
 from engine.errors import TanrenError
 from engine.i18n import N_
-from engine.jobs import request_stop
+from engine.jobs import JobStatus, request_stop
 from engine.runs.rundir import RunDir, list_runs, open_run
 from engine.runs.training import resume_training
 from engine.serve.jobs import serve_target
@@ -39,10 +39,11 @@ def _objective_for(data: str) -> str | None:
         return None
 
 
-def alignable(run: RunDir) -> bool:
-    """A finished SFT run with a result to start from (not a damaged run folder, which the Dashboard reports)."""
+def alignable(run: RunDir, status: JobStatus | None) -> bool:
+    """A finished SFT run (`status`: its state as the view follows it) with a result to start from (not
+    a damaged run folder, which the Dashboard reports)."""
     try:
-        return (run.status().state == "done" and run.config().training.objective == "sft"
+        return (status is not None and status.state == "done" and run.config().training.objective == "sft"
                 and (run.has_adapter or run.has_model))
     except TanrenError:
         return False
@@ -104,7 +105,7 @@ class TrainScreen(TanrenScreen):
         if action == "serve":
             return view is not None and view.run is not None and (view.run.has_adapter or view.run.has_model) or None
         if action == "align":
-            return view is not None and view.run is not None and alignable(view.run) or None
+            return view is not None and view.run is not None and alignable(view.run, status) or None
         return True
 
     def on_run_view_followed(self, message: RunView.Followed) -> None:
@@ -122,7 +123,7 @@ class TrainScreen(TanrenScreen):
     @reports_errors(N_("aligning the run"))
     def action_align(self) -> None:
         run = self.view.run
-        if run is not None and alignable(run):
+        if run is not None and alignable(run, self.view.status):
             self.app.push_screen(NewRunScreen(self.home, new_run_values(alignment_of(run))), self._started)
 
     def _started(self, name: str | None) -> None:
