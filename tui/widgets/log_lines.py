@@ -33,8 +33,10 @@ class LogLines(RichLog):
         self.call_after_refresh(self._wrap_again)
 
     def _wrap_again(self) -> None:
+        # the width is kept even with no lines yet: lines written later without it would be
+        # wrapped at the console's width (80 columns), not the log's
         width = self.scrollable_content_region.width
-        if width and width != self.wrapped_at and self.messages:
+        if width and width != self.wrapped_at:
             self.wrapped_at = width
             super().clear()
             for line in self.messages:
