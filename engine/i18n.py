@@ -13,7 +13,7 @@ workbench keeps one on its App). gettext's own cache of loaded .mo files is the 
 from __future__ import annotations
 
 import gettext
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ LOCALE_DIR = Path(__file__).with_name("locale")
 LANGUAGES = ("en", "ja")  # English is the source text: it needs no catalog
 # every message wrapped in ⟦…⟧, which shows text that bypasses the catalog (tests, TANREN_LANG=pseudo)
 PSEUDO = "pseudo"
+Gettext = Callable[..., str]  # Catalog.gettext: the message, with `{field}`s filled from keywords
 LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX precedence: the first one set wins
 
 

@@ -15,6 +15,7 @@ import time
 from typing import TextIO
 
 from engine.config.arguments import add_loading_options, loading_config
+from engine.i18n import Gettext
 from engine.paths import Home
 from engine.presentation.eval_table import format_results
 
@@ -27,7 +28,7 @@ EXAMPLES = """examples:
   tanren eval smollm2-135m-instruct --adapter my-run --data heldout.jsonl --json"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser(
         "eval", help="perplexity, ROUGE and preference accuracy: a run before and after its adapter, or any model "
         "or GGUF file",

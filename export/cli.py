@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import ExportError
+from engine.i18n import Gettext
 from engine.jobs.print_follow import follow, print_events
 from engine.paths import Home
 from engine.textwidth import format_table
@@ -16,7 +17,7 @@ from export.manifest import read_manifest
 from export.quantize import QUANT_TYPES, SMALL_MODEL_PARAMETERS
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     export = subparsers.add_parser(
         "export", help="merge a run's adapter, write GGUF files, an Ollama Modelfile, and verify them (detached)")
     export.add_argument("run", nargs="?", help="the run to export")

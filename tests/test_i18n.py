@@ -21,6 +21,8 @@ from tests.cli import tanren
 REPO = Path(__file__).resolve().parent.parent
 JA_PO = LOCALE_DIR / "ja" / "LC_MESSAGES" / "tanren.po"
 FIELD = re.compile(r"\{(\w+)[^}]*\}")
+PERCENT_FIELD = re.compile(r"%(?:\(\w+\))?[sr]")  # argparse's own messages
+SOURCES = ("engine", "tui", "export", "evals")
 
 
 @pytest.mark.parametrize(("setting", "environ", "chosen"), [
@@ -69,9 +71,9 @@ def test_tanren_settings_language_writes_the_file(home: Home) -> None:
 
 
 def test_every_message_in_the_source_is_translated_with_the_same_fields() -> None:
-    source = {message[2] for folder in ("engine", "tui")
+    source = {message[2] for folder in SOURCES
               for message in extract_from_dir(REPO / folder, method_map=[("**.py", "python")],
-                                              keywords={**DEFAULT_KEYWORDS, "N_": None})}
+                                              keywords={**DEFAULT_KEYWORDS, "N_": None, "phrase": None})}
     catalog = read_po(JA_PO.open("rb"))
     translated = {message.id: message.string for message in catalog if message.id}
     assert source == set(translated), "run scripts/i18n.sh, then translate what it added"
@@ -79,6 +81,8 @@ def test_every_message_in_the_source_is_translated_with_the_same_fields() -> Non
         if message.id:
             assert message.string and "fuzzy" not in message.flags, message.id
             assert set(FIELD.findall(message.id)) == set(FIELD.findall(message.string)), message.id
+            assert sorted(PERCENT_FIELD.findall(message.id)) == sorted(PERCENT_FIELD.findall(message.string)), \
+                message.id
 
 
 def test_the_committed_mo_file_is_the_compiled_po_file() -> None:

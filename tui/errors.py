@@ -20,10 +20,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def describe(exc: BaseException, log_file: Path, _: Gettext) -> str:
-    """A TanrenError as the engine wrote it (English this release); anything else in one line,
-    with where its traceback went."""
+    """A TanrenError in the workbench's language; anything else in one line, with where its
+    traceback went."""
     if isinstance(exc, TanrenError):
-        return exc.render()
+        return exc.render(_)
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "a", encoding="utf-8") as log:
@@ -33,7 +33,7 @@ def describe(exc: BaseException, log_file: Path, _: Gettext) -> str:
     except OSError as log_error:
         where = _("the log {log} cannot be written either: {why}", log=log_file, why=log_error.strerror)
     first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-    return f"error: {type(exc).__name__}: {first_line}\n  {where}"
+    return _("error: {message}", message=f"{type(exc).__name__}: {first_line}") + f"\n  {where}"
 
 
 def reports_errors(doing: str) -> Callable[[F], F]:

@@ -7,18 +7,15 @@ are marked with N_() there and translated per instance: the App's catalog is kno
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from textual.binding import Binding, BindingsMap
 
-from engine.i18n import Catalog
+from engine.i18n import Catalog, Gettext
 
 if TYPE_CHECKING:
     from textual.app import App
-
-Gettext = Callable[..., str]  # Catalog.gettext: the message, with `{field}`s filled from keywords
 
 
 def catalog_of(app: App) -> Catalog:

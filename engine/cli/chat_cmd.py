@@ -18,6 +18,7 @@ from engine.chat.judge import Judge
 from engine.config.arguments import add_loading_options, loading_config
 from engine.config import GenerationConfig, ModelConfig, RunConfig, apply_overrides
 from engine.errors import TanrenError
+from engine.i18n import Gettext
 from engine.messages import Message
 from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
@@ -42,7 +43,7 @@ HELP = """commands:
   /quit              leave (Ctrl-D works too; Ctrl-C stops an answer)"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser(
         "chat", help="chat with a base model, adapters or a GGUF file (streaming; --prompt to answer once)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=HELP,

@@ -8,9 +8,10 @@ import re
 
 from engine.config import RunConfig, apply_overrides, dump_yaml, load_yaml
 from engine.config.schema import SECTIONS
+from engine.i18n import Gettext
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser("config", help="print a run config as YAML (defaults, a file, overrides)")
     parser.add_argument("--file", help="start from this YAML file instead of the defaults")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",

@@ -14,6 +14,7 @@ from engine.data.check import check_file
 from engine.data.problems import KINDS, RecordError
 from engine.data.readers import ensure_readable
 from engine.data.render import base_tokenizer
+from engine.i18n import Gettext
 from engine.models.registry import DEFAULT_MODEL
 from engine.presentation.data_preview import CHOSEN, REJECTED, TRAINED, Preview, previews
 from engine.presentation.data_report import format_report
@@ -26,7 +27,7 @@ COLORS = {TRAINED: GREEN, CHOSEN: GREEN, REJECTED: RED}
 BRACKETS = {TRAINED: ("⟦", "⟧"), CHOSEN: ("⟦", "⟧"), REJECTED: ("⟪", "⟫")}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser("data", help="check and preview training data")
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")

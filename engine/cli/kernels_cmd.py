@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.i18n import Gettext
 from engine.textwidth import format_table
 from engine.train.kernels.catalog import KERNELS, METHODS, OBJECTIVES, PRECISIONS, STRATEGIES, Kernel
 from engine.train.kernels.layer import unverified
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser(
         "kernels", help="list the run-time kernels training applies (training.kernels: auto, off or names)")
     parser.add_argument("--json", action="store_true")

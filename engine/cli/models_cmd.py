@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 
 from engine.config.schema import ModelConfig
+from engine.i18n import Gettext
 from engine.models.catalog import list_models
 from engine.models.loading import model_folder
 from engine.models.registry import DEFAULT_MODEL
@@ -15,7 +16,7 @@ from engine.paths import Home
 from engine.textwidth import format_table, human_bytes
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser("models", help="list base models (built-in, converted GGUF, hub cache)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=_list)

@@ -9,6 +9,7 @@ import time
 
 from engine.config.arguments import add_loading_options, loading_config
 from engine.errors import TanrenError
+from engine.i18n import Gettext
 from engine.jobs import Follower
 from engine.paths import Home
 from engine.serve.jobs import ServeRequest, ServerDir, list_servers, open_server, start_server, stop_server
@@ -18,7 +19,7 @@ from engine.textwidth import format_table
 READY_TIMEOUT_S = 900.0  # loading a large model from a slow disk
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     serve = subparsers.add_parser(
         "serve", help="serve models over an OpenAI-compatible API (detached; `tanren serve stop NAME` stops it)",
         description="Serve TARGETs (default: the built-in model) at http://HOST:PORT/v1. A target is what "

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from engine.i18n import LANGUAGES, choose_language
+from engine.i18n import LANGUAGES, Gettext, choose_language
 from engine.paths import Home
 from engine.settings import FILE, read_settings, write_settings
 
 AUTO = "auto"  # unset: TANREN_LANG, then the locale
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser("settings", help=f"show or change the user settings ($TANREN_HOME/{FILE})")
     parser.set_defaults(handler=_show)
     actions = parser.add_subparsers(dest="setting", metavar="SETTING")

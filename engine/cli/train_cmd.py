@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 
 from engine.config import RunConfig, apply_overrides, load_yaml
+from engine.i18n import Gettext
 from engine.jobs import request_stop
 from engine.jobs.print_follow import follow, print_events
 from engine.paths import Home
@@ -27,7 +28,7 @@ SHORTCUTS = {
 }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     train = subparsers.add_parser("train", help="start a fine-tuning run (detached; survives SSH drops)")
     train.add_argument("--config", help="run config YAML (see `tanren config`)")
     for flag, key in SHORTCUTS.items():

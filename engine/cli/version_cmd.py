@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.i18n import Gettext
 from engine.textwidth import format_table
 from engine.versions import library_versions
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser("version", help="print the versions of tanren, Python and the libraries it uses")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=_show)

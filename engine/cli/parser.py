@@ -1,0 +1,105 @@
+"""An argparse parser that speaks the user's language, argparse's own strings included.
+
+argparse translates through the process-wide gettext domain, chosen by the environment; tanren
+holds its catalog instead (the language may come from the settings file), so this parser sets
+the strings argparse lets a program set ("usage: ", the group titles, -h's help) and translates
+the errors argparse raises by their message ids, which are in tanren's catalog too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from functools import partial
+from typing import NoReturn
+
+from engine.i18n import Gettext, N_
+from engine.phrases import Translate
+
+# argparse's (Python 3.11) own messages, %-formatted as argparse formats them
+ARGUMENT = N_("argument %(argument_name)s: %(message)s")
+ARGPARSE_ERRORS = (
+    N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("expected one argument"),
+    N_("expected at most one argument"),
+    N_("expected at least one argument"),
+    N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("ignored explicit argument %r"),
+)
+PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[sr]")
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """The regular expression an argparse message id's formatted messages match."""
+    parts, last = [], 0
+    for match in PLACEHOLDER.finditer(template):
+        parts += [re.escape(template[last:match.start()]), "(.+?)"]
+        last = match.end()
+    return re.compile("".join([*parts, re.escape(template[last:])]) + r"\Z", re.DOTALL)
+
+
+PATTERNS = tuple((template, _pattern(template)) for template in (ARGUMENT, *ARGPARSE_ERRORS))
+
+
+def translate_argparse_message(message: str, gettext: Translate) -> str:
+    """An argparse error message in gettext's language; one it does not know stays as it is."""
+    for template, pattern in PATTERNS:
+        if match := pattern.match(message):
+            values = list(match.groups())
+            if template == ARGUMENT:  # the argument's own message is one of argparse's too
+                values[1] = translate_argparse_message(values[1], gettext)
+            return _fill(gettext(template), template, values)
+    return message
+
+
+def _fill(translated: str, template: str, values: list[str]) -> str:
+    names = [match.group(1) for match in PLACEHOLDER.finditer(template)]
+    if all(names):  # named placeholders: the translation may put them in another order
+        named = dict(zip(names, values))
+        return PLACEHOLDER.sub(lambda m: named[m.group(1)], translated)
+    filled = iter(values)
+    return PLACEHOLDER.sub(lambda _m: next(filled), translated)
+
+
+class TranslatedHelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, *, gettext: Translate) -> None:
+        super().__init__(prog)
+        self.gettext = gettext
+
+    def add_usage(self, usage, actions, groups, prefix=None) -> None:  # noqa: ANN001 - argparse's signature
+        super().add_usage(usage, actions, groups, self.gettext("usage: ") if prefix is None else prefix)
+
+
+class TanrenParser(argparse.ArgumentParser):
+    """An ArgumentParser whose help, usage and errors are in gettext's language."""
+
+    def __init__(self, *args, gettext: Translate = str, **kwargs) -> None:
+        self.gettext = gettext
+        super().__init__(*args, add_help=False, **kwargs)
+        self._positionals.title = gettext("positional arguments")
+        self._optionals.title = gettext("options")
+        self.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS,
+                          help=gettext("show this help message and exit"))
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        return TranslatedHelpFormatter(self.prog, gettext=self.gettext)
+
+    def add_subparsers(self, **kwargs) -> argparse._SubParsersAction:
+        kwargs.setdefault("parser_class", partial(TanrenParser, gettext=self.gettext))
+        return super().add_subparsers(**kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        text = self.gettext("{prog}: error: {message}").format(
+            prog=self.prog, message=translate_argparse_message(message, self.gettext))
+        self.exit(2, text + "\n")
+
+
+Registrar = Callable[[argparse._SubParsersAction, Gettext], None]
