@@ -67,7 +67,7 @@ def _export(args: argparse.Namespace) -> int:
         print(f"follow it with: {export.follow_command}", file=sys.stderr)
         print(export.name)
         return 0
-    return follow(export)
+    return follow(export, args.catalog.gettext)
 
 
 def architectures_listing(width: int = 78) -> str:
@@ -87,11 +87,11 @@ def _exports(args: argparse.Namespace) -> int:
     if args.export:
         export = open_export(args.run, args.export, home)
         if args.follow:
-            return follow(export)
+            return follow(export, args.catalog.gettext)
         if args.json:
             print(json.dumps(read_manifest(export.out), ensure_ascii=False, indent=2))
             return 0
-        print_events(export)
+        print_events(export, args.catalog.gettext)
         return 0
     exports = list_exports(args.run, home)
     if args.json:

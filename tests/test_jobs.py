@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from engine.events import Log, Progress, Status
+from engine.i18n import load_catalog
 from engine.jobs import Follower, JobDir, JobError, launch_detached, request_stop
 from engine.jobs.print_follow import follow, print_events
 from engine.locking import HeldLock, try_lock
 from engine.paths import Home
 from tests.conftest import REPO
 from tests.job_worker import FakeJob
+
+ENGLISH = load_catalog("en").gettext
 
 
 @pytest.fixture
@@ -164,14 +167,14 @@ def test_a_detached_process_that_vanishes_is_a_failure(job: FakeJob, stand_in) -
 
 def test_a_terminal_follow_prints_the_lines_and_exits_with_the_outcome(job: FakeJob, stand_in, capsys) -> None:
     launch_detached(job, "tests.job_worker", ["done"])
-    assert follow(job) == 0 and not job.is_alive()  # returns once the process let go
+    assert follow(job, ENGLISH) == 0 and not job.is_alive()  # returns once the process let go
     followed = capsys.readouterr().out
     assert followed.splitlines() == ["[running] started", "mode done", "[done] two steps"]
-    print_events(job)
+    print_events(job, ENGLISH)
     assert capsys.readouterr().out == followed
     again = FakeJob(job.path.parent / "two")
     launch_detached(again, "tests.job_worker", ["vanish"])
-    assert follow(again) == 1
+    assert follow(again, ENGLISH) == 1
 
 
 def test_a_running_job_is_not_launched_twice_and_stops_on_request(job: FakeJob, stand_in) -> None:

@@ -12,9 +12,11 @@ from engine.chat.pool import TargetPool, TargetSpec, chat_targets, spec_for
 from engine.config import RunConfig, apply_overrides
 from engine.errors import ConfigError, DataError, ModelNotFoundError
 from engine.events import Log, Metrics, Progress, Status
+from engine.i18n import load_catalog
 from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
 from engine.jobs import Follower
+from engine.presentation.event_lines import EventFormatter
 from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunError, create_run
 from engine.runs.training import start_training
@@ -23,9 +25,11 @@ from tests.data_files import write_chat_data, write_pair_data
 from tests.tui_helpers import finished_run
 from tui.widgets.loss_plot import plot_cells
 
+ENGLISH = load_catalog("en").gettext
+
 
 def test_run_progress_folds_events_and_a_resume_replaces_the_steps_it_repeats() -> None:
-    progress = RunProgress()
+    progress = RunProgress(_formatter=EventFormatter(ENGLISH))
     lines = progress.add([Status("running", "started"), Progress(0, 6)] +
                          [Metrics(s, {"loss": 3.0 - s * 0.1, "learning_rate": 1e-4}) for s in (1, 2, 3)] +
                          [Progress(3, 6, eta_s=30.0), Status("cancelled", "stopped at step 3")])
@@ -40,7 +44,7 @@ def test_run_progress_folds_events_and_a_resume_replaces_the_steps_it_repeats() 
 
 def test_a_followed_run_folds_only_what_was_appended(home: Home) -> None:
     run = finished_run(home, "followed", steps=4)
-    follower, progress = Follower(run), RunProgress()
+    follower, progress = Follower(run), RunProgress(_formatter=EventFormatter(ENGLISH))
     first = follower.poll()
     progress.add(first.events)
     assert len(first.events) == len(run.events.read()) and progress.done == 4 and first.status.state == "done"

@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     loading = {"dtype": model.dtype, "allow_pickle": model.allow_pickle, "trust_remote_code": model.trust_remote_code}
     server = start_server(ServeRequest(targets, settings, args.backend, loading), home, args.name)
     print(f"server {server.name} starting; follow it with: {server.follow_command}", file=sys.stderr)
-    return 0 if args.no_wait else _wait_until_ready(server)
+    return 0 if args.no_wait else _wait_until_ready(server, args.catalog.gettext)
 
 
 def _stop(names: list[str], home: Home) -> int:
@@ -86,11 +86,11 @@ def _stop(names: list[str], home: Home) -> int:
     return 0
 
 
-def _wait_until_ready(server: ServerDir) -> int:
+def _wait_until_ready(server: ServerDir, _: Gettext) -> int:
     """Show the start as it happens; return once it serves (exit 0) or has failed (exit 1)."""
     from engine.presentation.event_lines import EventFormatter
 
-    formatter, follower = EventFormatter(), Follower(server)
+    formatter, follower = EventFormatter(_), Follower(server)
     deadline = time.monotonic() + READY_TIMEOUT_S
     try:
         while (info := server.info()) is None and time.monotonic() < deadline:
@@ -145,6 +145,6 @@ def _show(server: ServerDir, args: argparse.Namespace) -> int:
     from engine.jobs.print_follow import follow, print_events
 
     if args.follow:
-        return follow(server)
-    print_events(server)
+        return follow(server, args.catalog.gettext)
+    print_events(server, args.catalog.gettext)
     return 0

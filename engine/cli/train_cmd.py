@@ -110,7 +110,7 @@ def _launched(run: RunDir, pid: int, args: argparse.Namespace, *, resume: bool, 
         print(f"follow it with: tanren logs {run.name} -f", file=sys.stderr)
         print(run.name)
         return 0
-    return follow(run, offset=offset)
+    return follow(run, args.catalog.gettext, offset=offset)
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -127,8 +127,8 @@ def _logs(args: argparse.Namespace) -> int:
         sys.stdout.write(run.log_file.read_text(encoding="utf-8", errors="replace") if run.log_file.exists() else "")
         return 0
     if args.follow:
-        return follow(run)
-    print_events(run)
+        return follow(run, args.catalog.gettext)
+    print_events(run, args.catalog.gettext)
     return 0
 
 

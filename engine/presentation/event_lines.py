@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from engine.events import PERCENT, Artifact, Event, HttpRequest, Log, Metrics, Progress, Status
+from engine.i18n import Gettext
 from engine.jobs import JobStatus
 from engine.runs.rundir import RunDir
 
@@ -45,7 +46,8 @@ def format_duration(seconds: float) -> str:
 class EventFormatter:
     """Turns events into the lines `tanren logs` and `tanren train --follow` print."""
 
-    def __init__(self) -> None:
+    def __init__(self, _: Gettext) -> None:
+        self._ = _  # the catalog's gettext: the lines are in the language the user reads
         self.total: int | None = None
 
     def format(self, event: Event) -> str | None:

@@ -30,7 +30,7 @@ class RunProgress:
     latest: dict[str, float] = field(default_factory=dict)  # the newest value of every metric
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     events: int = 0
-    _formatter: EventFormatter = field(default_factory=EventFormatter, repr=False)
+    _formatter: EventFormatter = field(repr=False, kw_only=True)  # EventFormatter(the catalog's gettext)
 
     def add(self, events: Iterable[Event]) -> list[str]:
         """Fold events in; returns the log lines they produced."""

@@ -16,6 +16,7 @@ from engine.errors import TanrenError
 from engine.i18n import N_
 from engine.jobs import Follower
 from engine.models.catalog import ModelEntry, list_models
+from engine.presentation.event_lines import EventFormatter
 from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunDir, list_runs
 from engine.system import SystemSample
@@ -38,8 +39,8 @@ class FollowedRun:
     progress: RunProgress
 
     @classmethod
-    def of(cls, run: RunDir) -> FollowedRun:
-        return cls(Follower(run), run.config(), RunProgress())
+    def of(cls, run: RunDir, _: Gettext) -> FollowedRun:
+        return cls(Follower(run), run.config(), RunProgress(_formatter=EventFormatter(_)))
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class DashboardScreen(TanrenScreen):
 
     def _row(self, run: RunDir) -> RunRow:
         if run.name not in self._followed:
-            self._followed[run.name] = FollowedRun.of(run)
+            self._followed[run.name] = FollowedRun.of(run, self._)
         followed = self._followed[run.name]
         update = followed.follower.poll()  # only what was appended since the last refresh
         progress, config = followed.progress, followed.config

@@ -68,7 +68,7 @@ class ExportScreen(TanrenScreen):
         super().__init__()
         self.export = None  # the ExportDir shown
         self.alive = False
-        self.formatter = EventFormatter()
+        self.formatter = EventFormatter(self._)
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
@@ -116,7 +116,7 @@ class ExportScreen(TanrenScreen):
             self.query_one(selector).display = shown
 
     def _show_export(self, export) -> None:
-        self.export, self.alive, self.formatter = export, False, EventFormatter()
+        self.export, self.alive, self.formatter = export, False, EventFormatter(self._)
         self._set_shown(True)
         request = export.request()
         self.query_one("#export-title", Static).update(Text.assemble(

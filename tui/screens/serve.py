@@ -43,7 +43,7 @@ class ServeScreen(Localized, Screen):
     def __init__(self, server: ServerDir) -> None:
         super().__init__()
         self.server = server
-        self.formatter = EventFormatter()
+        self.formatter = EventFormatter(self._)
         self.alive = False
 
     def compose(self) -> ComposeResult:

@@ -14,7 +14,7 @@ from textual.worker import get_current_worker
 
 from engine.i18n import N_
 from engine.jobs import Follower, FollowUpdate, JobStatus
-from engine.presentation.event_lines import format_duration
+from engine.presentation.event_lines import EventFormatter, format_duration
 from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunDir
 from engine.textwidth import human_bytes
@@ -75,7 +75,7 @@ class RunView(Localized, Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.run: RunDir | None = None
-        self.progress = RunProgress()
+        self.progress = RunProgress(_formatter=EventFormatter(self._))
         self.status: JobStatus | None = None
         self.alive = False
 
@@ -99,7 +99,7 @@ class RunView(Localized, Vertical):
 
     def attach(self, run: RunDir) -> None:
         """Show `run`, reading its history from the start and following it from there."""
-        self.run, self.progress, self.status, self.alive = run, RunProgress(), None, False
+        self.run, self.progress, self.status, self.alive = run, RunProgress(_formatter=EventFormatter(self._)), None, False
         config = run.config()
         self.query_one("#run-title", Static).update(
             Text.assemble((run.name, "bold"), f"  {config.adapter.method} · {config.model.base}"))
