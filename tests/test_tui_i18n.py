@@ -7,7 +7,6 @@ this session and is hidden from the scan by the widgets that show only it, each 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,12 @@ from engine.paths import Home
 from engine.settings import read_settings
 from engine.textwidth import display_width, shorten_middle
 from export.jobs import ExportRequest, create_export
+from tests.pseudo_scan import allowlist, outside_catalog
 from tests.test_tui_snapshots import SCREENS, app_for, stage  # noqa: F401 - stage is a fixture
 from tests.tui_helpers import finished_run, wait_until
 from tui.app import RESTART, TanrenApp
 from tui.widgets.log_lines import LogLines
 
-WRAPPED = re.compile(r"⟦[^⟦⟧]*⟧")
 # Widgets whose whole text comes from the engine (English this session) or is data.
 ENGINE_OR_DATA = {
     "#run-log, #export-log": "events the engine formats (engine.presentation.event_lines)",
@@ -34,27 +33,12 @@ ENGINE_OR_DATA = {
     "#chat-dataset": "Judge.status() (engine.chat.judge); its keys are translated",
     ".chat-user, .chat-answer, .chat-note": "the conversation, and the engine's answer statistics",
 }
-ALLOWED = re.compile("|".join([
-    r"[-+(]*[\d.,:/%]+(e[-+]\d+)?\)?|GiB|MiB|pt\)",  # numbers, sizes, ratios, times, changes
+ALLOWED = allowlist(
     r"\^?[a-z]|esc|⏎|f\d+",  # keys as the footer shows them
-    r"鍛錬|tanren",  # the name
-    r"CPU|RAM|GPU\d?:?|NVIDIA|H100|80GB|HBM3|URL",  # the machine, as every tool names it
-    r"loss|eval|lr|grad|tok/s|mem|top_p|ROUGE(-[12L])?|LoRA|GGUF|SFT|KTO|DPO",  # metric and method names
-    r"lora|qlora|full|sft|dpo|orpo|kto",  # config values (adapter.method, training.objective)
     r"ja-chat-q?lora|smollm2-135m-instruct|tiny-llama|built-in|transformers",  # runs, models, backends
     r"base|\(fine-tuned\)|on",  # the engine's labels of models: eval rows, chat targets ("RUN on BASE")
-    r"[\w.-]+\.(jsonl|json|csv|parquet)|chat|·|→|▼|━+|[◀▶]|🔎",  # files, separators, widgets' marks
-]))
-
-
-def outside_catalog(text: str) -> list[str]:
-    """The words of `text` that no ⟦…⟧ holds and the allowlist does not cover (words are split at
-    spaces, borders, bars and the loss plot's braille)."""
-    previous = None
-    while previous != text:  # a message inside another one: take the inner ones out first
-        previous, text = text, WRAPPED.sub(" ", text)
-    words = re.split(r"[\s│┃─━┤╭╮╰╯▔▁▏▕▎▍▌▋▊▉█▐░▒▓▄▆▇\u2800-\u28ff]+", text)
-    return [word for word in words if word and not ALLOWED.fullmatch(word)]
+    r"chat|▼|━+|[◀▶]|🔎",  # the sample's folder, widgets' marks
+)
 
 
 async def scan(pilot) -> list[str]:
@@ -65,7 +49,7 @@ async def scan(pilot) -> list[str]:
                 widget.styles.visibility = "hidden"
     await pilot.pause()
     # the compositor's own rendering of the screen: what a terminal would show, row by row
-    return outside_catalog("\n".join(strip.text for strip in screen._compositor.render_strips()))
+    return outside_catalog("\n".join(strip.text for strip in screen._compositor.render_strips()), ALLOWED)
 
 
 async def press(pilot, *keys: str) -> None:
@@ -118,7 +102,7 @@ async def test_at_80x24_a_long_export_path_is_shown_whole(stage: Home, tmp_path:
 
 
 def test_the_scan_finds_text_that_bypasses_the_catalog() -> None:
-    assert outside_catalog("⟦Runs⟧ ja-chat-lora 0.8211 ⟦started ⟦x⟧⟧ Stop ⟦cut") == ["Stop", "⟦cut"]
+    assert outside_catalog("⟦Runs⟧ ja-chat-lora 0.8211 ⟦started ⟦x⟧⟧ Stop ⟦cut", ALLOWED) == ["Stop", "⟦cut"]
 
 
 @pytest.mark.parametrize(("text", "width", "shown"), [

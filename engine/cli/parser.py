@@ -12,7 +12,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import NoReturn
 
 from engine.i18n import Gettext, N_
@@ -68,13 +68,16 @@ def _fill(translated: str, template: str, values: list[str]) -> str:
     return PLACEHOLDER.sub(lambda _m: next(filled), translated)
 
 
-class TranslatedHelpFormatter(argparse.HelpFormatter):
-    def __init__(self, prog: str, *, gettext: Translate) -> None:
-        super().__init__(prog)
-        self.gettext = gettext
+@cache
+def translated_formatter(formatter_class: type[argparse.HelpFormatter]) -> type[argparse.HelpFormatter]:
+    """The parser's formatter class (raw descriptions, defaults...) with a translated "usage: "."""
+    class Translated(formatter_class):  # type: ignore[valid-type, misc]
+        gettext: Translate = str
 
-    def add_usage(self, usage, actions, groups, prefix=None) -> None:  # noqa: ANN001 - argparse's signature
-        super().add_usage(usage, actions, groups, self.gettext("usage: ") if prefix is None else prefix)
+        def add_usage(self, usage, actions, groups, prefix=None) -> None:  # noqa: ANN001 - argparse's signature
+            super().add_usage(usage, actions, groups, self.gettext("usage: ") if prefix is None else prefix)
+
+    return Translated
 
 
 class TanrenParser(argparse.ArgumentParser):
@@ -89,7 +92,9 @@ class TanrenParser(argparse.ArgumentParser):
                           help=gettext("show this help message and exit"))
 
     def _get_formatter(self) -> argparse.HelpFormatter:
-        return TranslatedHelpFormatter(self.prog, gettext=self.gettext)
+        formatter = translated_formatter(self.formatter_class)(prog=self.prog)
+        formatter.gettext = self.gettext
+        return formatter
 
     def add_subparsers(self, **kwargs) -> argparse._SubParsersAction:
         kwargs.setdefault("parser_class", partial(TanrenParser, gettext=self.gettext))
