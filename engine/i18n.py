@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import TanrenError
+from engine.phrases import Phrase, phrase
 
 DOMAIN = "tanren"
 LOCALE_DIR = Path(__file__).with_name("locale")
@@ -64,16 +65,16 @@ def load_catalog(language: str) -> Catalog:
     if language == PSEUDO:
         return Catalog(PSEUDO, PseudoTranslations())
     if language not in LANGUAGES:
-        raise unknown_language(language, "the language asked for")
+        raise unknown_language(language, phrase("the language asked for"))
     if language == "en":
         return Catalog("en", gettext.NullTranslations())
     # fallback=False: a missing catalog is a broken install, not a reason to show English quietly
     return Catalog(language, gettext.translation(DOMAIN, LOCALE_DIR, languages=[language]))
 
 
-def unknown_language(value: str, where: str) -> TanrenError:
-    return TanrenError(f"unknown language {value!r}", where=where,
-                       hint=f"use one of: {', '.join(LANGUAGES)}")
+def unknown_language(value: str, where: str | Phrase) -> TanrenError:
+    return TanrenError(phrase("unknown language {value!r}", value=value), where=where,
+                       hint=phrase("use one of: {choices}", choices=", ".join(LANGUAGES)))
 
 
 def locale_language(environ: Mapping[str, str]) -> str | None:

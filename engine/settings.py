@@ -18,6 +18,7 @@ from engine.atomic import atomic_write_text
 from engine.errors import ConfigError
 from engine.i18n import LANGUAGES, Catalog, choose_language, load_catalog, unknown_language
 from engine.paths import Home
+from engine.phrases import phrase
 
 FILE = "settings.yaml"
 
@@ -44,13 +45,14 @@ def read_settings(home: Home) -> Settings:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}", where=str(path),
-                          hint="fix it, or delete it to go back to the defaults") from exc
+        raise ConfigError(phrase("{path} is not valid YAML: {problem}", path=path, problem=str(exc)), where=str(path),
+                          hint=phrase("fix it, or delete it to go back to the defaults")) from exc
     ui = data.get("ui") if isinstance(data, dict) else None
     unknown = set(data) - {"ui"} if isinstance(data, dict) else {"(not a mapping)"}
     if unknown or not isinstance(ui or {}, dict) or set(ui or {}) - {"language"}:
-        raise ConfigError(f"{path} holds settings tanren does not know", where=str(path),
-                          hint="it takes `ui: {language: ja}` (or en); delete it to go back to the defaults")
+        raise ConfigError(phrase("{path} holds settings tanren does not know", path=path), where=str(path),
+                          hint=phrase("it takes `{example}` (or en); delete it to go back to the defaults",
+                                      example="ui: {language: ja}"))
     language = (ui or {}).get("language")
     if language is not None and language not in LANGUAGES:
         raise unknown_language(str(language), f"{path}: ui.language")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.paths import Home
+from engine.phrases import Phrase, phrase
 
 NVIDIA_SMI_QUERY = ("--query-gpu=name,utilization.gpu,memory.used,memory.total", "--format=csv,noheader,nounits")
 
@@ -33,7 +34,7 @@ class SystemSample:
     disk_free: int  # on the file system holding the home folder
     disk_total: int
     gpus: tuple[GpuSample, ...]
-    gpu_note: str = ""  # why no GPU is listed
+    gpu_note: str | Phrase = ""  # why no GPU is listed, translated where it is shown (engine.phrases.in_language)
 
 
 def sample_system(home: Home) -> SystemSample:
@@ -46,16 +47,17 @@ def sample_system(home: Home) -> SystemSample:
                         memory.total, disk.free, disk.total, gpus, note)
 
 
-def read_gpus() -> tuple[tuple[GpuSample, ...], str]:
+def read_gpus() -> tuple[tuple[GpuSample, ...], str | Phrase]:
     tool = shutil.which("nvidia-smi")
     if tool is None:
-        return (), "no NVIDIA GPU (nvidia-smi not found)"
+        return (), phrase("no NVIDIA GPU (nvidia-smi not found)")
     try:
         result = subprocess.run([tool, *NVIDIA_SMI_QUERY], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return (), f"nvidia-smi did not answer ({type(exc).__name__})"
+        return (), phrase("nvidia-smi did not answer ({why})", why=type(exc).__name__)
     if result.returncode != 0:
-        return (), "nvidia-smi failed: " + (result.stderr.strip().splitlines() or ["no message"])[0]
+        why = (result.stderr.strip().splitlines() or [phrase("no message")])[0]
+        return (), phrase("nvidia-smi failed: {why}", why=why)
     return tuple(parse_gpu_line(line) for line in result.stdout.splitlines() if line.strip()), ""
 
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
+from engine.i18n import N_
+
 # Distribution names, in the order `tanren version` prints them
 LIBRARIES = ("tanren", "torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "safetensors",
              "llama-cpp-python", "gguf", "huggingface-hub", "textual")
+# The version of a library that is missing: English in records, translated where `tanren version` shows it
+NOT_INSTALLED = N_("not installed")
 
 
 def library_versions() -> dict[str, str]:
@@ -18,8 +22,8 @@ def library_versions() -> dict[str, str]:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    if versions["torch"] != "not installed":
+            versions[name] = NOT_INSTALLED
+    if versions["torch"] != NOT_INSTALLED:
         versions["torch"] += _cuda()
     return versions
 

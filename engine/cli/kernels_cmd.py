@@ -7,6 +7,7 @@ import argparse
 import json
 
 from engine.i18n import Gettext
+from engine.phrases import in_language
 from engine.textwidth import format_table
 from engine.train.kernels.catalog import KERNELS, METHODS, OBJECTIVES, PRECISIONS, STRATEGIES, Kernel
 from engine.train.kernels.layer import unverified
@@ -14,8 +15,8 @@ from engine.train.kernels.layer import unverified
 
 def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser(
-        "kernels", help="list the run-time kernels training applies (training.kernels: auto, off or names)")
-    parser.add_argument("--json", action="store_true")
+        "kernels", help=_("list the run-time kernels training applies (training.kernels: auto, off or names)"))
+    parser.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     parser.set_defaults(handler=_show)
 
 
@@ -34,12 +35,19 @@ def _show(args: argparse.Namespace) -> int:
             "name": k.name, "summary": k.summary, "switchable": k.switchable, "devices": list(k.devices),
             "precisions": list(k.precisions), "methods": list(k.methods),
             "objectives": list(k.objectives), "strategies": list(k.strategies), "verified": k.verified,
-            "unverified_here": unverified(k),
+            "unverified_here": _english(unverified(k)),
         } for k in KERNELS], indent=2))
         return 0
-    rows = [[k.name + ("" if k.switchable else " *"), _where(k), unverified(k) or "verified"] for k in KERNELS]
-    print(format_table(["KERNEL", "APPLIES TO", "LIBRARIES HERE"], rows))
-    print("\n" + "\n".join(f"{k.name}: {k.summary}" for k in KERNELS))
-    print("\n* kept with training.kernels: off (a safeguard, or what a strategy cannot train without).\n"
-          "Choose with `tanren train --kernels auto|off|NAME,...` or training.kernels in a config.")
+    _ = args.catalog.gettext
+    rows = [[k.name + ("" if k.switchable else " *"), _where(k), in_language(unverified(k), _) or _("verified")]
+            for k in KERNELS]
+    print(format_table([_("KERNEL"), _("APPLIES TO"), _("LIBRARIES HERE")], rows))
+    print("\n" + "\n".join(f"{k.name}: {_(k.summary)}" for k in KERNELS))  # summaries are marked N_() where defined
+    print("\n" + _("* kept with training.kernels: off (a safeguard, or what a strategy cannot train without)."))
+    print(_("Choose with `tanren train --kernels auto|off|NAME,...` or training.kernels in a config."))
     return 0
+
+
+def _english(reason: object) -> str | None:
+    """The reason as --json keeps it: English text, a Phrase's too."""
+    return None if reason is None else str(reason)

@@ -13,20 +13,23 @@ AUTO = "auto"  # unset: TANREN_LANG, then the locale
 
 
 def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
-    parser = subparsers.add_parser("settings", help=f"show or change the user settings ($TANREN_HOME/{FILE})")
+    file = f"$TANREN_HOME/{FILE}"
+    parser = subparsers.add_parser("settings", help=_("show or change the user settings ({file})", file=file))
     parser.set_defaults(handler=_show)
     actions = parser.add_subparsers(dest="setting", metavar="SETTING")
-    language = actions.add_parser("language", help="the language of the workbench: ja, en, or auto (TANREN_LANG, "
-                                                   "then the locale)")
+    language = actions.add_parser("language", help=_("the language of the workbench: ja, en, or auto (TANREN_LANG, "
+                                                     "then the locale)"))
     language.add_argument("language", choices=[*LANGUAGES, AUTO])
     language.set_defaults(handler=_set_language)
 
 
-def _show(_args: argparse.Namespace) -> int:
+def _show(args: argparse.Namespace) -> int:
+    _ = args.catalog.gettext
     home = Home.from_env()
     setting = read_settings(home).ui.language
-    print(f"ui.language: {setting or AUTO} (speaking {choose_language(setting, os.environ)})")
-    print(f"file: {home.root / FILE}")
+    print(_("ui.language: {setting} (speaking {language})", setting=setting or AUTO,
+            language=choose_language(setting, os.environ)))
+    print(_("file: {path}", path=home.root / FILE))
     return 0
 
 

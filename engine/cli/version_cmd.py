@@ -7,17 +7,21 @@ import json
 
 from engine.i18n import Gettext
 from engine.textwidth import format_table
-from engine.versions import library_versions
+from engine.versions import NOT_INSTALLED, library_versions
 
 
 def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
-    parser = subparsers.add_parser("version", help="print the versions of tanren, Python and the libraries it uses")
-    parser.add_argument("--json", action="store_true")
+    parser = subparsers.add_parser("version", help=_("print the versions of tanren, Python and the libraries it uses"))
+    parser.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     parser.set_defaults(handler=_show)
 
 
 def _show(args: argparse.Namespace) -> int:
     versions = library_versions()
-    rows = [[name, version] for name, version in versions.items()]
-    print(json.dumps(versions, indent=2) if args.json else format_table(["NAME", "VERSION"], rows))
+    if args.json:
+        print(json.dumps(versions, indent=2))
+        return 0
+    _ = args.catalog.gettext
+    rows = [[name, _(version) if version == NOT_INSTALLED else version] for name, version in versions.items()]
+    print(format_table([_("NAME"), _("VERSION")], rows))
     return 0

@@ -16,6 +16,9 @@ from engine.config.fields import coerce
 from engine.config.record import RECORD_COMMENT, RECORD_KEY, LaunchRecord
 from engine.config.schema import SECTIONS, RunConfig
 from engine.errors import ConfigError
+from engine.phrases import Phrase, phrase
+
+Source = str | Phrase  # a config file's path, or where values came from in words ("command line")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -30,21 +33,23 @@ def to_dict(config: Any) -> dict[str, Any]:
     return plain(config)
 
 
-def from_dict(data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+def from_dict(data: Mapping[str, Any], *, source: Source = phrase("config")) -> RunConfig:
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections", where=source)
+        raise ConfigError(phrase("{source}: the top level must be a mapping of sections", source=source), where=source)
     settings = {key: value for key, value in data.items() if key != RECORD_KEY}
     return _build(RunConfig, settings, prefix="", source=source)
 
 
-def _build(cls: type, data: Mapping[str, Any], *, prefix: str, source: str) -> Any:
+def _build(cls: type, data: Mapping[str, Any], *, prefix: str, source: Source) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f"did you mean {prefix}{close[0]}?" if close else f"known keys: {', '.join(sorted(known))}"
-            raise ConfigError(f"{source}: unknown key {prefix}{key}", where=f"{prefix}{key}", hint=hint)
+            field = prefix + str(key)
+            hint = (phrase("did you mean {key}?", key=prefix + close[0]) if close
+                    else phrase("known keys: {keys}", keys=", ".join(sorted(known))))
+            raise ConfigError(phrase("{source}: unknown key {key}", source=source, key=field), where=field, hint=hint)
     kwargs = {}
     for key, value in data.items():
         annotation = hints[key]
@@ -53,14 +58,16 @@ def _build(cls: type, data: Mapping[str, Any], *, prefix: str, source: str) -> A
             if value is None:
                 value = {}
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: {where} must be a mapping", where=where)
+                raise ConfigError(phrase("{source}: {field} must be a mapping", source=source, field=where), where=where)
             kwargs[key] = _build(annotation, value, prefix=f"{where}.", source=source)
         else:
             kwargs[key] = coerce(value, annotation, where)
     try:
         return cls(**kwargs)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc.message}", where=exc.where, hint=exc.hint) from exc
+        message, where, hint = exc.phrases  # kept as phrases, so the message is still translated whole
+        raise ConfigError(phrase("{source}: {message}", source=source, message=message),
+                          where=where, hint=hint) from exc
 
 
 def dump_yaml(config: RunConfig, record: LaunchRecord | None = None) -> str:
@@ -92,17 +99,18 @@ def load_yaml(path: Path) -> RunConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist", where=str(path)) from None
+        raise ConfigError(phrase("config file {path} does not exist", path=path), where=str(path)) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text", where=str(path),
-                          hint="save the file as UTF-8") from None
+        raise ConfigError(phrase("{path} is not UTF-8 text", path=path), where=str(path),
+                          hint=phrase("save the file as UTF-8")) from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path} is not valid YAML: {problem}", where=where) from None
+        problem = getattr(exc, "problem", None) or phrase("invalid YAML")  # the parser's own words, else ours
+        raise ConfigError(phrase("{path} is not valid YAML: {problem}", path=path, problem=problem),
+                          where=where) from None
     return from_dict(data, source=str(path))
 
 
@@ -113,14 +121,14 @@ def apply_overrides(config: RunConfig, overrides: Iterable[str]) -> RunConfig:
         key, sep, raw = item.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or (section in SECTIONS and not dot):
-            raise ConfigError(f"override {item!r} is not of the form section.field=value",
-                              where=item, hint="for example training.learning_rate=1e-4")
+            raise ConfigError(phrase("override {item!r} is not of the form section.field=value", item=item),
+                              where=item, hint=phrase("for example {example}", example="training.learning_rate=1e-4"))
         value = yaml.safe_load(raw) if raw.strip() else None
         if section not in SECTIONS:
             if dot:
-                raise ConfigError(f"unknown config section {section!r}", where=key.strip(),
-                                  hint=f"sections: {', '.join(SECTIONS)}")
+                raise ConfigError(phrase("unknown config section {section!r}", section=section), where=key.strip(),
+                                  hint=phrase("sections: {sections}", sections=", ".join(SECTIONS)))
             data[section] = value
         else:
             data.setdefault(section, {})[name] = value
-    return from_dict(data, source="command line")
+    return from_dict(data, source=phrase("command line"))

@@ -16,6 +16,7 @@ from engine.errors import TanrenError
 from engine.locking import file_lock
 from engine.models.llama_quantize import QuantizeFailed, run_llama_quantize
 from engine.paths import Home
+from engine.phrases import phrase
 
 
 def float_gguf(shipped: Path, name: str, home: Home) -> Path:
@@ -28,6 +29,6 @@ def float_gguf(shipped: Path, name: str, home: Home) -> Path:
                 try:
                     run_llama_quantize(shipped, tmp, "LLAMA_FTYPE_MOSTLY_F16", allow_requantize=True)
                 except QuantizeFailed as exc:
-                    raise TanrenError(f"llama.cpp could not make an F16 copy of {shipped.name}: {exc}",
-                                      where=str(shipped)) from None
+                    raise TanrenError(phrase("llama.cpp could not make an F16 copy of {file}: {why}",
+                                             file=shipped.name, why=str(exc)), where=str(shipped)) from None
     return out

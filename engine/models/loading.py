@@ -11,6 +11,7 @@ from engine.imports import transformers_loading
 from engine.models.materialize import materialize
 from engine.models.resolve import resolve_model
 from engine.paths import Home
+from engine.phrases import Translate, phrase
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -21,16 +22,20 @@ def check_weights_safe(folder: Path, *, allow_pickle: bool) -> None:
     pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickled:
         raise UnsafeModelError(
-            f"{folder} has only pickle-based weights ({', '.join(pickled[:3])}); loading them can run code",
+            phrase("{folder} has only pickle-based weights ({files}); loading them can run code",
+                   folder=folder, files=", ".join(pickled[:3])),
             where=str(folder),
-            hint="convert them to safetensors, or pass --allow-pickle (model.allow_pickle: true) if you trust the files",
+            hint=phrase("convert them to safetensors, or pass --allow-pickle (model.allow_pickle: true) if you "
+                        "trust the files"),
         )
-    raise UnsafeModelError(f"{folder} holds no weights (*.safetensors)", where=str(folder))
+    raise UnsafeModelError(phrase("{folder} holds no weights (*.safetensors)", folder=folder), where=str(folder))
 
 
-def model_folder(config: ModelConfig, home: Home, *, on_status=lambda _m: None) -> Path:
-    """Resolve `config.base`, materialize it if it is a GGUF, and check its weights are safe."""
-    folder = materialize(resolve_model(config.base, home), on_status=on_status)
+def model_folder(config: ModelConfig, home: Home, *, on_status=lambda _m: None, translate: Translate = str) -> Path:
+    """Resolve `config.base`, materialize it if it is a GGUF, and check its weights are safe.
+
+    The status lines are in `translate`'s language (English by default, as events keep them)."""
+    folder = materialize(resolve_model(config.base, home), on_status=on_status, translate=translate)
     check_weights_safe(folder, allow_pickle=config.allow_pickle)
     return folder
 

@@ -16,12 +16,15 @@ from engine.atomic import atomic_directory
 from engine.errors import TanrenError
 from engine.locking import file_lock
 from engine.models.resolve import ResolvedModel
+from engine.phrases import Translate, phrase
 
 MARKER = "tanren_source.json"
 
 
-def materialize(resolved: ResolvedModel, *, on_status: Callable[[str], None] = lambda _m: None) -> Path:
-    """Return the HF folder for `resolved`, converting its GGUF source first if needed."""
+def materialize(resolved: ResolvedModel, *, on_status: Callable[[str], None] = lambda _m: None,
+                translate: Translate = str) -> Path:
+    """Return the HF folder for `resolved`, converting its GGUF source first if needed; `on_status`
+    hears what happens in `translate`'s language."""
     if not resolved.needs_materializing:
         return resolved.folder
     assert resolved.gguf_source is not None
@@ -29,10 +32,11 @@ def materialize(resolved: ResolvedModel, *, on_status: Callable[[str], None] = l
     with file_lock(lock):
         if not resolved.needs_materializing:  # another process finished it while we waited
             return resolved.folder
-        on_status(f"converting {resolved.gguf_source.name} into {resolved.folder} (once; about a minute)")
+        on_status(phrase("converting {file} into {folder} (once; about a minute)", file=resolved.gguf_source.name,
+                         folder=resolved.folder).translate(translate))
         with atomic_directory(resolved.folder) as tmp:
             _convert(resolved.gguf_source, tmp, name=resolved.spec)
-    on_status(f"ready: {resolved.folder}")
+    on_status(phrase("ready: {folder}", folder=resolved.folder).translate(translate))
     return resolved.folder
 
 
@@ -45,9 +49,10 @@ def check_gguf(path: Path) -> str:
         field = reader.get_field("general.architecture")
         return field.contents() if field is not None else "unknown"
     except Exception as exc:  # the reader raises struct, value and index errors on damaged files
+        why = f"{type(exc).__name__}: {exc}"
         raise TanrenError(
-            f"{path.name} is not a readable GGUF file ({type(exc).__name__}: {exc})",
-            where=str(path), hint="the file may be truncated: download or export it again",
+            phrase("{file} is not a readable GGUF file ({why})", file=path.name, why=why),
+            where=str(path), hint=phrase("the file may be truncated: download or export it again"),
         ) from None
 
 
@@ -68,8 +73,8 @@ def _convert(gguf: Path, out: Path, *, name: str) -> None:
                 dtype=torch.float32,
             )
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
-        raise TanrenError(f"transformers cannot read {gguf.name}: {exc}", where=str(gguf),
-                          hint="check that the file is a complete GGUF of a supported architecture") from None
+        raise TanrenError(phrase("transformers cannot read {file}: {why}", file=gguf.name, why=str(exc)), where=str(gguf),
+                          hint=phrase("check that the file is a complete GGUF of a supported architecture")) from None
     _detach_gguf_quantizer(model, gguf)
     model.config.name_or_path = name
     model.generation_config = _generation_config(model, tokenizer, GenerationConfig)
@@ -86,8 +91,8 @@ def _detach_gguf_quantizer(model, gguf: Path) -> None:
     packed = [n for n, m in model.named_modules() if type(m).__name__.startswith("Gguf")]
     not_float = [n for n, p in model.named_parameters() if not torch.is_floating_point(p)]
     if packed or not_float:
-        raise TanrenError(f"{gguf.name} did not load as plain float weights ({(packed + not_float)[:3]})",
-                          where=str(gguf))
+        raise TanrenError(phrase("{file} did not load as plain float weights ({layers})", file=gguf.name,
+                                 layers=(packed + not_float)[:3]), where=str(gguf))
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:
         quantizer.remove_quantization_config(model)

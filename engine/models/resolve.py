@@ -13,6 +13,7 @@ from pathlib import Path
 from engine.errors import ModelNotFoundError
 from engine.models.registry import BUILTIN_MODELS
 from engine.paths import Home
+from engine.phrases import phrase
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -47,18 +48,19 @@ def resolve_model(spec: str, home: Home) -> ResolvedModel:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(
-                f"{path} is a folder but holds no config.json, so it is not a Hugging Face model folder",
-                where=str(path), hint="point at the folder that contains config.json and the weights",
+                phrase("{path} is a folder but holds no config.json, so it is not a Hugging Face model folder",
+                       path=path),
+                where=str(path), hint=phrase("point at the folder that contains config.json and the weights"),
             )
         return ResolvedModel(spec, "folder", path.resolve())
     if path.suffix.lower() == ".gguf" or path.is_absolute() or spec.startswith("."):
-        raise ModelNotFoundError(f"{spec} does not exist", where=spec)
+        raise ModelNotFoundError(phrase("{path} does not exist", path=spec), where=spec)
     if _HUB_ID.fullmatch(spec):
         return ResolvedModel(spec, "hub", _cached_snapshot(spec))
     raise ModelNotFoundError(
-        f"unknown model {spec!r}",
-        hint=f"use a built-in name ({', '.join(BUILTIN_MODELS)}), a local HF folder, "
-        "a .gguf file, or a hub id already in the HF cache (see `tanren models`)",
+        phrase("unknown model {spec!r}", spec=spec),
+        hint=phrase("use a built-in name ({names}), a local HF folder, a .gguf file, or a hub id already in the "
+                    "HF cache (see `tanren models`)", names=", ".join(BUILTIN_MODELS)),
     )
 
 
@@ -72,14 +74,16 @@ def _cached_snapshot(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    download = f"hf download {repo_id}"
     try:
         folder = Path(snapshot_download(repo_id, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
         raise ModelNotFoundError(
-            f"{repo_id} is not in the local Hugging Face cache (tanren never downloads at run time)",
-            hint=f"download it first with: hf download {repo_id}",
+            phrase("{repo} is not in the local Hugging Face cache (tanren never downloads at run time)", repo=repo_id),
+            hint=phrase("download it first with: {command}", command=download),
         ) from None
     if not (folder / "config.json").is_file():
-        raise ModelNotFoundError(f"the cached copy of {repo_id} has no config.json",
-                                 where=str(folder), hint=f"re-download it with: hf download {repo_id}")
+        raise ModelNotFoundError(phrase("the cached copy of {repo} has no config.json", repo=repo_id),
+                                 where=str(folder),
+                                 hint=phrase("re-download it with: {command}", command=download))
     return folder

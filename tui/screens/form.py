@@ -44,6 +44,7 @@ class FormField:
         return "field-" + self.key.replace(".", "-").replace("_", "-")
 
     def help(self) -> str:
+        """The config field's help, as its message id (translated where it is shown)."""
         owner, name = RunConfig, self.key
         if "." in self.key:
             section, name = self.key.split(".")
@@ -97,14 +98,14 @@ class FormScreen(Localized, ModalScreen[T], Generic[T]):
         value = self.values.get(field.key, "")
         if field.choices:
             return Select([(c, c) for c in field.choices], value=value or field.choices[0], allow_blank=False,
-                          id=field.widget_id, compact=True, tooltip=field.help())
-        return Input(value, id=field.widget_id, compact=True, tooltip=field.help(),
+                          id=field.widget_id, compact=True, tooltip=self._(field.help()))
+        return Input(value, id=field.widget_id, compact=True, tooltip=self._(field.help()),
                      placeholder=self._(field.placeholder) if field.placeholder else "")
 
     def on_descendant_focus(self, event) -> None:
         field = next((f for f in self.FIELDS if f.widget_id == event.widget.id), None)
         if field is not None:
-            self.query_one(".form-help", Static).update(Text(f"{field.key}: {field.help()}"))
+            self.query_one(".form-help", Static).update(Text(f"{field.key}: {self._(field.help())}"))
 
     def read_form(self) -> dict[str, str]:
         return {f.key: str(self.query_one(f"#{f.widget_id}").value) for f in self.FIELDS}
