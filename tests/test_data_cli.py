@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.data import SAMPLE_ALPACA, SAMPLE_CHAT, SAMPLE_HELDOUT
 from engine.paths import Home
+from tests.cli import tanren
 from tests.data_files import chat, write_jsonl, write_lines, write_pair_data
 from tui.entry import main
-
-
-def tanren(*args: str, home: Home) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("tanren")
-    env = {**os.environ, "TANREN_HOME": str(home.root)}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_check_a_usable_file(home: Home, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,6 +36,18 @@ def test_check_reports_errors_and_warnings_by_line(home: Home, tmp_path: Path, c
     assert f"{path}:4: Expecting property name enclosed in double quotes (column 2)" in out
     assert f"{path}:2: same as line 1" in out and "hint: " in out
     assert out.rstrip().endswith("not usable: fix the 2 errors above")
+
+
+def test_a_bad_line_is_reported_in_the_users_language_naming_its_file_and_line(
+        home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_lines(tmp_path / "chat.jsonl", [json.dumps(chat("q?", "answer.")),
+                                                 '{"messages": [{"role": "user", "content": "hi"}]}'])
+    monkeypatch.setenv("TANREN_LANG", "pseudo")  # every message through the catalog shows as ⟦message⟧
+    result = tanren("data", "check", str(path), "--no-tokens", home=home)
+    assert result.returncode == 1, result.stderr
+    assert "⟦conversation without an assistant reply⟧: 1" in result.stdout
+    assert f"    {path}:2: ⟦no assistant turn after a user turn (roles: user)⟧" in result.stdout
+    assert "⟦not usable: fix the 1 error above⟧" in result.stdout
 
 
 def test_warnings_alone_exit_zero(home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from engine.config.schema import TrainingConfig
 from engine.data.example import RatedExample
-from engine.data.hub import numbering, place
-from engine.data.kinds import FORMAT_KINDS, KIND_NAMES, RATINGS
+from engine.data.hub import numbered, place
+from engine.data.kinds import FORMAT_KINDS, RATINGS, kind_name
 from engine.data.lengths import LengthStats, TokenLengths, length_stats
 from engine.data.loading import ExampleStream
 from engine.data.pii import find_personal_data
-from engine.data.problems import ERROR, KINDS, SHOWN, RecordError
+from engine.data.problems import ERROR, KINDS, SHOWN, Detail, RecordError, kind_hint
 from engine.data.split import split_counts
+from engine.phrases import phrase
 
 MIN_OUTPUT_CHARS = 3
 DIVERSITY_MIN_EXAMPLES = 20
@@ -32,12 +33,29 @@ Progress = Callable[[str, float], None]  # (file, fraction read)
 
 @dataclass(frozen=True)
 class Finding:
+    """One kind of problem, with where the first few are. The title, details and advice are the
+    catalog's (Phrases, or a library's own text), translated where the report is shown; `examples`
+    and `hint` give them in English, as `--json` keeps them."""
+
     code: str
     severity: str
-    title: str
+    title: str  # a message id of problems.KINDS
     count: int
-    examples: tuple[str, ...]  # "file:line: detail", the first few
-    hint: str | None
+    places: tuple[tuple[str, Detail], ...]  # (file:line, detail) of the first few
+    advice: Detail | None
+
+    @property
+    def examples(self) -> tuple[str, ...]:
+        """"file:line: detail", the first few."""
+        return tuple(f"{where}: {detail}" for where, detail in self.places)
+
+    @property
+    def hint(self) -> str | None:
+        return None if self.advice is None else str(self.advice)
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "severity": self.severity, "title": self.title, "count": self.count,
+                "examples": list(self.examples), "hint": self.hint}
 
 
 @dataclass(frozen=True)
@@ -74,22 +92,23 @@ class Report:
         return not self.errors
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "kind": self.kind, "usable": self.usable}
+        findings = [finding.to_dict() for finding in self.findings]
+        return {**asdict(self), "findings": findings, "kind": self.kind, "usable": self.usable}
 
 
 class _Findings:
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
-        self.shown: dict[str, list[str]] = {}
-        self.hints: dict[str, str | None] = {}
+        self.shown: dict[str, list[tuple[str, Detail]]] = {}
+        self.hints: dict[str, Detail | None] = {}
 
-    def add(self, code: str, where: str, detail: str, hint: str | None = None) -> None:
+    def add(self, code: str, where: str, detail: Detail, hint: Detail | None = None) -> None:
         count = self.counts.get(code, 0)
         if count == 0:
-            self.shown[code], self.hints[code] = [], hint if hint is not None else KINDS[code].hint
+            self.shown[code], self.hints[code] = [], hint if hint is not None else kind_hint(code)
         self.counts[code] = count + 1
         if count < SHOWN:
-            self.shown[code].append(f"{where}: {detail}")
+            self.shown[code].append((where, detail))
 
     def frozen(self) -> tuple[Finding, ...]:
         order = list(KINDS)
@@ -134,16 +153,16 @@ class _FileScan:
                 prompts.append(hash(example.prompt_key()))
             for response in example.desired():  # a short rejected answer is often the point of a pair
                 if len(response.strip()) < MIN_OUTPUT_CHARS:
-                    add("short-output", example.source, f"output {response.strip()!r}")
+                    add("short-output", example.source, phrase("output {text!r}", text=response.strip()))
             found = find_personal_data("\n".join(contents))
             if found:
-                add("personal-data", example.source, f"{found[0]} {found[1]}")
+                add("personal-data", example.source, found)
             if lengths is not None:
                 lengths.add(example)
         if lengths is not None:
             lengths.flush()
         if self.records == 0:
-            add("empty-file", label, "no records")
+            add("empty-file", label, phrase("no records"))
         self._duplicates()
         self._diversity()
         self._one_label()
@@ -159,7 +178,7 @@ class _FileScan:
         first = _first_occurrence(self.hashes)
         for index in np.nonzero(first != np.arange(len(first)))[0]:
             self.findings.add("duplicate", place(self.label, self.lines[index]),
-                              f"same as {numbering(self.label)} {self.lines[first[index]]}")
+                              phrase("same as {line}", line=numbered(self.label, self.lines[first[index]])))
 
     def _diversity(self) -> None:
         import numpy as np
@@ -170,17 +189,16 @@ class _FileScan:
         _, first, counts = np.unique(np.frombuffer(self.responses, dtype=np.int64), return_index=True, return_counts=True)
         top = int(counts.argmax())
         if len(counts) < DIVERSITY_MIN_DISTINCT * total or counts[top] > DIVERSITY_MAX_REPEAT * total:
-            self.findings.add(
-                "low-diversity", self.label,
-                f"{len(counts):,} distinct responses among {total:,} examples; the most common "
-                f"(first at {numbering(self.label)} {self.lines[first[top]]}) appears {counts[top]:,} times",
-            )
-
+            self.findings.add("low-diversity", self.label, phrase(
+                "{distinct:,} distinct responses among {total:,} examples; the most common (first at {line}) "
+                "appears {times:,} times", distinct=len(counts), total=total,
+                line=numbered(self.label, self.lines[first[top]]), times=int(counts[top])))
 
     def _one_label(self) -> None:
         false, true = self.labels
         if FORMAT_KINDS.get(self.stream.format) == RATINGS and self.examples and not (false and true):
-            self.findings.add("one-label", self.label, f"all {self.examples:,} labels are {'true' if true else 'false'}")
+            self.findings.add("one-label", self.label, phrase("all {count:,} labels are {label}", count=self.examples,
+                                                              label="true" if true else "false"))
 
 
 def _first_occurrence(hashes: array):
@@ -195,8 +213,10 @@ def _first_occurrence(hashes: array):
 def _same_kind(train: _FileScan, validation: _FileScan, findings: _Findings) -> None:
     kinds = [FORMAT_KINDS.get(scan.stream.format) for scan in (train, validation)]
     if None not in kinds and kinds[0] != kinds[1]:
-        findings.add("other-kind", validation.label, f"{KIND_NAMES[kinds[1]]} ({validation.stream.format} format), "
-                     f"beside {KIND_NAMES[kinds[0]]} ({train.stream.format} format) in {train.label}")
+        findings.add("other-kind", validation.label, phrase(
+            "{kind} ({format} format), beside {other} ({other_format} format) in {path}", kind=kind_name(kinds[1]),
+            format=validation.stream.format, other=kind_name(kinds[0]), other_format=train.stream.format,
+            path=train.label))
 
 
 def _leakage(train: _FileScan, validation: _FileScan, findings: _Findings) -> None:
@@ -209,7 +229,7 @@ def _leakage(train: _FileScan, validation: _FileScan, findings: _Findings) -> No
         at = int(np.searchsorted(ordered, prompt))
         if at < len(ordered) and ordered[at] == prompt:
             findings.add("leakage", place(validation.label, validation.lines[index]),
-                         f"same prompt as {place(train.label, train.lines[order[at]])}")
+                         phrase("same prompt as {place}", place=place(train.label, train.lines[order[at]])))
 
 
 def check_file(
@@ -237,8 +257,8 @@ def check_file(
     stats = lengths.stats() if lengths else length_stats("characters", main.chars, main.examples)
     rated = FORMAT_KINDS.get(main.stream.format) == RATINGS
     if rated and micro_batch_size < KTO_MIN_MICRO_BATCH:
-        findings.add("kto-batch", main.label, f"micro-batches of {micro_batch_size} example: the KL term of each "
-                     "would be its own reward")
+        findings.add("kto-batch", main.label, phrase("micro-batches of {size} example: the KL term of each would be "
+                                                     "its own reward", size=micro_batch_size))
     validation = None
     if validation_path is not None:
         validation = _FileScan(validation_path, format, findings, lengths, keep_prompts=True, on_progress=on_progress).run()

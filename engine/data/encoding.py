@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 from engine.data.problems import RecordError
+from engine.phrases import phrase
 
 UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -49,16 +50,18 @@ def guess_encoding(sample: bytes) -> tuple[str, str] | None:
 def not_utf8(path: Path, line: bytes, offset: int) -> RecordError:
     """The error for a file whose `line` is not UTF-8 from byte `offset` on, with the fix if known."""
     guess = guess_encoding(line)
-    where = f"byte {offset + 1} of the line"
+    byte = offset + 1
     if guess is None:
         return RecordError(
-            "not-utf8", f"text is not UTF-8 ({where})",
-            hint="save the file as UTF-8 (e.g. iconv -f OLD_ENCODING -t UTF-8 IN > OUT)",
+            "not-utf8", phrase("text is not UTF-8 (byte {byte} of the line)", byte=byte),
+            hint=phrase("save the file as UTF-8 (e.g. {command})", command="iconv -f OLD_ENCODING -t UTF-8 IN > OUT"),
         )
     label, iconv_name = guess
     source = shlex.quote(str(path))
     target = shlex.quote(str(path.with_name(f"{path.stem}.utf8{path.suffix}")))
+    command = f"iconv -f {iconv_name} -t UTF-8 {source} > {target}"
     return RecordError(
-        "not-utf8", f"text is not UTF-8; it looks like {label} ({where})",
-        hint=f"convert it: iconv -f {iconv_name} -t UTF-8 {source} > {target}",
+        "not-utf8", phrase("text is not UTF-8; it looks like {encoding} (byte {byte} of the line)",
+                           encoding=label, byte=byte),
+        hint=phrase("convert it: {command}", command=command),
     )

@@ -22,6 +22,7 @@ from engine.data.preference import PREFERENCE_FORMATS, normalize_preference
 from engine.data.problems import RecordError
 from engine.data.turns import ROLE_KEYS, SHAREGPT_KEYS, conversation, not_an_object, optional_text, required_text
 from engine.messages import Message
+from engine.phrases import phrase
 
 FORMATS = tuple(f for f in DATA_FORMATS if f != "auto")
 
@@ -46,8 +47,10 @@ def detect_format(record: Any) -> str:
     for name, keys in _SIGNATURES:
         if all(key in record for key in keys):
             return name
-    shown = ", ".join(sorted(map(str, record))[:8]) or "none"
-    raise RecordError("unknown-format", f"cannot tell the format from the fields ({shown})")
+    if not record:
+        raise RecordError("unknown-format", phrase("cannot tell the format from the fields (none)"))
+    shown = ", ".join(sorted(map(str, record))[:8])
+    raise RecordError("unknown-format", phrase("cannot tell the format from the fields ({fields})", fields=shown))
 
 
 def normalize(record: Any, format: str, source: str) -> AnyExample:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DataError
+from engine.phrases import Phrase, phrase
 
 PREFIX = "hf:"
 DEFAULT_SPLIT = "train"
@@ -39,16 +40,16 @@ def place(label: str, number: int) -> str:
     return f"{label} record {number}" if is_hub(label) else f"{label}:{number}"
 
 
-def numbering(label: str) -> str:
-    """What a record's number counts in `label`: lines of a file, records of a dataset."""
-    return "record" if is_hub(label) else "line"
+def numbered(label: str, number: int) -> Phrase:
+    """Record `number` of `label` in words: a line of a file, a record of a dataset."""
+    return phrase("record {number}", number=number) if is_hub(label) else phrase("line {number}", number=number)
 
 
 def parse(spec: str) -> HubData:
     repo, _, split = spec.removeprefix(PREFIX).partition(":")
     if repo.count("/") != 1 or not all(repo.split("/")):
-        raise DataError(f"{spec!r} does not name a dataset", where=spec,
-                        hint="write hf:ORG/NAME or hf:ORG/NAME:SPLIT, e.g. hf:my-org/manuals:train")
+        raise DataError(phrase("{spec!r} does not name a dataset", spec=spec), where=spec,
+                        hint=phrase("write hf:ORG/NAME or hf:ORG/NAME:SPLIT, e.g. hf:my-org/manuals:train"))
     return HubData(repo, split or DEFAULT_SPLIT)
 
 
@@ -77,9 +78,14 @@ def _snapshot(data: HubData) -> Path:
         return Path(snapshot_download(data.repo, repo_type="dataset", local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
         raise DataError(
-            f"the dataset {data.repo} is not in the local Hugging Face cache (tanren never downloads at run time)",
-            where=data.label, hint=f"download it first with: hf download --repo-type dataset {data.repo}",
+            phrase("the dataset {repo} is not in the local Hugging Face cache (tanren never downloads at run time)",
+                   repo=data.repo),
+            where=data.label, hint=phrase("download it first with: {command}", command=_download(data.repo)),
         ) from None
+
+
+def _download(repo: str) -> str:
+    return f"hf download --repo-type dataset {repo}"
 
 
 def _load(data: HubData, folder: Path):
@@ -89,9 +95,11 @@ def _load(data: HubData, folder: Path):
     try:
         splits = load_dataset(str(folder))
     except Exception as exc:  # datasets raises many kinds (no data files, mixed formats, bad Parquet...)
-        raise DataError(f"datasets cannot read the cached copy of {data.repo}: {exc}", where=str(folder),
-                        hint=f"re-download it with: hf download --repo-type dataset {data.repo}") from None
+        raise DataError(phrase("datasets cannot read the cached copy of {repo}: {error}", repo=data.repo, error=str(exc)),
+                        where=str(folder),
+                        hint=phrase("re-download it with: {command}", command=_download(data.repo))) from None
     if data.split not in splits:
-        raise DataError(f"the dataset {data.repo} has no split {data.split!r}", where=data.label,
-                        hint=f"name one of its splits: {', '.join(f'hf:{data.repo}:{name}' for name in splits)}")
+        raise DataError(phrase("the dataset {repo} has no split {split!r}", repo=data.repo, split=data.split),
+                        where=data.label, hint=phrase("name one of its splits: {splits}", splits=", ".join(
+                            f"hf:{data.repo}:{name}" for name in splits)))
     return splits[data.split]

@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.data.hub import numbering, place
+from engine.data.hub import numbered, place
 from engine.data.preference import PAIR_FORMATS
 from engine.errors import ConfigError, DataError
+from engine.i18n import N_
+from engine.phrases import Phrase, phrase
 
 SFT, PAIRS, RATINGS = "sft", "pairs", "ratings"
 
@@ -16,11 +18,11 @@ FORMAT_KINDS = {
     "text": SFT, "alpaca": SFT, "instruction": SFT, "sharegpt": SFT, "messages": SFT,
     **{format: PAIRS for format in PAIR_FORMATS}, "kto": RATINGS,
 }
-KIND_NAMES = {SFT: "SFT records", PAIRS: "preference pairs", RATINGS: "KTO ratings"}
-KIND_SHAPES = {
-    SFT: "conversations or text (formats text, alpaca, instruction, sharegpt, messages)",
-    PAIRS: "a prompt with a chosen and a rejected answer (formats " + ", ".join(PAIR_FORMATS) + ")",
-    RATINGS: "a prompt and a completion labelled true or false (format kto)",
+KIND_NAMES = {SFT: N_("SFT records"), PAIRS: N_("preference pairs"), RATINGS: N_("KTO ratings")}
+KIND_SHAPES = {  # {formats}: the formats of the kind
+    SFT: N_("conversations or text (formats {formats})"),
+    PAIRS: N_("a prompt with a chosen and a rejected answer (formats {formats})"),
+    RATINGS: N_("a prompt and a completion labelled true or false (format {formats})"),
 }
 # The data each training objective learns from; trl's DPO and ORPO take pairs, its KTO ratings.
 OBJECTIVE_KINDS = {"sft": SFT, "dpo": PAIRS, "orpo": PAIRS, "kto": RATINGS}
@@ -38,9 +40,11 @@ class DataKind:
     def kind(self) -> str:
         return FORMAT_KINDS[self.format]
 
-    def describe(self) -> str:
-        how = f", detected from {numbering(self.path)} {self.detected_at}" if self.detected_at else ""
-        return f"{KIND_NAMES[self.kind]} ({self.format} format{how})"
+    def describe(self) -> Phrase:
+        if self.detected_at:
+            return phrase("{kind} ({format} format, detected from {line})", kind=kind_name(self.kind),
+                          format=self.format, line=numbered(self.path, self.detected_at))
+        return phrase("{kind} ({format} format)", kind=kind_name(self.kind), format=self.format)
 
     @property
     def where(self) -> str:
@@ -60,25 +64,37 @@ def data_kind(path: str | Path, format: str = "auto") -> DataKind:
             return DataKind(str(path), stream.format, stream.detected_at)
         if isinstance(item, RecordError):
             raise record_error(stream.label, line, item)
-    raise DataError(f"{path} holds no records", where=str(path), hint="add at least one record")
+    raise DataError(phrase("{path} holds no records", path=str(path)), where=str(path),
+                    hint=phrase("add at least one record"))
 
 
-def mismatch(needs: str, wanted: str, data: DataKind) -> str:
-    return f"{needs} needs {KIND_NAMES[wanted]}, but {data.path} holds {data.describe()}"
+def kind_name(kind: str) -> Phrase:
+    return Phrase(KIND_NAMES[kind])
 
 
-def mismatch_hint(wanted: str, data: DataKind) -> str:
+def _shape(kind: str) -> Phrase:
+    formats = ", ".join(format for format, of in FORMAT_KINDS.items() if of == kind)
+    return Phrase(KIND_SHAPES[kind], (("formats", formats),))
+
+
+def mismatch(needs: str | Phrase, wanted: str, data: DataKind) -> Phrase:
+    return phrase("{needs} needs {kind}, but {path} holds {holds}", needs=needs, kind=kind_name(wanted),
+                  path=data.path, holds=data.describe())
+
+
+def mismatch_hint(wanted: str, data: DataKind) -> Phrase:
     fitting = [name.upper() for name, kind in OBJECTIVE_KINDS.items() if kind == data.kind]
-    return (f"{KIND_NAMES[wanted]} are {KIND_SHAPES[wanted]}; {KIND_NAMES[data.kind]} train with "
-            f"{' or '.join(fitting)}")
+    objectives = phrase("{first} or {second}", first=fitting[0], second=fitting[1]) if len(fitting) == 2 else fitting[0]
+    return phrase("{kind} are {shape}; {other} train with {objectives}", kind=kind_name(wanted), shape=_shape(wanted),
+                  other=kind_name(data.kind), objectives=objectives)
 
 
 def check_objective(objective: str, data: DataKind) -> None:
     """Raise a ConfigError unless the training `objective` (sft, dpo, orpo, kto) learns from `data`."""
     wanted = OBJECTIVE_KINDS.get(objective)
     if wanted is None:
-        raise ConfigError(f"training.objective is {objective!r}; expected one of: {', '.join(OBJECTIVE_KINDS)}",
-                          where="training.objective")
+        raise ConfigError(phrase("training.objective is {objective!r}; expected one of: {choices}",
+                                 objective=objective, choices=", ".join(OBJECTIVE_KINDS)), where="training.objective")
     if data.kind != wanted:
         raise ConfigError(mismatch(objective.upper(), wanted, data), where=data.where, hint=mismatch_hint(wanted, data))
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.data.example import AnyExample, Example
-from engine.data.problems import SHOWN
+from engine.data.problems import SHOWN, Detail
 from engine.data.slices import TextTokens
 from engine.data.render import (
     Rendered,
@@ -41,6 +41,7 @@ from engine.data.render import (
 from engine.data.windows import window_count
 from engine.errors import DataError
 from engine.messages import Message
+from engine.phrases import phrase
 
 SAMPLE_SIZE = 1000
 TRAINED_SAMPLE_SIZE = 250
@@ -48,7 +49,7 @@ BATCH = 64
 SLACK = 8  # tokens, for merges across the template/content boundaries
 LONG_BYTES = 64 << 10  # past this a record is measured alone, at once, and only its length kept
 
-Report = Callable[[str, str, str], None]  # (problem code, source, detail)
+Report = Callable[[str, str, Detail], None]  # (problem code, source, detail)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class TokenLengths:
             if overhead is None:
                 overhead = self.overheads[roles] = self._overhead(roles, example.source)
             if isinstance(overhead, DataError):
-                self.report("template-error", example.source, overhead.message)
+                self.report("template-error", example.source, overhead.phrases[0])
                 return  # once per record: a pair's two conversations have the same roles
             self.texts += example.is_text
             contents = example.contents()
@@ -227,7 +228,7 @@ class TokenLengths:
     def _template_error(self, example: Example, error: DataError) -> None:
         if example.source not in self.failed:
             self.failed.add(example.source)
-            self.report("template-error", example.source, error.message)
+            self.report("template-error", example.source, error.phrases[0])
 
     def _render(self, example: Example, *, max_length: int) -> Rendered | None:
         try:
@@ -237,10 +238,12 @@ class TokenLengths:
             return None
 
     def _report_too_long(self, example: Example, length: int) -> None:
-        detail = f"{length:,} tokens, {length - self.max_length:,} would be cut"
         self.too_long += 1
+        untrained = False
         if self.too_long <= SHOWN:  # only the listed ones are worth rendering to see what is left
             rendered = self._render(example, max_length=self.max_length)
-            if rendered is not None and not any(rendered.assistant_mask):
-                detail += " (no trained tokens left)"
-        self.report("too-long", example.source, detail)
+            untrained = rendered is not None and not any(rendered.assistant_mask)
+        cut = length - self.max_length
+        self.report("too-long", example.source,
+                    phrase("{tokens:,} tokens, {cut:,} would be cut (no trained tokens left)", tokens=length, cut=cut)
+                    if untrained else phrase("{tokens:,} tokens, {cut:,} would be cut", tokens=length, cut=cut))

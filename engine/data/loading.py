@@ -9,9 +9,10 @@ from engine.data.example import AnyExample, Example
 from engine.data.formats import FORMATS, detect_format, normalize
 from engine.data.hub import place
 from engine.data.kinds import SFT, DataKind, require_kind
-from engine.data.problems import KINDS, RecordError
+from engine.data.problems import RecordError, kind_hint, title
 from engine.data.readers import Progress, read_records
 from engine.errors import DataError
+from engine.phrases import phrase
 
 MAX_RECORD_BYTES = 10 << 20
 
@@ -28,7 +29,8 @@ class ExampleStream:
 
     def __init__(self, path: str | Path, format: str = "auto", on_progress: Progress | None = None):
         if format != "auto" and format not in FORMATS:
-            raise DataError(f"unknown format {format!r}", hint=f"use one of: auto, {', '.join(FORMATS)}")
+            raise DataError(phrase("unknown format {format!r}", format=format),
+                            hint=phrase("use one of: {choices}", choices=", ".join(("auto", *FORMATS))))
         self.path = path
         self.label = str(path)
         self.format: str | None = None if format == "auto" else format
@@ -58,12 +60,13 @@ def _check_size(example: AnyExample) -> None:
         return
     size = sum(len(content.encode()) for content in contents)
     if size > MAX_RECORD_BYTES:
-        raise RecordError("too-large", f"{size / 2**20:,.1f} MiB of text, above the limit of "
-                          f"{MAX_RECORD_BYTES >> 20} MiB a record")
+        raise RecordError("too-large", phrase("{size:,.1f} MiB of text, above the limit of {limit} MiB a record",
+                                              size=size / 2**20, limit=MAX_RECORD_BYTES >> 20))
 
 
 def record_error(label: str, line: int, error: RecordError) -> DataError:
-    return DataError(f"{KINDS[error.code].title}: {error.detail}", where=place(label, line), hint=error.hint)
+    return DataError(phrase("{problem}: {detail}", problem=title(error.code), detail=error.detail),
+                     where=place(label, line), hint=error.hint)
 
 
 def load_records(path: str | Path, format: str = "auto") -> tuple[DataKind, list[AnyExample]]:
@@ -76,7 +79,7 @@ def load_records(path: str | Path, format: str = "auto") -> tuple[DataKind, list
             raise record_error(stream.label, line, item)
         examples.append(item)
     if not examples:
-        raise DataError(f"{path} holds no records", where=str(path), hint=KINDS["empty-file"].hint)
+        raise DataError(phrase("{path} holds no records", path=str(path)), where=str(path), hint=kind_hint("empty-file"))
     return DataKind(str(path), stream.format, stream.detected_at), examples
 
 

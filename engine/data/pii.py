@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from engine.phrases import Phrase, phrase
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _DIGIT = re.compile(r"[0-9０-９]")
 _D = "[0-9０-９]"
@@ -33,19 +35,19 @@ _OPENERS = "+＋(（"
 _NUMBER_PART = set("0123456789０１２３４５６７８９.-－")
 
 
-def find_personal_data(text: str) -> tuple[str, str] | None:
-    """(kind, masked match) of the first thing in `text` that looks like personal data."""
+def find_personal_data(text: str) -> Phrase | None:
+    """The first thing in `text` that looks like personal data, in words: its kind and the match masked."""
     if "@" in text:
         match = _EMAIL.search(text)
         if match:
-            return "e-mail address", _masked(match.group())
+            return phrase("e-mail address {value}", value=_masked(match.group()))
     for candidate in _CANDIDATE.finditer(text):
         start = candidate.start()
         if start and text[start - 1] in _OPENERS:
             start -= 1
         found = _phone_in(text[start:candidate.end()])
         if found:
-            return "phone number", _masked(found)
+            return phrase("phone number {value}", value=_masked(found))
     return None
 
 

@@ -30,6 +30,7 @@ from engine.data.turns import (
     turns,
 )
 from engine.messages import Message
+from engine.phrases import Phrase, phrase
 
 PAIR_FORMATS = ("preference", "implicit_preference", "sharegpt_preference")
 PREFERENCE_FORMATS = (*PAIR_FORMATS, "kto")
@@ -49,7 +50,7 @@ def normalize_preference(record: dict, format: str, source: str) -> PreferencePa
         completion = _answer(record, "completion", ROLE_KEYS)
         label = field(record, "label")
         if type(label) is not bool:
-            raise RecordError("bad-label", f"'label' must be true or false, got {kind(label)}")
+            raise RecordError("bad-label", phrase("'label' must be true or false, got {value}", value=kind(label)))
         return RatedExample(prompt, completion, label, source)
     raise ValueError(f"unknown preference format {format!r}")
 
@@ -60,7 +61,7 @@ def _pair(prompt: tuple[Message, ...], record: dict, keys: tuple[str, str], sour
 
 def _checked_pair(prompt: tuple[Message, ...], chosen: str, rejected: str, source: str) -> PreferencePair:
     if " ".join(chosen.split()) == " ".join(rejected.split()):
-        raise RecordError("same-answers", f"chosen and rejected are both {_shown(chosen)}")
+        raise RecordError("same-answers", phrase("chosen and rejected are both {answer}", answer=_shown(chosen)))
     return PreferencePair(prompt, chosen, rejected, source)
 
 
@@ -70,11 +71,13 @@ def _prompt(record: dict, key: str, keys: tuple[str, str]) -> tuple[Message, ...
     if type(value) is str:
         return (Message("user", required_text(record, key)),)
     if not isinstance(value, list):
-        raise RecordError("wrong-type", f"{key!r} must be text or a list of turns, got {kind(value)}")
+        raise RecordError("wrong-type", phrase("{field} must be text or a list of turns, got {value}", field=repr(key),
+                                               value=kind(value)))
     prompt = turns(record, key, keys)
     if prompt[-1].role != "user":
         roles = ", ".join(m.role for m in prompt)
-        raise RecordError("bad-prompt", f"{key!r} ends with the {prompt[-1].role}'s turn, not the user's (roles: {roles})")
+        raise RecordError("bad-prompt", phrase("{field} ends with the {role}'s turn, not the user's (roles: {roles})",
+                                               field=repr(key), role=prompt[-1].role, roles=roles))
     return prompt
 
 
@@ -85,14 +88,16 @@ def _answer(record: dict, key: str, keys: tuple[str, str]) -> str:
         return required_text(record, key)
     if isinstance(value, list):
         if len(value) != 1:
-            raise RecordError("wrong-type", f"{key!r} must hold one assistant turn, not {len(value)} turns"
-                              if value else f"{key!r} is an empty list")
+            raise RecordError("wrong-type", phrase("{field} must hold one assistant turn, not {turns} turns",
+                                                   field=repr(key), turns=len(value))
+                              if value else phrase("{field} is an empty list", field=repr(key)))
         value, where = value[0], f"{key}[0]"
     else:
         where = key
     message = checked_message(value, where, keys)
     if message.role != "assistant":
-        raise RecordError("wrong-type", f"{where} must be the assistant's answer, not a {message.role} turn")
+        raise RecordError("wrong-type", phrase("{field} must be the assistant's answer, not a {role} turn", field=where,
+                                               role=message.role))
     return message.content
 
 
@@ -110,27 +115,32 @@ def _implicit(record: dict, source: str) -> PreferencePair:
     for key, conversation in (("chosen", chosen), ("rejected", rejected)):
         if conversation[-1].role != "assistant":
             roles = ", ".join(m.role for m in conversation)
-            raise RecordError("no-assistant", f"{key!r} does not end with an assistant answer (roles: {roles})")
+            raise RecordError("no-assistant", phrase("{field} does not end with an assistant answer (roles: {roles})",
+                                                     field=repr(key), roles=roles))
     shared = next((i for i, (a, b) in enumerate(zip(chosen, rejected)) if a != b), min(len(chosen), len(rejected)))
     if shared == len(chosen) == len(rejected):
-        raise RecordError("same-answers", f"chosen and rejected are the same conversation, ending {_shown(chosen[-1].content)}")
+        raise RecordError("same-answers", phrase("chosen and rejected are the same conversation, ending {answer}",
+                                                 answer=_shown(chosen[-1].content)))
     if not shared == len(chosen) - 1 == len(rejected) - 1:
         raise RecordError("prompt-mismatch", _parting(chosen, rejected, shared))
     prompt = chosen[:shared]
-    if not prompt or prompt[-1].role != "user":
-        ending = f"end with the {prompt[-1].role}'s turn" if prompt else "are none"
-        raise RecordError("bad-prompt", f"the turns before the answers {ending}, not the user's question")
+    if not prompt:
+        raise RecordError("bad-prompt", phrase("the turns before the answers are none, not the user's question"))
+    if prompt[-1].role != "user":
+        raise RecordError("bad-prompt", phrase("the turns before the answers end with the {role}'s turn, not the "
+                                               "user's question", role=prompt[-1].role))
     return _checked_pair(prompt, chosen[-1].content, rejected[-1].content, source)
 
 
-def _parting(chosen: tuple[Message, ...], rejected: tuple[Message, ...], at: int) -> str:
+def _parting(chosen: tuple[Message, ...], rejected: tuple[Message, ...], at: int) -> Phrase:
     """Where two conversations that should share all but their last answer part."""
-    def turn(conversation: tuple[Message, ...]) -> str:
+    def turn(conversation: tuple[Message, ...]) -> Phrase:
         if at >= len(conversation):
-            return f"ends after {len(conversation)} turns"
-        return f"has {conversation[at].role} {_shown(conversation[at].content)}"
+            return phrase("ends after {turns} turns", turns=len(conversation))
+        return phrase("has {role} {text}", role=conversation[at].role, text=_shown(conversation[at].content))
 
-    return f"the conversations part at turn {at + 1}, before the last answer: chosen {turn(chosen)}, rejected {turn(rejected)}"
+    return phrase("the conversations part at turn {turn}, before the last answer: chosen {chosen}, rejected {rejected}",
+                  turn=at + 1, chosen=turn(chosen), rejected=turn(rejected))
 
 
 def _shown(text: str) -> str:

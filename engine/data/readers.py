@@ -19,8 +19,9 @@ from typing import Any, BinaryIO
 
 from engine.data.encoding import UTF8_BOM, not_utf8
 from engine.data.hub import hub_records, is_hub, parse
-from engine.data.problems import RecordError
+from engine.data.problems import Detail, RecordError
 from engine.errors import DataError
+from engine.phrases import phrase
 
 Progress = Callable[[float], None]  # called now and then with the fraction of the file read
 Record = tuple[int, Any]
@@ -42,13 +43,14 @@ def ensure_readable(path: str | Path) -> None:
         return
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path} does not exist", where=str(path), hint="check the path")
+        raise DataError(phrase("{path} does not exist", path=str(path)), where=str(path), hint=phrase("check the path"))
     if not path.is_file():
-        raise DataError(f"{path} is not a file", where=str(path), hint="give the path of one data file")
+        raise DataError(phrase("{path} is not a file", path=str(path)), where=str(path),
+                        hint=phrase("give the path of one data file"))
     try:
         path.open("rb").close()
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}", where=str(path)) from None
+        raise DataError(phrase("cannot read {path}: {why}", path=str(path), why=exc.strerror), where=str(path)) from None
 
 
 def read_records(path: str | Path, on_progress: Progress | None = None) -> Iterator[Record]:
@@ -67,8 +69,8 @@ def read_records(path: str | Path, on_progress: Progress | None = None) -> Itera
         return _json_array(path, progress)
     if first == "{" and not _first_line_is_object(path):
         raise DataError(
-            f"{path} holds a single JSON object, not a list of records", where=str(path),
-            hint="a .json data file must be an array [{...}, {...}] or one object per line (JSON Lines)",
+            phrase("{path} holds a single JSON object, not a list of records", path=str(path)), where=str(path),
+            hint=phrase("a .json data file must be an array [{...}, {...}] or one object per line (JSON Lines)"),
         )
     return _jsonl(path, progress)
 
@@ -81,8 +83,8 @@ def _file_kind(path: Path) -> str:
     if first in ("[", "{"):
         return "json"
     raise DataError(
-        f"cannot tell the file type of {path.name}", where=str(path),
-        hint="use a .jsonl, .json, .csv, .tsv or .parquet file",
+        phrase("cannot tell the file type of {name}", name=path.name), where=str(path),
+        hint=phrase("use a .jsonl, .json, .csv, .tsv or .parquet file"),
     )
 
 
@@ -130,7 +132,8 @@ def _jsonl(path: Path, progress: Progress) -> Iterator[Record]:
                 return
             except json.JSONDecodeError as exc:
                 if raw.strip():  # blank lines are skipped, as every JSON Lines reader does
-                    yield line, RecordError("invalid-json", f"{exc.msg} (column {exc.colno})")
+                    yield line, RecordError("invalid-json", phrase("{error} (column {column})", error=exc.msg,
+                                                                   column=exc.colno))
                 continue
             except RecursionError:
                 yield line, _TOO_DEEP
@@ -151,7 +154,7 @@ def _numbered_lines(handle: BinaryIO, progress: Progress) -> Iterator[tuple[int,
             progress(done / size)
 
 
-_TOO_DEEP = RecordError("invalid-json", "nested too deeply")
+_TOO_DEEP = RecordError("invalid-json", phrase("nested too deeply"))
 
 
 def _with_whole_characters(value: Any) -> Any:
@@ -159,8 +162,9 @@ def _with_whole_characters(value: Any) -> Any:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
-        half = ord(exc.object[exc.start])
-        return RecordError("invalid-json", f"the escape \\u{half:04x} is half of a character (an unpaired surrogate)")
+        escape = f"\\u{ord(exc.object[exc.start]):04x}"
+        return RecordError("invalid-json", phrase("the escape {escape} is half of a character (an unpaired surrogate)",
+                                                  escape=escape))
     return value
 
 
@@ -194,13 +198,14 @@ def _csv(path: Path, delimiter: str, progress: Progress) -> Iterator[Record]:
                 if not any(cell.strip() for cell in row):
                     continue
                 if len(row) != len(header):
-                    yield line, RecordError("malformed-csv", f"{len(row)} values for {len(header)} columns")
+                    yield line, RecordError("malformed-csv", phrase("{values} values for {columns} columns",
+                                                                    values=len(row), columns=len(header)))
                     continue
                 yield line, _csv_record(header, row)
         except _NotUtf8 as exc:
             yield exc.line, exc.error
         except csv.Error as exc:
-            yield reader.line_num, RecordError("malformed-csv", f"{exc} (reading stopped here)")
+            yield reader.line_num, RecordError("malformed-csv", phrase("{error} (reading stopped here)", error=str(exc)))
         progress(1.0)
 
 
@@ -212,7 +217,8 @@ def _csv_record(header: list[str], row: list[str]) -> dict[str, Any] | RecordErr
             try:
                 record[column] = json.loads(cell)
             except json.JSONDecodeError as exc:
-                return RecordError("invalid-json", f"column {column!r}: {exc.msg} (character {exc.pos + 1})")
+                return RecordError("invalid-json", phrase("column {column!r}: {error} (character {position})",
+                                                          column=column, error=exc.msg, position=exc.pos + 1))
     label = record.get("label")
     if label is not None:
         record["label"] = CSV_BOOLEANS.get(label.strip().lower(), label)
@@ -220,7 +226,7 @@ def _csv_record(header: list[str], row: list[str]) -> dict[str, Any] | RecordErr
 
 
 class _Malformed(Exception):
-    def __init__(self, line: int, detail: str):
+    def __init__(self, line: int, detail: Detail):
         self.line, self.detail = line, detail
 
 
@@ -242,7 +248,7 @@ class _JsonArray:
         json_decoder = json.JSONDecoder()
         self._skip_space()
         if self.buf[self.pos:self.pos + 1] != "[":
-            raise DataError(f"{self.path} is not a JSON array", where=str(self.path))
+            raise DataError(phrase("{path} is not a JSON array", path=str(self.path)), where=str(self.path))
         self.pos += 1
         count = 0
         if self._peek() == "]":
@@ -265,11 +271,11 @@ class _JsonArray:
             elif following == "]":
                 self.pos += 1
                 if self._peek():
-                    yield self._line(), RecordError("invalid-json", "text after the closing ']'")
+                    yield self._line(), RecordError("invalid-json", phrase("text after the closing ']'"))
                 self.progress(1.0)
                 return
             else:
-                problem = "the array is not closed with ']'" if not following else "expected ',' or ']' here"
+                problem = phrase("the array is not closed with ']'") if not following else phrase("expected ',' or ']' here")
                 yield self._line(), RecordError("invalid-json", problem)
                 return
 
@@ -327,7 +333,8 @@ class _JsonArray:
                 too_big = len(self.buf) - self.pos > MAX_RECORD_CHARS
                 if repeated or too_big or not self._fill():
                     line = self._line() + self.buf.count("\n", self.pos, exc.pos)
-                    raise _Malformed(line, "record larger than 64 MiB, or a string never closed" if too_big else exc.msg)
+                    raise _Malformed(line, phrase("record larger than 64 MiB, or a string never closed") if too_big
+                                     else exc.msg)
                 last_error = error
                 continue
             if end == len(self.buf) and self._fill():
@@ -353,7 +360,8 @@ def _parquet(path: Path, progress: Progress) -> Iterator[Record]:
     try:
         table = pq.ParquetFile(path)
     except (pyarrow.ArrowException, OSError) as exc:
-        raise DataError(f"{path} is not a readable Parquet file: {exc}", where=str(path)) from None
+        raise DataError(phrase("{path} is not a readable Parquet file: {error}", path=str(path), error=str(exc)),
+                        where=str(path)) from None
     total, row = max(1, table.metadata.num_rows), 0
     with table:
         for batch in table.iter_batches(batch_size=PROGRESS_EVERY):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from engine.data.example import Example
 from engine.errors import DataError
 from engine.messages import Message, as_dicts
+from engine.phrases import phrase
 
 # For bases without a chat template: plain headers, and EOS closing each assistant turn.
 PLAIN_TEMPLATE = (
@@ -79,8 +80,8 @@ def chat_text(tokenizer, messages: Sequence[Message], *, source: str, generation
         )
     except (TemplateError, ValueError, TypeError) as exc:
         raise DataError(
-            f"the chat template of the base model cannot render this example: {exc}", where=source,
-            hint="some templates refuse system turns or require user and assistant turns to alternate",
+            phrase("the chat template of the base model cannot render this example: {error}", error=str(exc)),
+            where=source, hint=phrase("some templates refuse system turns or require user and assistant turns to alternate"),
         ) from None
 
 
@@ -99,9 +100,9 @@ def assistant_spans(tokenizer, messages: Sequence[Message], text: str, *, source
         turn = chat_text(tokenizer, messages[: index + 1], source=source)
         if not (text.startswith(head) and text.startswith(turn) and len(head) <= len(turn)):
             raise DataError(
-                "the chat template renders this conversation differently from its beginning, so the "
-                "assistant's tokens cannot be told apart", where=source,
-                hint="set data.assistant_only_loss: false to train on every token",
+                phrase("the chat template renders this conversation differently from its beginning, so the "
+                       "assistant's tokens cannot be told apart"), where=source,
+                hint=phrase("set data.assistant_only_loss: false to train on every token"),
             )
         spans.append((len(head), len(turn.rstrip())))
     return spans

@@ -19,6 +19,7 @@ from engine.data.example import AnyExample
 from engine.data.kinds import SFT, require_kind
 from engine.data.loading import load_records
 from engine.errors import DataError
+from engine.phrases import phrase
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ def load_splits(config: DataConfig, *, kind: str | None = SFT, needs: str = "SFT
     and `path` is split into train and test by the test fraction. Files must hold `kind` of data
     (engine.data.kinds; None takes any kind, the same in both files); `needs` names what needs it."""
     if not config.path:
-        raise DataError("no training data given", where="data.path", hint="set data.path to a .jsonl, .json, .csv or .parquet file")
+        raise DataError(phrase("no training data given"), where="data.path",
+                        hint=phrase("set data.path to a .jsonl, .json, .csv or .parquet file"))
     data, examples = load_records(config.path, config.format)
     wanted = data.kind if kind is None else kind
     require_kind(data, wanted, needs)
@@ -75,7 +77,7 @@ def load_splits(config: DataConfig, *, kind: str | None = SFT, needs: str = "SFT
         splits = split_examples(examples, config.split, config.seed)
     if not splits.train:
         raise DataError(
-            f"no training examples left after the split of {len(examples)} examples", where="data.split",
-            hint="add examples or give the train part a larger fraction",
+            phrase("no training examples left after the split of {examples} examples", examples=len(examples)),
+            where="data.split", hint=phrase("add examples or give the train part a larger fraction"),
         )
     return splits

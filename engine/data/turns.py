@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from engine.data.problems import RecordError
+from engine.i18n import N_
 from engine.messages import Message
+from engine.phrases import Phrase, phrase
 
 ROLE_NAMES = {
     "system": "system", "developer": "system",
@@ -19,6 +21,9 @@ ROLE_NAMES = {
 }
 ROLE_KEYS = ("role", "content")
 SHAREGPT_KEYS = ("from", "value")
+# How the kinds of JSON values are named in an error, before the start of the value
+VALUE_KINDS = {bool: N_("true/false {value}"), int: N_("a number {value}"), float: N_("a number {value}"),
+               str: N_("text {value}"), list: N_("a list {value}"), dict: N_("an object {value}")}
 
 _MISSING = object()
 
@@ -28,11 +33,12 @@ def turns(record: dict, key: str, keys: tuple[str, str] = ROLE_KEYS) -> tuple[Me
     exports, it means "no system prompt")."""
     value = record.get(key, _MISSING)
     if value is _MISSING or value is None:
-        raise RecordError("missing-field", f"missing field {key!r}")
+        raise RecordError("missing-field", phrase("missing field {field}", field=repr(key)))
     if not isinstance(value, list):
-        raise RecordError("wrong-type", f"{key!r} must be a list of turns, got {kind(value)}")
+        raise RecordError("wrong-type", phrase("{field} must be a list of turns, got {value}", field=repr(key),
+                                               value=kind(value)))
     if not value:
-        raise RecordError("empty-field", f"{key!r} is an empty list")
+        raise RecordError("empty-field", phrase("{field} is an empty list", field=repr(key)))
     messages = []
     for index, turn in enumerate(value):
         message = _message(turn, key, index, keys)
@@ -48,7 +54,7 @@ def conversation(record: dict, key: str, keys: tuple[str, str]) -> tuple[Message
     first_user = next((i for i, m in enumerate(messages) if m.role == "user"), len(messages))
     if not any(m.role == "assistant" for m in messages[first_user + 1:]):
         roles = ", ".join(m.role for m in messages)
-        raise RecordError("no-assistant", f"no assistant turn after a user turn (roles: {roles})")
+        raise RecordError("no-assistant", phrase("no assistant turn after a user turn (roles: {roles})", roles=roles))
     return messages
 
 
@@ -65,34 +71,39 @@ def _message(turn: Any, key: str, index: int, keys: tuple[str, str]) -> Message:
 
 def checked_message(turn: Any, where: str, keys: tuple[str, str]) -> Message:
     if not isinstance(turn, dict):
-        raise RecordError("wrong-type", f"{where} must be an object with {' and '.join(keys)}, got {kind(turn)}")
+        raise RecordError("wrong-type", phrase("{field} must be an object with {first} and {second}, got {value}",
+                                               field=where, first=keys[0], second=keys[1], value=kind(turn)))
     other = ROLE_KEYS if keys[0] == "from" else SHAREGPT_KEYS
     role_key, content_key = other if keys[0] not in turn and other[0] in turn else keys
     role = required_text(turn, role_key, where=where)
     mapped = ROLE_NAMES.get(role.strip().lower())
     if mapped is None:
-        raise RecordError("unknown-role", f"{where}.{role_key} is {role!r}")
+        raise RecordError("unknown-role", phrase("{field} is {value!r}", field=_name(role_key, where), value=role))
     content = field(turn, content_key, where)
     if not isinstance(content, str):
-        raise RecordError("wrong-type", f"{where}.{content_key} must be text, got {kind(content)}")
+        raise RecordError("wrong-type", phrase("{field} must be text, got {value}", field=_name(content_key, where),
+                                               value=kind(content)))
     if mapped != "system" and not content.strip():
-        raise RecordError("empty-field", f"{where}.{content_key} is empty")
+        raise RecordError("empty-field", phrase("{field} is empty", field=_name(content_key, where)))
     return Message(mapped, content)
 
 
 def field(record: dict, key: str, where: str | None = None) -> Any:
     value = record.get(key, _MISSING)
-    if value is _MISSING or value is None:
-        raise RecordError("missing-field", f"missing field {_name(key, where)}" + (" (null)" if value is None else ""))
+    if value is _MISSING:
+        raise RecordError("missing-field", phrase("missing field {field}", field=_name(key, where)))
+    if value is None:
+        raise RecordError("missing-field", phrase("missing field {field} (null)", field=_name(key, where)))
     return value
 
 
 def required_text(record: dict, key: str, *, where: str | None = None) -> str:
     value = field(record, key, where)
     if type(value) is not str:
-        raise RecordError("wrong-type", f"{_name(key, where)} must be text, got {kind(value)}")
+        raise RecordError("wrong-type", phrase("{field} must be text, got {value}", field=_name(key, where),
+                                               value=kind(value)))
     if not value or value.isspace():
-        raise RecordError("empty-field", f"{_name(key, where)} is empty")
+        raise RecordError("empty-field", phrase("{field} is empty", field=_name(key, where)))
     return value
 
 
@@ -105,18 +116,20 @@ def optional_text(record: dict, key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise RecordError("wrong-type", f"{key!r} must be text, got {kind(value)}")
+        raise RecordError("wrong-type", phrase("{field} must be text, got {value}", field=repr(key), value=kind(value)))
     return value
 
 
 def not_an_object(record: Any) -> RecordError:
-    return RecordError("wrong-type", f"a record must be an object with named fields, got {kind(record)}")
+    return RecordError("wrong-type", phrase("a record must be an object with named fields, got {value}",
+                                           value=kind(record)))
 
 
-def kind(value: Any) -> str:
+def kind(value: Any) -> Phrase | str:
     """How a JSON value is named in an error: its kind and the start of it."""
-    names = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "an object"}
     if value is None:
         return "null"
     shown = repr(value)
-    return f"{names.get(type(value), type(value).__name__)} {shown[:40]}{'…' if len(shown) > 40 else ''}"
+    shown = f"{shown[:40]}{'…' if len(shown) > 40 else ''}"
+    named = VALUE_KINDS.get(type(value))
+    return f"{type(value).__name__} {shown}" if named is None else Phrase(named, (("value", shown),))

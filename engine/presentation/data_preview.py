@@ -1,5 +1,5 @@
 """Examples as the model sees them, the scored tokens marked: what `tanren data preview` prints
-and the workbench's Data screen shows, built once for both.
+and the workbench's Data screen shows, built once for both, in the language of the `_` it is given.
 
 An SFT example shows its trained tokens. A preference pair shows its prompt once and then both
 answers, the chosen one marked `chosen` and the rejected one `rejected`; a KTO rating shows its
@@ -17,8 +17,11 @@ from engine.data.hub import place
 from engine.data.loading import ExampleStream
 from engine.data.problems import RecordError
 from engine.data.render import Rendered, render_example, trained_segments
+from engine.i18n import N_, Gettext
 
 TRAINED, CHOSEN, REJECTED = "trained", "chosen", "rejected"
+# The answers' marks as a summary names them
+MARK_LABELS = {CHOSEN: N_("chosen"), REJECTED: N_("rejected")}
 
 Piece = tuple[str, str | None]  # decoded text, and its mark (None: context, not scored)
 
@@ -26,12 +29,12 @@ Piece = tuple[str, str | None]  # decoded text, and its mark (None: context, not
 @dataclass(frozen=True)
 class Preview:
     source: str
-    summary: str  # tokens, scored tokens, what max_length cut
+    summary: str  # tokens, scored tokens, what max_length cut (in the language of the `_` given)
     pieces: tuple[Piece, ...]
     marks: frozenset[str]  # the marks its pieces use, for the legend
 
 
-def previews(path: str | Path, format: str, tokenizer, *, max_length: int, count: int,
+def previews(path: str | Path, format: str, tokenizer, *, max_length: int, count: int, _: Gettext,
              on_skip: Callable[[str, RecordError], None] = lambda _where, _error: None) -> list[Preview]:
     """The first `count` usable records of the file; each unusable one before them goes to `on_skip`."""
     shown: list[Preview] = []
@@ -42,29 +45,30 @@ def previews(path: str | Path, format: str, tokenizer, *, max_length: int, count
         if isinstance(record, RecordError):
             on_skip(place(stream.label, line), record)
             continue
-        shown.append(preview(record, tokenizer, max_length=max_length))
+        shown.append(preview(record, tokenizer, max_length=max_length, _=_))
     return shown
 
 
-def preview(record: AnyExample, tokenizer, *, max_length: int) -> Preview:
+def preview(record: AnyExample, tokenizer, *, max_length: int, _: Gettext) -> Preview:
     if isinstance(record, PreferencePair):
-        return _pair(record, tokenizer, max_length)
+        return _pair(record, tokenizer, max_length, _)
     if isinstance(record, RatedExample):
         mark = CHOSEN if record.label else REJECTED
         rendered = render_example(record.example(), tokenizer, max_length=max_length)
-        summary = _tokens(rendered, "scored") + f", label {str(record.label).lower()}"
+        summary = _tokens(rendered, _) + _(", label {label}", label=str(record.label).lower())
         return _one(record.source, summary, _pieces(tokenizer, rendered, mark))
     rendered = render_example(record, tokenizer, max_length=max_length)
-    return _one(record.source, _tokens(rendered, "trained"), _pieces(tokenizer, rendered, TRAINED))
+    return _one(record.source, _tokens(rendered, _, trained=True), _pieces(tokenizer, rendered, TRAINED))
 
 
-def _pair(pair: PreferencePair, tokenizer, max_length: int) -> Preview:
+def _pair(pair: PreferencePair, tokenizer, max_length: int, _: Gettext) -> Preview:
     chosen, rejected = (render_example(e, tokenizer, max_length=max_length) for e in pair.conversations())
     prompt, chosen_answer = _split_answer(_pieces(tokenizer, chosen, CHOSEN))
-    _, rejected_answer = _split_answer(_pieces(tokenizer, rejected, REJECTED))
+    rejected_answer = _split_answer(_pieces(tokenizer, rejected, REJECTED))[1]
     # Both answers continue the same prompt, so it is shown once, the answers one under the other.
     pieces = (*prompt, *chosen_answer, ("\n", None), *rejected_answer)
-    summary = f"chosen: {_tokens(chosen, 'scored')}; rejected: {_tokens(rejected, 'scored')}"
+    summary = "; ".join(f"{_(MARK_LABELS[mark])}: {_tokens(rendered, _)}"
+                        for mark, rendered in ((CHOSEN, chosen), (REJECTED, rejected)))
     return Preview(pair.source, summary, pieces, frozenset((CHOSEN, REJECTED)))
 
 
@@ -84,8 +88,11 @@ def _split_answer(pieces: tuple[Piece, ...]) -> tuple[tuple[Piece, ...], tuple[P
     return pieces[:scored[0]], pieces[scored[0]:scored[-1] + 1]
 
 
-def _tokens(rendered: Rendered, scored: str) -> str:
-    text = f"{len(rendered.input_ids):,} tokens, {sum(rendered.assistant_mask):,} {scored}"
+def _tokens(rendered: Rendered, _: Gettext, *, trained: bool = False) -> str:
+    """How many tokens, how many of them count: `trained` for SFT, scored for a preference answer."""
+    tokens, counted = len(rendered.input_ids), sum(rendered.assistant_mask)
+    text = _("{tokens:,} tokens, {trained:,} trained", tokens=tokens, trained=counted) if trained else \
+        _("{tokens:,} tokens, {scored:,} scored", tokens=tokens, scored=counted)
     if rendered.truncated_tokens:
-        text += f", {rendered.truncated_tokens:,} cut by max length"
+        text += _(", {cut:,} cut by max length", cut=rendered.truncated_tokens)
     return text

@@ -1,69 +1,92 @@
 """The data check's report as text: what `tanren data check` prints and the workbench's Data screen
-shows, written once for both."""
+shows, written once for both, in the language of the `_` it is given."""
 
 from __future__ import annotations
 
 from engine.data.check import Finding, Report
-from engine.data.hub import numbering
+from engine.data.hub import numbered
 from engine.data.kinds import FORMAT_KINDS, PAIRS, RATINGS
+from engine.i18n import N_, Gettext
+from engine.phrases import in_language
 
-# What one usable record is called, by the kind of data (engine.data.kinds)
-NOUNS = {PAIRS: "preference pair", RATINGS: "rated example"}
+Forms = tuple[str, str]  # the message for one, and for any other count (Japanese has one form)
+
+# How many usable records there are, by the kind of data (engine.data.kinds)
+USABLE: dict[str | None, Forms] = {
+    PAIRS: (N_("{count:,} usable preference pair"), N_("{count:,} usable preference pairs")),
+    RATINGS: (N_("{count:,} usable rated example"), N_("{count:,} usable rated examples")),
+}
+USABLE_EXAMPLES = (N_("{count:,} usable example"), N_("{count:,} usable examples"))
+WARNED = (N_("usable ({count:,} warning)"), N_("usable ({count:,} warnings)"))
+NOT_USABLE = (N_("not usable: fix the {count:,} error above"), N_("not usable: fix the {count:,} errors above"))
+WINDOWS = (N_("{count:,} training window"), N_("{count:,} training windows"))
+UNITS = {"tokens": N_("tokens"), "characters": N_("characters")}  # LengthStats.unit
 
 
-def format_report(report: Report, *, base: str | None) -> str:
-    how = f"detected from {numbering(report.path)} {report.detected_at}" if report.detected_at else "given"
-    fmt = f"{report.format} format ({how})" if report.format else "format unknown"
-    noun = NOUNS.get(report.kind, "example")
-    lines = [f"{report.path}: {fmt}, {_count(report.examples, 'usable ' + noun)}"]
+def format_report(report: Report, *, base: str | None, _: Gettext) -> str:
+    lines = [_("{path}: {format}, {usable}", path=report.path, format=_format(report, _),
+               usable=_counted(USABLE.get(report.kind, USABLE_EXAMPLES), report.examples, _))]
     if report.labels is not None:
-        lines[0] += f" ({report.labels[0]:,} desirable, {report.labels[1]:,} undesirable)"
+        lines[0] = _("{line} ({desirable:,} desirable, {undesirable:,} undesirable)", line=lines[0],
+                     desirable=report.labels[0], undesirable=report.labels[1])
     if report.validation_path:
-        noun = NOUNS.get(FORMAT_KINDS.get(report.validation_format), "example")
-        lines.append(f"validation: {report.validation_path}, {_count(report.validation_examples, 'usable ' + noun)}")
-    for title, findings in (("errors (the file cannot be used)", report.errors), ("warnings", report.warnings)):
+        forms = USABLE.get(FORMAT_KINDS.get(report.validation_format), USABLE_EXAMPLES)
+        lines.append(_("validation: {path}, {usable}", path=report.validation_path,
+                       usable=_counted(forms, report.validation_examples, _)))
+    for title, findings in ((_("errors (the file cannot be used):"), report.errors), (_("warnings:"), report.warnings)):
         if findings:
-            lines += ["", f"{title}:"] + [line for f in findings for line in _finding(f)]
+            lines += ["", title] + [line for f in findings for line in _finding(f, _)]
     if report.lengths:
-        lines += ["", _lengths(report, base)]
+        lines += ["", _lengths(report, base, _)]
         if report.kind == PAIRS and report.lengths.unit == "tokens":
-            lines.append("(each pair counts as two conversations: the prompt with its chosen answer, and with its "
-                         "rejected one)")
+            lines.append(_("(each pair counts as two conversations: the prompt with its chosen answer, and with its "
+                           "rejected one)"))
     train, validation, test = report.split
-    lines.append(f"split (seed {report.seed}): train {train:,} · validation {validation:,} · test {test:,}")
+    lines.append(_("split (seed {seed}): train {train:,} · validation {validation:,} · test {test:,}",
+                   seed=report.seed, train=train, validation=validation, test=test))
     lines.append("")
     if report.usable:
         warned = sum(f.count for f in report.warnings)
-        lines.append(f"usable ({_count(warned, 'warning')})" if warned else "usable, no problems found")
+        lines.append(_counted(WARNED, warned, _) if warned else _("usable, no problems found"))
     else:
-        lines.append(f"not usable: fix the {_count(sum(f.count for f in report.errors), 'error')} above")
+        lines.append(_counted(NOT_USABLE, sum(f.count for f in report.errors), _))
     return "\n".join(lines)
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+def _format(report: Report, _: Gettext) -> str:
+    if not report.format:
+        return _("format unknown")
+    if report.detected_at:
+        line = numbered(report.path, report.detected_at).translate(_)
+        return _("{format} format (detected from {line})", format=report.format, line=line)
+    return _("{format} format (given)", format=report.format)
 
 
-def _finding(finding: Finding) -> list[str]:
-    lines = [f"  {finding.title}: {finding.count:,}"]
-    lines += [f"    {example}" for example in finding.examples]
-    if finding.count > len(finding.examples):
-        lines.append(f"    … and {finding.count - len(finding.examples):,} more")
-    if finding.hint:
-        lines.append(f"    hint: {finding.hint}")
+def _counted(forms: Forms, count: int, _: Gettext) -> str:
+    return _(forms[count != 1], count=count)
+
+
+def _finding(finding: Finding, _: Gettext) -> list[str]:
+    lines = [f"  {_(finding.title)}: {finding.count:,}"]
+    lines += [f"    {where}: {in_language(detail, _)}" for where, detail in finding.places]
+    if finding.count > len(finding.places):
+        lines.append("    " + _("… and {count:,} more", count=finding.count - len(finding.places)))
+    if finding.advice is not None:
+        lines.append("    " + _("hint: {hint}", hint=in_language(finding.advice, _)))
     return lines
 
 
-def _lengths(report: Report, base: str | None) -> str:
+def _lengths(report: Report, base: str | None, _: Gettext) -> str:
     s = report.lengths
-    unit = f"{s.unit}, {base}" if base else s.unit
-    line = (f"length ({unit}): min {s.min:,} · median {s.p50:,} · p90 {s.p90:,} · p99 {s.p99:,} · max {s.max:,}; "
-            f"{s.total:,} in all")
+    unit = _(UNITS[s.unit])
+    unit = ", ".join((unit, base)) if base else unit
+    line = _("length ({unit}): min {min:,} · median {median:,} · p90 {p90:,} · p99 {p99:,} · max {max:,}; "
+             "{total:,} in all", unit=unit, min=s.min, median=s.p50, p90=s.p90, p99=s.p99, max=s.max, total=s.total)
     if s.trained_share is not None:
-        line += f", {s.trained_share:.0%} trained"
+        line += _(", {share:.0%} trained", share=s.trained_share)
     if s.measured < s.examples:
-        line += f" (estimated from a sample of {s.measured:,} examples)"
+        line += _(" (estimated from a sample of {count:,} examples)", count=s.measured)
     if s.windows is not None:
-        line += (f"\ntext records longer than max_length {report.max_length:,} become windows: "
-                 f"{_count(s.windows, 'training window')} in all")
+        line += "\n" + _("text records longer than max_length {max_length:,} become windows: {windows} in all",
+                         max_length=report.max_length, windows=_counted(WINDOWS, s.windows, _))
     return line

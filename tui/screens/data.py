@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,11 +73,19 @@ def preview_text(preview: Preview) -> Text:
     return text
 
 
+def styled(template: str, **parts: tuple[str, str]) -> Text:
+    """A translated `template` whose `{name}` fields are filled with (text, style): a translation
+    may put the fields in another order."""
+    pieces = re.split(r"\{(\w+)\}", template)  # text, a field's name, text, ...
+    return Text.assemble(*[parts[piece] if index % 2 else piece for index, piece in enumerate(pieces)])
+
+
 def legend(preview: Preview, _: Gettext) -> Text:
+    green, red = (_("green"), TRAINED_STYLE), (_("red"), REJECTED_STYLE)
     if CHOSEN in preview.marks or REJECTED in preview.marks:
-        return Text.assemble(_("chosen (desirable) answers are "), (_("green"), TRAINED_STYLE),
-                             _(", rejected (undesirable) ones "), (_("red"), REJECTED_STYLE))
-    return Text.assemble(_("trained tokens are "), (_("green"), TRAINED_STYLE))
+        return styled(_("chosen (desirable) answers are {chosen}, rejected (undesirable) ones {rejected}"),
+                      chosen=green, rejected=red)
+    return styled(_("trained tokens are {trained}"), trained=green)
 
 
 class DataScreen(TanrenScreen):
@@ -174,9 +183,10 @@ class DataScreen(TanrenScreen):
         if worker.is_cancelled:
             return
         preview = [] if not report.usable else previews(path, config.data.format, tokenizer,
-                                                        max_length=config.data.max_length, count=PREVIEW_EXAMPLES)
+                                                        max_length=config.data.max_length, count=PREVIEW_EXAMPLES,
+                                                        _=self._)
         if not worker.is_cancelled:
-            self.post_message(self.Checked(format_report(report, base=base), report.usable, preview))
+            self.post_message(self.Checked(format_report(report, base=base, _=self._), report.usable, preview))
 
     def _throttled_busy(self):
         last = [0.0]
