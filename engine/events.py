@@ -13,35 +13,104 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from engine.errors import TanrenError
+from engine.phrases import Phrase, Translate, phrase
 
 RUN_STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
+
+Said = str | Phrase  # text for people: a Phrase when it can be shown in their language
+
+
+def phrase_of(text: Said) -> Phrase | None:
+    return text if isinstance(text, Phrase) else None
+
+
+def shown(text: str, said: Phrase | None, gettext: Translate) -> str:
+    """Recorded text in gettext's language: its phrase translated, else the English as it is
+    (a library's message, or a file written before events carried phrases)."""
+    return said.translate(gettext) if said is not None else text
+
+
+def phrase_to_json(said: Phrase) -> dict[str, Any]:
+    """A Phrase as JSON: its message id and its values (a Phrase nested; what JSON cannot hold, as text)."""
+    return {"msgid": said.msgid, "values": {name: _value_to_json(value) for name, value in said.values}}
+
+
+def _value_to_json(value: object) -> object:
+    if isinstance(value, Phrase):
+        return phrase_to_json(value)
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def phrase_from_json(raw: Mapping[str, Any]) -> Phrase:
+    values = raw.get("values", {})
+    return phrase(raw["msgid"], **{name: phrase_from_json(value) if isinstance(value, Mapping) else value
+                                   for name, value in values.items()})
+
+
+def phrases_to_json(record: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """`record` with its phrase fields as JSON, and those without a phrase left out (files stay as before)."""
+    out = {name: value for name, value in record.items() if name not in names}
+    out.update({name: phrase_to_json(record[name]) for name in names if record.get(name) is not None})
+    return out
+
+
+def phrases_from_json(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: phrase_from_json(value) if name in names and value is not None else value
+            for name, value in raw.items()}
+
+
+class Explained:
+    """A status as people read it: its reason and hint in their language (Status, a job's status)."""
+
+    reason: str
+    hint: str
+    reason_phrase: Phrase | None
+    hint_phrase: Phrase | None
+
+    def shown_reason(self, gettext: Translate) -> str:
+        return shown(self.reason, self.reason_phrase, gettext)
+
+    def shown_hint(self, gettext: Translate) -> str:
+        return shown(self.hint, self.hint_phrase, gettext)
 
 
 @dataclass(frozen=True)
 class Event:
     kind: ClassVar[str] = "event"
+    # fields holding the Phrase a text was made from: events.jsonl keeps the English for scripts,
+    # and the message id with its values so that a reader can show it in the user's language
+    phrase_fields: ClassVar[tuple[str, ...]] = ()
     time: float = field(default_factory=time.time, kw_only=True)
 
     def to_json(self) -> str:
-        return json.dumps({"event": self.kind, **asdict(self)}, ensure_ascii=False)
+        record = {**asdict(self), **{name: getattr(self, name) for name in self.phrase_fields}}
+        return json.dumps({"event": self.kind, **phrases_to_json(record, self.phrase_fields)}, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
-class Status(Event):
+class Status(Explained, Event):
     """A lifecycle change: queued, running, done, failed or cancelled (with the reason)."""
 
     kind: ClassVar[str] = "status"
+    phrase_fields: ClassVar[tuple[str, ...]] = ("reason_phrase", "hint_phrase")
     state: str
     reason: str = ""
     hint: str = ""
+    reason_phrase: Phrase | None = None
+    hint_phrase: Phrase | None = None
 
     def __post_init__(self) -> None:
         if self.state not in RUN_STATES:
             raise ValueError(f"unknown state {self.state!r}; expected one of {RUN_STATES}")
+
+    @classmethod
+    def said(cls, state: str, reason: Said = "", hint: Said = "", **kw: Any) -> Status:
+        """The status with its reason and hint in English and, for those that are Phrases, their phrases."""
+        return cls(state, str(reason), str(hint), phrase_of(reason), phrase_of(hint), **kw)
 
 
 STAGES, PERCENT = "stages", "%"  # Progress units of exports: stages done, and how far one stage has come
@@ -71,8 +140,17 @@ class Metrics(Event):
 @dataclass(frozen=True)
 class Log(Event):
     kind: ClassVar[str] = "log"
+    phrase_fields: ClassVar[tuple[str, ...]] = ("phrase",)
     message: str
     level: str = "info"
+    phrase: Phrase | None = None
+
+    @classmethod
+    def said(cls, message: Said, level: str = "info") -> Log:
+        return cls(str(message), level, phrase_of(message))
+
+    def shown(self, gettext: Translate) -> str:
+        return shown(self.message, self.phrase, gettext)
 
 
 @dataclass(frozen=True)
@@ -114,9 +192,9 @@ def parse_event(line: str, *, where: str = "<events>") -> Event:
         raw = json.loads(line)
         cls = EVENT_TYPES[raw.pop("event")]
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in names})
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TanrenError(f"unreadable event line ({exc})", where=where) from exc
+        return cls(**phrases_from_json({k: v for k, v in raw.items() if k in names}, cls.phrase_fields))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise TanrenError(phrase("unreadable event line ({error})", error=str(exc)), where=where) from exc
 
 
 class EventLog:

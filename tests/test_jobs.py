@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import Log, Progress, Status
+from engine.events import Log, Progress, Status, parse_event
 from engine.i18n import load_catalog
 from engine.jobs import Follower, JobDir, JobError, launch_detached, request_stop
 from engine.jobs.print_follow import follow, print_events
 from engine.locking import HeldLock, try_lock
 from engine.paths import Home
+from engine.phrases import phrase
+from engine.presentation.event_lines import EventFormatter
 from tests.conftest import REPO
 from tests.job_worker import FakeJob
 
@@ -189,3 +191,30 @@ def test_a_running_job_is_not_launched_twice_and_stops_on_request(job: FakeJob, 
     assert follower.final_state() == "cancelled"
     assert follower.wait_until_released(timeout_s=30)
     assert not request_stop(job)
+
+
+PSEUDO = load_catalog("pseudo").gettext
+
+
+def test_a_status_keeps_its_phrases_through_the_events_file_and_is_shown_in_the_readers_language(
+        job: FakeJob) -> None:
+    """events.jsonl and status.json keep the English for scripts, and the phrase it was made from."""
+    error = JobError(phrase("no file {path}", path=Path("/data/x.jsonl")), hint=phrase("pass --data FILE"))
+    job.record_failure(error)
+    (event,) = job.events.read()
+    assert (event.reason, event.hint) == ("no file /data/x.jsonl", "pass --data FILE")
+    assert parse_event(event.to_json()) == event
+    assert event.reason_phrase == phrase("no file {path}", path="/data/x.jsonl")  # a Path is written as text
+    assert EventFormatter(PSEUDO).format(event) == "⟦[⟦failed⟧] ⟦no file /data/x.jsonl⟧⟧\n  ⟦hint: ⟦pass --data FILE⟧⟧"
+    status = job.status()
+    assert (status.reason, status.shown_reason(PSEUDO), status.shown_hint(PSEUDO)) == (
+        "no file /data/x.jsonl", "⟦no file /data/x.jsonl⟧", "⟦pass --data FILE⟧")
+
+
+def test_events_written_before_phrases_and_library_messages_are_shown_as_they_are(job: FakeJob) -> None:
+    old = parse_event('{"event": "status", "time": 1.0, "state": "failed", "reason": "OSError: disk full", "hint": ""}')
+    assert EventFormatter(PSEUDO).format(old) == "⟦[⟦failed⟧] OSError: disk full⟧"
+    log = Log.said(phrase("checkpoint saved at step {step}", step=3))
+    assert '"phrase": {"msgid": "checkpoint saved at step {step}", "values": {"step": 3}}' in log.to_json()
+    assert EventFormatter(PSEUDO).format(parse_event(log.to_json())) == "⟦checkpoint saved at step 3⟧"
+    assert "phrase" not in Log("pid 1").to_json()  # a plain message writes the line it always wrote

@@ -113,19 +113,24 @@ def test_a_kernel_that_finds_nothing_to_change_reports_not_applied(monkeypatch: 
     assert not result.applied and result.reason == "nothing in this model for it to change"
 
 
+def _lines(results: list[layer.KernelResult], choice: tuple[str, ...]) -> list[str]:
+    """describe()'s log lines in English (they are phrases, shown in the reader's language)."""
+    return [str(line) for line in layer.describe(results, choice)]
+
+
 def test_off_keeps_only_the_safeguards_and_names_pick_kernels(patched) -> None:
     off = apply_overrides(RunConfig(), ["training.kernels=off"])
     results = layer.apply(Trainer(), off, setting=INSIDE)
     assert layer.applied_names(results) == ("atomic_checkpoints",)
     assert layer.applied_names(layer.apply(None, off, setting=INSIDE)) == ("cpu_fsdp2",)  # FSDP on CPU needs it
     single = layer.apply(None, off, setting=dataclasses.replace(INSIDE, strategy="single"))
-    assert layer.applied_names(single) == () and layer.describe(single, ("auto",)) == ["kernels: none"]
-    assert layer.describe(results, off.training.kernels) == ["kernels: atomic_checkpoints (training.kernels: off)"]
+    assert layer.applied_names(single) == () and _lines(single, ("auto",)) == ["kernels: none"]
+    assert _lines(results, off.training.kernels) == ["kernels: atomic_checkpoints (training.kernels: off)"]
     picked = apply_overrides(RunConfig(), ["training.kernels=cpu_varlen_attention,lora_sum_in_product"])
     results = layer.apply(Trainer(), picked, setting=dataclasses.replace(INSIDE, device="cuda"))
     assert layer.applied_names(results) == ("lora_sum_in_product", "atomic_checkpoints")
     # a kernel asked for by name that cannot apply says why; one left out by the choice is not listed
-    assert layer.describe(results, picked.training.kernels) == [
+    assert _lines(results, picked.training.kernels) == [
         "kernels: lora_sum_in_product, atomic_checkpoints "
         "(training.kernels: cpu_varlen_attention, lora_sum_in_product)",
         "kernel cpu_varlen_attention off: device cuda (it applies to cpu)",

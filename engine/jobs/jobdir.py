@@ -12,12 +12,15 @@ import time
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from engine.atomic import atomic_write_text
 from engine.errors import TanrenError
-from engine.events import FINAL_STATES, EventLog, Status
+from engine.events import (FINAL_STATES, EventLog, Explained, Said, Status, phrase_of, phrases_from_json,
+                           phrases_to_json)
 from engine.locking import file_lock
 from engine.paths import Home
+from engine.phrases import Phrase, phrase
 
 
 class JobError(TanrenError):
@@ -25,11 +28,28 @@ class JobError(TanrenError):
 
 
 @dataclass(frozen=True)
-class JobStatus:
+class JobStatus(Explained):
+    """The job's state now (status.json), its reason and hint in English and as the phrases they were made from."""
+
+    PHRASE_FIELDS: ClassVar[tuple[str, ...]] = ("reason_phrase", "hint_phrase")
     state: str
     reason: str = ""
     hint: str = ""
     updated: float = 0.0
+    reason_phrase: Phrase | None = None
+    hint_phrase: Phrase | None = None
+
+    @classmethod
+    def said(cls, state: str, reason: Said = "", hint: Said = "", updated: float = 0.0) -> JobStatus:
+        return cls(state, str(reason), str(hint), updated, phrase_of(reason), phrase_of(hint))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobStatus:
+        return cls(**phrases_from_json(json.loads(text), cls.PHRASE_FIELDS))
+
+    def to_json(self) -> str:
+        return json.dumps(phrases_to_json(asdict(self) | {name: getattr(self, name) for name in self.PHRASE_FIELDS},
+                                          self.PHRASE_FIELDS))
 
     @property
     def final(self) -> bool:
@@ -52,7 +72,7 @@ class JobDir:
         raise NotImplementedError(f"{type(self).__name__} does not say where its home is")
 
     @property
-    def crash_hint(self) -> str:
+    def crash_hint(self) -> Said:
         """What to do when the process died without recording why."""
         return ""
 
@@ -89,22 +109,28 @@ class JobDir:
         """An unexpected error as the failure: its first line in the status, the traceback in the log."""
         traceback.print_exc()
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        self.set_status("failed", f"{type(exc).__name__}: {first_line}", f"the full traceback is in {self.log_file}")
+        self.set_status("failed", f"{type(exc).__name__}: {first_line}",
+                        phrase("the full traceback is in {path}", path=str(self.log_file)))
 
     def record_failure(self, exc: BaseException) -> int:
         """`exc` as the job's end, for a worker's last `except`: a TanrenError's own message and
         hint, anything else as a crash. Returns the process's exit code."""
         if isinstance(exc, TanrenError):
-            self.set_status("failed", exc.message, exc.hint or "")
+            self.record_error(exc)
         else:
             self.record_crash(exc)
         return 1
 
-    def set_status(self, state: str, reason: str = "", hint: str = "") -> None:
+    def record_error(self, exc: TanrenError) -> None:
+        """A TanrenError as the failure, with the phrases it was made from (shown in the reader's language)."""
+        message, _where, hint = exc.phrases
+        self.set_status("failed", message, hint or "")
+
+    def set_status(self, state: str, reason: Said = "", hint: Said = "") -> None:
         """Record a lifecycle change in both status.json (current) and the events log (history)."""
-        status = Status(state, reason, hint)
+        status = Status.said(state, reason, hint)
         self.events.append(status)
-        atomic_write_text(self.status_file, json.dumps(asdict(JobStatus(state, reason, hint, status.time))))
+        atomic_write_text(self.status_file, JobStatus.said(state, reason, hint, status.time).to_json())
 
     def is_alive(self) -> bool:
         """True while the job's process holds its lock; the kernel frees it when the process dies."""
@@ -129,12 +155,13 @@ class JobDir:
     def status(self) -> JobStatus:
         """The recorded status; a job whose process is gone without a final one counts as failed."""
         try:
-            status = JobStatus(**json.loads(self.status_file.read_text(encoding="utf-8")))
+            status = JobStatus.from_json(self.status_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return JobStatus("queued", "not started yet")
+            return JobStatus.said("queued", phrase("not started yet"))
         if not status.final and not self.is_alive():
-            return JobStatus("failed", "the process ended without saying why (killed, or the machine went down)",
-                             self.crash_hint, status.updated)
+            return JobStatus.said(
+                "failed", phrase("the process ended without saying why (killed, or the machine went down)"),
+                self.crash_hint, status.updated)
         return status
 
     def pid(self) -> int | None:

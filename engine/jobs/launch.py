@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from engine.jobs.jobdir import JobDir, JobError
 from engine.locking import try_lock
+from engine.phrases import phrase
 
 
 def launch_detached(job: JobDir, module: str, args: Sequence[str] = (), *, nproc: int = 1,
@@ -26,8 +27,9 @@ def launch_detached(job: JobDir, module: str, args: Sequence[str] = (), *, nproc
     """
     held = try_lock(job.lock_file)
     if held is None:
-        raise JobError(f"{job.name} is already running", where=str(job.path),
-                       hint=f"follow it with `{job.follow_command}`" if job.follow_command else None)
+        raise JobError(phrase("{name} is already running", name=job.name), where=str(job.path),
+                       hint=phrase("follow it with `{command}`", command=job.follow_command)
+                       if job.follow_command else None)
     try:
         command = [sys.executable, "-m", module, str(job.path), *args]
         if nproc > 1 or dist_args:

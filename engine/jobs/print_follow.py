@@ -33,8 +33,10 @@ def follow(job: JobDir, _: Gettext, *, offset: int = 0) -> int:
                 print(line, flush=True)
         released = follower.wait_until_released()
     except KeyboardInterrupt:
-        print(f"\nstopped following; {job.name} keeps running. Follow again: {job.follow_command}", file=sys.stderr)
+        print("\n" + _("stopped following; {name} keeps running. Follow again: {command}", name=job.name,
+                       command=job.follow_command), file=sys.stderr)
         return 0
     if not released:
-        print(f"{job.name} recorded its end but its process (pid {job.pid()}) has not exited yet", file=sys.stderr)
+        print(_("{name} recorded its end but its process (pid {pid}) has not exited yet", name=job.name,
+                pid=job.pid()), file=sys.stderr)
     return EXIT_CODES.get(follower.final_state(), 1)

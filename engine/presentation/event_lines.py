@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from engine.events import PERCENT, Artifact, Event, HttpRequest, Log, Metrics, Progress, Status
-from engine.i18n import Gettext
+from engine.i18n import N_, Gettext
 from engine.jobs import JobStatus
 from engine.runs.rundir import RunDir
 
@@ -43,6 +43,15 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+STATE_NAMES = {"queued": N_("queued"), "running": N_("running"), "done": N_("done"), "failed": N_("failed"),
+               "cancelled": N_("cancelled"), "unreadable": N_("unreadable")}
+
+
+def state_name(state: str, _: Gettext) -> str:
+    """A job's state in the user's language (the state itself stays English in every file)."""
+    return _(STATE_NAMES[state]) if state in STATE_NAMES else state
+
+
 class EventFormatter:
     """Turns events into the lines `tanren logs` and `tanren train --follow` print."""
 
@@ -59,32 +68,39 @@ class EventFormatter:
         if isinstance(event, Metrics):
             return self._metrics(event)
         if isinstance(event, Status):
-            line = f"[{event.state}]" + (f" {event.reason}" if event.reason else "")
-            return line + (f"\n  hint: {event.hint}" if event.hint else "")
+            return self._status(event)
         if isinstance(event, Artifact):
-            return f"saved {event.role}: {event.path}"
+            return self._("saved {role}: {path}", role=event.role, path=event.path)
         if isinstance(event, Log):
-            return event.message
+            return event.shown(self._)
         if isinstance(event, HttpRequest):
-            return request_line(event)
+            return request_line(event, self._)
         return None
 
+    def _status(self, event: Status) -> str:
+        _, state = self._, state_name(event.state, self._)
+        line = _("[{state}] {reason}", state=state, reason=event.shown_reason(_)) if event.reason else \
+            _("[{state}]", state=state)
+        return line + ("\n  " + _("hint: {hint}", hint=event.shown_hint(_)) if event.hint else "")
+
     def _metrics(self, event: Metrics) -> str:
-        step = f"step {event.step}" + (f"/{self.total}" if self.total else "")
+        step = (self._("step {step}/{total}", step=event.step, total=self.total) if self.total
+                else self._("step {step}", step=event.step))
         return " | ".join([step, *format_metrics(event.values)])
 
 
-def request_line(event: HttpRequest) -> str:
+def request_line(event: HttpRequest, _: Gettext) -> str:
     """One served request: `12:03:04 POST /v1/chat/completions 200 my-run 25+12 tokens 0.84 s stop, batch 4`."""
     clock = time.strftime("%H:%M:%S", time.localtime(event.time))
     head = f"{clock} {event.method} {event.path} {event.status}"
     if event.error:
         return f"{head} {event.error}"
-    line = (f"{head} {event.model} {event.prompt_tokens}+{event.completion_tokens} tokens "
-            f"{event.latency_s:.2f} s {event.finish_reason or 'client left'}")
+    line = head + " " + _("{model} {prompt}+{completion} tokens {latency:.2f} s {finish}", model=event.model,
+                          prompt=event.prompt_tokens, completion=event.completion_tokens, latency=event.latency_s,
+                          finish=event.finish_reason or _("client left"))
     if event.batch_size > 1:
-        line += f", batch {event.batch_size}"
-    return line + (f", queued {event.queue_s:.2f} s" if event.queue_s >= 0.1 else "")
+        line += _(", batch {size}", size=event.batch_size)
+    return line + (_(", queued {seconds:.2f} s", seconds=event.queue_s) if event.queue_s >= 0.1 else "")
 
 
 METRIC_FORMATS = (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}"),

@@ -14,12 +14,18 @@ from pathlib import Path
 
 from engine.config import RunConfig, load_yaml, save_yaml
 from engine.errors import InvalidNameError
+from engine.events import Said
 from engine.jobs.jobdir import JobDir, JobError
 from engine.paths import Home, validate_name
+from engine.phrases import phrase
 
 
 class RunError(JobError):
     """A run cannot be found, started or removed."""
+
+
+def resume_command(name: str, *options: str) -> str:
+    return " ".join(["tanren", "resume", name, *options])
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,8 @@ class RunDir(JobDir):
         return Home(self.path.parent.parent)
 
     @property
-    def crash_hint(self) -> str:
-        return f"continue from the last checkpoint with: tanren resume {self.name}"
+    def crash_hint(self) -> Said:
+        return phrase("continue from the last checkpoint with: {command}", command=resume_command(self.name))
 
     @property
     def follow_command(self) -> str:
@@ -85,23 +91,24 @@ def create_run(config: RunConfig, home: Home) -> RunDir:
     try:
         path.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
-        raise RunError(f"a run named {name} already exists", where=str(path),
-                       hint=f"choose another --name, continue it with `tanren resume {name}`, "
-                       f"or delete it with `tanren runs rm {name}`") from None
+        raise RunError(phrase("a run named {name} already exists", name=name), where=str(path),
+                       hint=phrase("choose another --name, continue it with `{resume}`, or delete it with `{rm}`",
+                                   resume=resume_command(name), rm="tanren runs rm " + name)) from None
     if config.name != name:
         from dataclasses import replace
 
         config = replace(config, name=name)
     run = RunDir(path)
     save_yaml(config, run.config_file)
-    run.set_status("queued", "waiting to start")
+    run.set_status("queued", phrase("waiting to start"))
     return run
 
 
 def open_run(name: str, home: Home) -> RunDir:
     path = home.run_dir(validate_name(name, what="run name"))
     if not (path / "config.yaml").is_file():
-        raise RunError(f"no run named {name}", where=str(path), hint="see `tanren runs` for the runs there are")
+        raise RunError(phrase("no run named {name}", name=name), where=str(path),
+                       hint=phrase("see `tanren runs` for the runs there are"))
     return RunDir(path)
 
 
@@ -127,6 +134,6 @@ def trained_run_names(home: Home) -> list[str]:
 
 def remove_run(run: RunDir) -> None:
     if run.is_alive():
-        raise RunError(f"{run.name} is still running", where=str(run.path),
-                       hint=f"stop it first with `tanren stop {run.name}`")
+        raise RunError(phrase("{name} is still running", name=run.name), where=str(run.path),
+                       hint=phrase("stop it first with `{command}`", command="tanren stop " + run.name))
     shutil.rmtree(run.path)

@@ -10,7 +10,8 @@ from engine.data.readers import ensure_readable
 from engine.jobs import launch_detached
 from engine.models.resolve import resolve_model
 from engine.paths import Home
-from engine.runs.rundir import RunDir, RunError, create_run
+from engine.phrases import phrase
+from engine.runs.rundir import RunDir, RunError, create_run, resume_command
 from engine.train.checkpoints import latest_checkpoint
 from engine.train.extras import check_extras
 
@@ -20,8 +21,9 @@ WORKER = "engine.train.worker"
 def start_training(config: RunConfig, home: Home, *, nproc: int = 1, dist_args: Sequence[str] = ()) -> tuple[RunDir, int]:
     """Create the run folder and launch its detached worker; returns the run and the worker's pid."""
     if not config.data.path:
-        raise RunError("no training data given", where="data.path",
-                       hint="pass --data FILE, e.g. --data engine/data/samples/ja_en_chat.jsonl")
+        raise RunError(phrase("no training data given"), where="data.path",
+                       hint=phrase("pass --data FILE, e.g. --data {example}",
+                                   example="engine/data/samples/ja_en_chat.jsonl"))
     _check_nproc(nproc)
     check_extras(config)
     _check_sharding(config, nproc, dist_args)
@@ -37,7 +39,8 @@ def start_training(config: RunConfig, home: Home, *, nproc: int = 1, dist_args: 
 def resume_training(run: RunDir, *, nproc: int = 1, dist_args: Sequence[str] = ()) -> int:
     """Continue a stopped or crashed run from its last checkpoint; returns the worker's pid."""
     if run.status().state == "done":
-        raise RunError(f"{run.name} already finished", hint="start a new run with adapter.init_adapter to train further")
+        raise RunError(phrase("{name} already finished", name=run.name),
+                       hint=phrase("start a new run with adapter.init_adapter to train further"))
     _check_nproc(nproc)
     check_extras(run.config())  # a package uninstalled since the start
     _check_sharding(run.config(), nproc, dist_args)
@@ -49,8 +52,9 @@ def _check_sharding(config: RunConfig, nproc: int, dist_args: Sequence[str]) -> 
     """fsdp or deepspeed in one process would train unsharded: refused rather than done quietly."""
     strategy = config.training.distributed
     if strategy != "ddp" and nproc == 1 and not dist_args:
-        raise RunError(f"training.distributed: {strategy} shards the model over several processes, but --nproc is 1",
-                       where="--nproc", hint="pass --nproc N (the GPUs to shard over), or train with ddp")
+        raise RunError(phrase("training.distributed: {strategy} shards the model over several processes, but "
+                              "--nproc is 1", strategy=strategy),
+                       where="--nproc", hint=phrase("pass --nproc N (the GPUs to shard over), or train with ddp"))
 
 
 def _check_same_processes(run: RunDir, nproc: int, dist_args: Sequence[str]) -> None:
@@ -60,10 +64,12 @@ def _check_same_processes(run: RunDir, nproc: int, dist_args: Sequence[str]) -> 
         return  # several nodes: --nproc counts one node's processes, the checkpoint all of them
     written = len(list(latest.glob("rng_state_*.pth"))) or 1  # the trainer saves one RNG state per process
     if written != nproc:
-        raise RunError(f"{latest.name} of {run.name} was written by {written} processes, and --nproc is {nproc}",
-                       where="--nproc", hint=f"resume with: tanren resume {run.name} --nproc {written}")
+        raise RunError(phrase("{checkpoint} of {name} was written by {written} processes, and --nproc is {nproc}",
+                              checkpoint=latest.name, name=run.name, written=written, nproc=nproc),
+                       where="--nproc", hint=phrase("resume with: {command}",
+                                                    command=resume_command(run.name, "--nproc", str(written))))
 
 
 def _check_nproc(nproc: int) -> None:
     if nproc < 1:
-        raise RunError("--nproc must be at least 1", where="--nproc")
+        raise RunError(phrase("--nproc must be at least 1"), where="--nproc")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from transformers import TrainerCallback
 
 from engine.events import EventLog, Log, Metrics, Progress
+from engine.phrases import Phrase, phrase
 
 _TRAINING_KEYS = {"loss", "eval_loss"}
 _LOG_KEYS = {"loss": "loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm", "eval_loss": "eval_loss",
@@ -32,6 +33,20 @@ def peak_memory_mb() -> float:
     return peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20
 
 
+def start_message(args, state) -> Phrase:
+    """The steps and the effective batch size (per device x accumulation x processes) at the start."""
+    processes = max(1, args.world_size)
+    values = dict(steps=state.max_steps, per_device=args.per_device_train_batch_size,
+                  accumulation=args.gradient_accumulation_steps, processes=processes,
+                  batch=args.per_device_train_batch_size * args.gradient_accumulation_steps * processes)
+    if state.global_step:
+        return phrase("training {steps} steps; effective batch size {batch} ({per_device} per device x "
+                      "{accumulation} accumulation x {processes} processes); resuming at step {step}",
+                      step=state.global_step, **values)
+    return phrase("training {steps} steps; effective batch size {batch} ({per_device} per device x "
+                  "{accumulation} accumulation x {processes} processes)", **values)
+
+
 class EventsCallback(TrainerCallback):
     """Writes metrics and progress lines (LLaMA-Factory style) that the CLI and TUI follow."""
 
@@ -47,13 +62,7 @@ class EventsCallback(TrainerCallback):
         self._start_time = time.time()
         self._start_step = state.global_step
         self._start_tokens = state.num_input_tokens_seen
-        batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
-        self.events.append(Log(
-            f"training {state.max_steps} steps; effective batch size {batch} "
-            f"({args.per_device_train_batch_size} per device x {args.gradient_accumulation_steps} accumulation"
-            f" x {max(1, args.world_size)} processes)"
-            + (f"; resuming at step {state.global_step}" if state.global_step else "")
-        ))
+        self.events.append(Log.said(start_message(args, state)))
         self.events.append(Progress(state.global_step, state.max_steps))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -80,7 +89,7 @@ class EventsCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            self.events.append(Log(f"checkpoint saved at step {state.global_step}"))
+            self.events.append(Log.said(phrase("checkpoint saved at step {step}", step=state.global_step)))
 
 
 class StopCallback(TrainerCallback):

@@ -23,6 +23,7 @@ from engine.config import RunConfig
 from engine.data.rows import Row, RowCounts
 from engine.errors import ConfigError
 from engine.events import EventLog, Log
+from engine.phrases import Phrase, phrase
 
 CACHE_VERSION = 1  # raise when the rows of the same data change, so old caches are not reused
 RECORD = "dataset.json"
@@ -37,7 +38,8 @@ class TrainData:
 
 def build_datasets(config: RunConfig, tokenizer, events: EventLog, *, cache: Path | None = None) -> TrainData:
     if not config.data.path:
-        raise ConfigError("no training data given", where="data.path", hint="pass --data FILE (.jsonl, .json, .csv, .parquet) or hf:ORG/NAME")
+        raise ConfigError(phrase("no training data given"), where="data.path",
+                          hint=phrase("pass --data FILE (.jsonl, .json, .csv, .parquet) or hf:ORG/NAME"))
     from engine.data import ensure_chat_template
 
     ensure_chat_template(tokenizer)
@@ -46,10 +48,11 @@ def build_datasets(config: RunConfig, tokenizer, events: EventLog, *, cache: Pat
     if record is None:
         record, train, validation = _build(config, tokenizer, cache, key)
     else:
-        events.append(Log(f"data: the tokenized rows of {config.data.path} are reused from {cache}"))
+        events.append(Log.said(phrase("data: the tokenized rows of {path} are reused from {cache}",
+                                      path=config.data.path, cache=str(cache))))
         train = _open(cache / "train.arrow")
         validation = _open(cache / "validation.arrow") if record["validation"] is not None else None
-    events.append(Log(_summary(config, record)))
+    events.append(Log.said(_summary(config, record)))
     return TrainData(train, validation, record["train"]["tokens"])
 
 
@@ -60,7 +63,8 @@ def _build(config: RunConfig, tokenizer, cache: Path | None, key: str) -> tuple[
 
     splits = load_splits(config.data)
     if not splits.train:
-        raise ConfigError(f"{config.data.path} leaves no training examples after the split", where="data.split")
+        raise ConfigError(phrase("{path} leaves no training examples after the split", path=config.data.path),
+                          where="data.split")
     if cache is not None:
         (cache / RECORD).unlink(missing_ok=True)  # the record is written last: no record, no cache
     record: dict[str, Any] = {"key": key, "examples": [len(splits.train), len(splits.validation), len(splits.test)]}
@@ -138,15 +142,23 @@ def _state(path: str) -> tuple:
     return path, stat.st_size, stat.st_mtime_ns
 
 
-def _summary(config: RunConfig, record: dict) -> str:
+def in_clauses(parts: list[Phrase]) -> Phrase:
+    """The clauses of one log line, "first; second; ...", each one a phrase of its own."""
+    first, *rest = parts
+    return phrase("{first}; {rest}", first=first, rest=in_clauses(rest)) if rest else first
+
+
+def _summary(config: RunConfig, record: dict) -> Phrase:
     train, validation, test = record["examples"]
-    counts = record["train"]
-    line = f"data: {train} training, {validation} validation, {test} test examples; {counts['tokens']} training tokens"
+    counts, max_length = record["train"], config.data.max_length
+    clauses = [phrase("data: {train} training, {validation} validation, {test} test examples; {tokens} training "
+                      "tokens", train=train, validation=validation, test=test, tokens=counts["tokens"])]
     if counts["documents"]:
-        line += (f"; {counts['documents']} text records became {counts['windows']} windows of at most "
-                 f"{config.data.max_length} tokens")
+        clauses.append(phrase("{documents} text records became {windows} windows of at most {max_length} tokens",
+                              documents=counts["documents"], windows=counts["windows"], max_length=max_length))
     if counts["cut"]:
-        line += f"; {counts['cut']} tokens cut at max_length {config.data.max_length}"
+        clauses.append(phrase("{tokens} tokens cut at max_length {max_length}", tokens=counts["cut"],
+                              max_length=max_length))
     if counts["untrained"]:
-        line += f"; {counts['untrained']} left out, their answers cut away at max_length"
-    return line
+        clauses.append(phrase("{count} left out, their answers cut away at max_length", count=counts["untrained"]))
+    return in_clauses(clauses)

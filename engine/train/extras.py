@@ -7,6 +7,7 @@ import importlib.util
 
 from engine.config import RunConfig
 from engine.errors import ConfigError
+from engine.phrases import phrase
 
 
 def check_extras(config: RunConfig) -> None:
@@ -17,5 +18,7 @@ def check_extras(config: RunConfig) -> None:
         wanted.append(("training.distributed", "deepspeed"))
     for field, package in wanted:
         if importlib.util.find_spec(package) is None:  # looks on disk only: imports nothing
-            raise ConfigError(f"{field} asks for {package}, but the {package} package is not installed",
-                              where=field, hint=f"install the extra: pip install 'tanren[{package}]'")
+            raise ConfigError(phrase("{field} asks for {package}, but the {package} package is not installed",
+                                     field=field, package=package),
+                              where=field, hint=phrase("install the extra: {command}",
+                                                       command="pip install 'tanren[" + package + "]'"))

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from engine.config import RunConfig
 from engine.errors import TanrenError
+from engine.events import Said
 from engine.models.resolve import resolve_model
 from engine.paths import Home
+from engine.phrases import Phrase, Translate, phrase
 from engine.textwidth import human_bytes
 from engine.train.estimate import Change, Estimate, ModelShape, Setup, estimate, first_change
 from engine.train.hardware import resolve_auto
@@ -23,7 +25,7 @@ STRATEGY = {"ddp": "ddp", "fsdp": "fsdp", "deepspeed": "zero3"}  # training.dist
 
 @dataclass(frozen=True)
 class DeviceMemory:
-    name: str
+    name: str | Phrase
     free: int
     total: int
     gpu: bool
@@ -76,16 +78,16 @@ def _shape(folder: str, gguf_file: str | None) -> ModelShape:
         with transformers_loading("AutoConfig") as (AutoConfig,):
             values = AutoConfig.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True).to_dict()
     except (OSError, ValueError) as exc:
-        raise TanrenError(f"no memory estimate: transformers cannot read the model's config ({exc})",
-                          where=folder) from None
+        raise TanrenError(phrase("no memory estimate: transformers cannot read the model's config ({error})",
+                                 error=str(exc)), where=folder) from None
     if values.get("num_local_experts") or values.get("num_experts"):
-        raise TanrenError(f"no memory estimate for {values.get('model_type')}: mixture-of-experts models "
-                          "are not covered yet", where=folder)
+        raise TanrenError(phrase("no memory estimate for {model_type}: mixture-of-experts models are not covered yet",
+                                 model_type=values.get("model_type")), where=folder)
     try:
         return ModelShape.from_config(values)
     except KeyError as missing:
-        raise TanrenError(f"no memory estimate for {values.get('model_type')}: its config has no {missing}",
-                          where=folder) from None
+        raise TanrenError(phrase("no memory estimate for {model_type}: its config has no {key}",
+                                 model_type=values.get("model_type"), key=str(missing)), where=folder) from None
 
 
 def device_memory(gpus: int) -> tuple[DeviceMemory, ...]:
@@ -99,7 +101,7 @@ def device_memory(gpus: int) -> tuple[DeviceMemory, ...]:
     import psutil
 
     ram = psutil.virtual_memory()
-    return (DeviceMemory("CPU RAM (no CUDA GPU)", ram.available, ram.total, gpu=False),)
+    return (DeviceMemory(phrase("CPU RAM (no CUDA GPU)"), ram.available, ram.total, gpu=False),)
 
 
 def check(config: RunConfig, home: Home, processes: int = 1, *, gpus: int | None = None) -> MemoryCheck:
@@ -112,42 +114,74 @@ def check(config: RunConfig, home: Home, processes: int = 1, *, gpus: int | None
     return dataclasses.replace(result, change=first_change(shape, setup, result.fits))
 
 
-def summary(result: MemoryCheck) -> str:
-    """One line: the total, its parts and the verdict (the run's log, the new-run form)."""
-    parts = ", ".join(f"{name} {human_bytes(size)}" for name, size in _parts(result.estimate) if size)
-    where = " + ".join(f"{d.name} {human_bytes(d.free)} free" for d in result.devices)
+def _fits(fits: bool) -> Phrase:
+    return phrase("fits") if fits else phrase("does NOT fit")
+
+
+def _joined(parts: list[Phrase]) -> Phrase:
+    """Several devices' phrases as one: "A + B + C"."""
+    first, *rest = parts
+    return phrase("{first} + {rest}", first=first, rest=_joined(rest)) if rest else first
+
+
+def summary_phrase(result: MemoryCheck) -> Phrase:
+    """One line: the total, its parts (named as the estimate names them) and the verdict."""
+    values = dict(need=human_bytes(result.need()),
+                  parts=", ".join(f"{name} {human_bytes(size)}" for name, size in _parts(result.estimate) if size),
+                  devices=_joined([phrase("{device} {free} free", device=d.name, free=human_bytes(d.free))
+                                   for d in result.devices]),
+                  verdict=_fits(result.fits()))
     processes = result.setup.processes
-    who = "" if processes == 1 else " per process" if result.devices[0].gpu else f" for {processes} processes"
-    verdict = "fits" if result.fits() else "does NOT fit"
-    return f"memory estimate{who}: {human_bytes(result.need())} ({parts}); {where}: {verdict}"
+    if processes == 1:
+        return phrase("memory estimate: {need} ({parts}); {devices}: {verdict}", **values)
+    if result.devices[0].gpu:
+        return phrase("memory estimate per process: {need} ({parts}); {devices}: {verdict}", **values)
+    return phrase("memory estimate for {processes} processes: {need} ({parts}); {devices}: {verdict}",
+                  processes=processes, **values)
 
 
-def advice(result: MemoryCheck) -> str | None:
+def summary(result: MemoryCheck, _: Translate = str) -> str:
+    """The summary line in gettext's language (the new-run form)."""
+    return summary_phrase(result).translate(_)
+
+
+def advice_phrase(result: MemoryCheck) -> Phrase | None:
     """What to change first when the run does not fit, or None when it does."""
     if result.fits():
         return None
     if result.change is None:
-        return "the run will not fit, and no setting tanren knows brings it in"
+        return phrase("the run will not fit, and no setting tanren knows brings it in")
     after = result.change.estimate
-    then = "fits" if result.fits(after) else "still too much: change more"
-    return f"the run will not fit: change {result.change.setting} first (then {human_bytes(result.need(after))}: {then})"
+    then = _fits(True) if result.fits(after) else phrase("still too much: change more")
+    return phrase("the run will not fit: change {setting} first (then {need}: {then})",
+                  setting=result.change.setting, need=human_bytes(result.need(after)), then=then)
 
 
-def table(result: MemoryCheck) -> list[str]:
-    """The estimate part by part, for `tanren train --estimate`."""
+def advice(result: MemoryCheck, _: Translate = str) -> str | None:
+    said = advice_phrase(result)
+    return said.translate(_) if said is not None else None
+
+
+def table(result: MemoryCheck, _: Translate = str) -> list[str]:
+    """The estimate part by part (named as the estimate names them), for `tanren train --estimate`."""
     s = result.setup
-    lines = [f"memory estimate per process: {s.method} in {s.precision}, micro-batch {s.micro_batch} x max_length "
-             f"{s.max_length} = {s.tokens} tokens, checkpointing {'on' if s.checkpointing else 'off'}, "
-             f"{s.strategy} x {s.processes}, offload {s.offload}"]
+    lines = [phrase("memory estimate per process: {method} in {precision}, micro-batch {micro_batch} x max_length "
+                    "{max_length} = {tokens} tokens, checkpointing {checkpointing}, {strategy} x {processes}, "
+                    "offload {offload}", method=s.method, precision=s.precision, micro_batch=s.micro_batch,
+                    max_length=s.max_length, tokens=s.tokens, checkpointing="on" if s.checkpointing else "off",
+                    strategy=s.strategy, processes=s.processes, offload=s.offload).translate(_)]
     lines += [f"  {name:<12}{human_bytes(size):>12}" for name, size in _parts(result.estimate) if size]
     lines.append(f"  {'total':<12}{human_bytes(result.estimate.total):>12}")
     if result.estimate.offloaded:
-        lines.append(f"  {'offloaded':<12}{human_bytes(result.estimate.offloaded):>12}  (in CPU RAM instead)")
+        lines.append(f"  {'offloaded':<12}{human_bytes(result.estimate.offloaded):>12}  "
+                     + _("(in CPU RAM instead)"))
     need = result.need()
     for device in result.devices:
-        label = device.name if device.gpu else f"{device.name}, shared by {s.processes} process(es)"
-        lines.append(f"{label}: {human_bytes(device.free)} free of {human_bytes(device.total)}; "
-                     f"needs {human_bytes(need)}: {'fits' if need <= device.free else 'does NOT fit'}")
+        label = device.name if device.gpu else phrase("{device}, shared by {processes} process(es)",
+                                                      device=device.name, processes=s.processes)
+        lines.append(phrase("{device}: {free} free of {total}; needs {need}: {verdict}", device=label,
+                            free=human_bytes(device.free), total=human_bytes(device.total), need=human_bytes(need),
+                            verdict=_fits(need <= device.free)).translate(_))
     return lines
 
 
@@ -156,27 +190,34 @@ def _parts(e: Estimate) -> list[tuple[str, int]]:
             ("optimizer", e.optimizer), ("gathered", e.gathered), ("activations", e.activations)]
 
 
-def verdict(result: MemoryCheck) -> list[str]:
+def verdict_phrases(result: MemoryCheck) -> list[Phrase]:
     """The summary line, and the advice when the run does not fit (the new-run form, the run's log)."""
-    warning = advice(result)
-    return [summary(result), *([warning] if warning else [])]
+    warning = advice_phrase(result)
+    return [summary_phrase(result), *([warning] if warning else [])]
 
 
-def log_lines(config: RunConfig, home: Home, processes: int) -> list[tuple[str, str]]:
+def verdict(result: MemoryCheck, _: Translate = str) -> list[str]:
+    return [line.translate(_) for line in verdict_phrases(result)]
+
+
+def log_lines(config: RunConfig, home: Home, processes: int) -> list[tuple[Said, str]]:
     """(message, level) pairs for a running run's events, measured on rank 0's GPU only (the others
     belong to the other ranks); an architecture it cannot read is said, not fatal."""
     try:
         result = check(config, home, processes, gpus=1)
     except TanrenError as exc:
-        return [(exc.message, "info")]
-    return [(line, "warning" if i else "info") for i, line in enumerate(verdict(result))]
+        return [(exc.phrases[0], "info")]
+    return [(line, "warning" if i else "info") for i, line in enumerate(verdict_phrases(result))]
 
 
-def oom_advice(config: RunConfig, home: Home, processes: int, generic: str) -> str:
+def oom_advice(config: RunConfig, home: Home, processes: int, generic: Phrase) -> Phrase:
     """The out-of-memory hint: what the estimate says to change first, then the generic advice."""
     try:
         result = check(config, home, processes, gpus=1)
     except TanrenError:
         return generic
-    first = f"change {result.change.setting} first; " if result.change else ""
-    return f"the estimate was {human_bytes(result.need())}; {first}{generic}"
+    need = human_bytes(result.need())
+    if result.change:
+        return phrase("the estimate was {need}; change {setting} first; {advice}", need=need,
+                      setting=result.change.setting, advice=generic)
+    return phrase("the estimate was {need}; {advice}", need=need, advice=generic)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from engine.config import RunConfig
 from engine.data.kinds import OBJECTIVE_KINDS
+from engine.phrases import Phrase, phrase
 
 
 @dataclass(frozen=True)
@@ -76,18 +77,18 @@ def uses_precomputed_reference(config: RunConfig) -> bool:
     return config.adapter.method == "full"
 
 
-def reference_line(config: RunConfig) -> str | None:
+def reference_line(config: RunConfig) -> Phrase | None:
     """What the run compares its answers with, for the start message; None when nothing (SFT, ORPO)."""
     objective = objective_of(config)
     if not objective.reference:
         return None
     if uses_precomputed_reference(config):
-        return ("reference: log-probabilities of the base model, computed once before the first step "
-                "(less memory than a second copy of the model)")
+        return phrase("reference: log-probabilities of the base model, computed once before the first step "
+                      "(less memory than a second copy of the model)")
     if config.adapter.init_adapter:
-        return (f"reference: the starting adapter {config.adapter.init_adapter}, kept frozen as a second "
-                "adapter (the model it continues from, not the raw base)")
-    return "reference: the base model with the adapter switched off (one copy of the base)"
+        return phrase("reference: the starting adapter {adapter}, kept frozen as a second adapter (the model it "
+                      "continues from, not the raw base)", adapter=config.adapter.init_adapter)
+    return phrase("reference: the base model with the adapter switched off (one copy of the base)")
 
 
 def _load(path: str):

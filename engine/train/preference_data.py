@@ -14,7 +14,8 @@ from engine.config import RunConfig
 from engine.data.example import AnyExample
 from engine.data.kinds import KIND_NAMES
 from engine.events import EventLog, Log
-from engine.train.dataset import TrainData
+from engine.phrases import Phrase, phrase
+from engine.train.dataset import TrainData, in_clauses
 
 
 def build_preference_datasets(config: RunConfig, tokenizer, events: EventLog, kind: str) -> TrainData:
@@ -27,11 +28,12 @@ def build_preference_datasets(config: RunConfig, tokenizer, events: EventLog, ki
     splits = load_splits(config.data, kind=kind, needs=config.training.objective.upper())
     lengths = _rendered_lengths(splits.train, tokenizer)
     over = sum(length > config.data.max_length for length in lengths)
-    events.append(Log(
-        f"data: {len(splits.train)} training, {len(splits.validation)} validation, {len(splits.test)} test "
-        f"{KIND_NAMES[kind]}; {sum(lengths)} training tokens"
-        + (f"; {over} conversations longer than max_length {config.data.max_length} are cut at its end" if over else "")
-    ))
+    counted = phrase("data: {train} training, {validation} validation, {test} test {kind}; {tokens} training tokens",
+                     train=len(splits.train), validation=len(splits.validation), test=len(splits.test),
+                     kind=Phrase(KIND_NAMES[kind]), tokens=sum(lengths))
+    cut = phrase("{count} conversations longer than max_length {max_length} are cut at its end", count=over,
+                 max_length=config.data.max_length)
+    events.append(Log.said(in_clauses([counted, cut] if over else [counted])))
 
     def dataset(examples: Sequence[AnyExample]):
         return Dataset.from_list([example.to_trl() for example in examples])

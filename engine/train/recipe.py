@@ -13,6 +13,7 @@ from engine.errors import ConfigError
 from engine.events import EventLog, Log
 from engine.models.loading import load_model, load_tokenizer, model_folder
 from engine.paths import Home
+from engine.phrases import Phrase, phrase
 from engine.versions import library_versions
 from engine.train import distributed
 from engine.train.checkpoints import latest_checkpoint, remove_staging
@@ -60,14 +61,15 @@ def build_trainable(folder: Path, config: RunConfig):
     return model, lora_config(config)
 
 
-def start_line(config: RunConfig) -> str:
-    objective = objective_of(config)
+def start_line(config: RunConfig) -> Phrase:
+    objective, precision = objective_of(config), config.training.precision
     if objective.preference:
-        how = (f"{objective.name.upper()} with {objective.describe()}, beta {config.training.beta}; "
-               "each micro-batch padded to its longest answer")
-    else:
-        how = ("examples packed into rows" if config.training.packing else "one row per micro-batch") + ", no padding"
-    return f"computing in {config.training.precision}; {how}"
+        return phrase("computing in {precision}; {objective} with {trainer}, beta {beta}; each micro-batch padded "
+                      "to its longest answer", precision=precision, objective=objective.name.upper(),
+                      trainer=objective.describe(), beta=config.training.beta)
+    if config.training.packing:
+        return phrase("computing in {precision}; examples packed into rows, no padding", precision=precision)
+    return phrase("computing in {precision}; one row per micro-batch, no padding", precision=precision)
 
 
 def training_data(config: RunConfig, tokenizer, events: EventLog, cache: Path | None = None):
@@ -97,8 +99,9 @@ def attach_existing_adapter(model, path: str):
 
     folder = Path(path).expanduser()
     if not (folder / "adapter_config.json").is_file():
-        raise ConfigError(f"adapter.init_adapter {folder} holds no adapter_config.json",
-                          where="adapter.init_adapter", hint="point at a folder written by peft (a run's adapter/)")
+        raise ConfigError(phrase("adapter.init_adapter {folder} holds no adapter_config.json", folder=str(folder)),
+                          where="adapter.init_adapter",
+                          hint=phrase("point at a folder written by peft (a run's adapter/)"))
     return PeftModel.from_pretrained(model, folder, is_trainable=True)
 
 
@@ -108,10 +111,10 @@ def trainer_arguments(config: RunConfig, output_dir: Path, *, has_eval: bool):
     training = config.training
     evaluating = has_eval and training.eval_steps > 0
     if evaluating and training.save_steps % training.eval_steps:
-        raise ConfigError(
-            f"training.save_steps ({training.save_steps}) must be a multiple of training.eval_steps "
-            f"({training.eval_steps}) to keep the best checkpoint", where="training.save_steps",
-        )
+        raise ConfigError(phrase(
+            "training.save_steps ({save_steps}) must be a multiple of training.eval_steps ({eval_steps}) to keep "
+            "the best checkpoint", save_steps=training.save_steps, eval_steps=training.eval_steps),
+            where="training.save_steps")
     return objective.arguments_class()(
         output_dir=str(output_dir),
         learning_rate=training.learning_rate,
@@ -192,13 +195,13 @@ def run_training(
 
     config = resolve_auto(config)
     objective = objective_of(config)
-    events.append(Log(start_line(config)))
-    folder = model_folder(config.model, home, on_status=lambda m: events.append(Log(m)))
+    events.append(Log.said(start_line(config)))
+    folder = model_folder(config.model, home, on_status=lambda m: events.append(Log.said(m)))
     tokenizer = load_tokenizer(folder, config.model)
     datasets = training_data(config, tokenizer, events, cache=run_path / "dataset")
     model, peft_config = build_trainable(folder, config)
     if (reference := reference_line(config)) is not None:
-        events.append(Log(reference))
+        events.append(Log.said(reference))
 
     checkpoints = run_path / "checkpoints"
     remove_staging(checkpoints)
@@ -219,7 +222,7 @@ def run_training(
     on_record(record)
     start_from = latest_checkpoint(checkpoints) if resume else None
     if start_from:
-        events.append(Log(f"resuming from {start_from.name}"))
+        events.append(Log.said(phrase("resuming from {checkpoint}", checkpoint=start_from.name)))
     result = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
     if not stop.stopped:  # every process: a sharded model is gathered by all of them
         from engine.train.outputs import save_outputs
@@ -237,5 +240,5 @@ def apply_kernels(trainer, config: RunConfig, events: EventLog,
     (applied before the trainer was built) did; returns the names applied."""
     results = early + kernels.apply(trainer, config)
     for line in kernels.describe(results, config.training.kernels):
-        events.append(Log(line))
+        events.append(Log.said(line))
     return kernels.applied_names(results)

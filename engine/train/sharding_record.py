@@ -11,6 +11,7 @@ from transformers import TrainerCallback
 
 from engine.errors import TanrenError
 from engine.events import EventLog, Log
+from engine.phrases import phrase
 
 SHARDING_FOLDER = "sharding"  # in the run folder: rank<N>.json
 
@@ -38,12 +39,14 @@ class ShardingRecord(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         layout = shard_layout(model)
         if not layout["units"]:
-            raise TanrenError("training.distributed: fsdp, but the trainer did not shard the model",
+            raise TanrenError(phrase("training.distributed: fsdp, but the trainer did not shard the model"),
                               where="training.distributed",
-                              hint="train with ddp, and report this with `tanren version`'s output")
+                              hint=phrase("train with ddp, and report this with `tanren version`'s output"))
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / f"rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(layout, indent=1),
                                                                             encoding="utf-8")
-        self.events.append(Log(f"fsdp: {len(layout['units'])} units sharded over {os.environ.get('WORLD_SIZE')} "
-                               f"processes ({', '.join(layout['units'])}); what each holds: {SHARDING_FOLDER}/"))
+        self.events.append(Log.said(phrase(
+            "fsdp: {count} units sharded over {processes} processes ({units}); what each holds: {folder}/",
+            count=len(layout["units"]), processes=os.environ.get("WORLD_SIZE"), units=", ".join(layout["units"]),
+            folder=SHARDING_FOLDER)))
         return control

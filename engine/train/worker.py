@@ -19,11 +19,12 @@ from engine.errors import TanrenError
 from engine.events import EventLog, Log
 from engine.locking import HeldLock, try_lock
 from engine.paths import Home
-from engine.runs.rundir import RunDir
+from engine.phrases import phrase
+from engine.runs.rundir import RunDir, resume_command
 from engine.train import memory
 from engine.train.hardware import resolve_auto
 
-OOM_ADVICE = (
+OOM_ADVICE = phrase(
     "lower training.micro_batch_size and raise training.gradient_accumulation (same effective batch), "
     "shorten data.max_length, keep training.gradient_checkpointing on, or train with --method qlora"
 )
@@ -50,7 +51,7 @@ def wait_for_device(run: RunDir, home: Home, stop: StopSignal) -> HeldLock | Non
     announced = False
     while (held := try_lock(lock)) is None:
         if not announced:
-            run.set_status("queued", "waiting for the device: another run is training")
+            run.set_status("queued", phrase("waiting for the device: another run is training"))
             announced = True
         if stop():
             return None
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     run.pid_file.write_text(f"{os.getpid()}\n")
     slot = wait_for_device(run, home, stop)
     if slot is None:
-        run.set_status("cancelled", "stopped while queued")
+        run.set_status("cancelled", phrase("stopped while queued"))
         return 0
     try:
         return _supervised(run, home, args.resume, stop)
@@ -82,28 +83,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _supervised(run: RunDir, home: Home, resume: bool, stop: StopSignal) -> int:
-    run.set_status("running", "resumed" if resume else "started")
+    run.set_status("running", phrase("resumed") if resume else phrase("started"))
     try:
         config = _settled_config(run)
         for message, level in memory.log_lines(config, home, _world_size()):
-            run.events.append(Log(message, level))
+            run.events.append(Log.said(message, level))
         outcome = _train(run, config, home, resume, stop, run.events)
     except TanrenError as exc:
-        run.set_status("failed", exc.message, exc.hint or "")
+        run.record_error(exc)
         return 1
     except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
         if _is_oom(exc):
             traceback.print_exc()
-            run.set_status("failed", "out of memory", memory.oom_advice(run.config(), home, _world_size(), OOM_ADVICE))
+            run.set_status("failed", phrase("out of memory"), memory.oom_advice(run.config(), home, _world_size(), OOM_ADVICE))
         else:
             run.record_crash(exc)
         return 1
     if outcome.stopped:
-        run.set_status("cancelled", f"stopped at step {outcome.global_step}; a checkpoint was saved",
-                       f"continue with: tanren resume {run.name}")
+        run.set_status("cancelled", phrase("stopped at step {step}; a checkpoint was saved", step=outcome.global_step),
+                       phrase("continue with: {command}", command=resume_command(run.name)))
+    elif outcome.final_loss is not None:
+        run.set_status("done", phrase("{steps} steps, final loss {loss:.4f}", steps=outcome.global_step,
+                                      loss=outcome.final_loss))
     else:
-        run.set_status("done", f"{outcome.global_step} steps, final loss {outcome.final_loss:.4f}"
-                       if outcome.final_loss is not None else f"{outcome.global_step} steps")
+        run.set_status("done", phrase("{steps} steps", steps=outcome.global_step))
     return 0
 
 

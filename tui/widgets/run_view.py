@@ -14,7 +14,7 @@ from textual.worker import get_current_worker
 
 from engine.i18n import N_
 from engine.jobs import Follower, FollowUpdate, JobStatus
-from engine.presentation.event_lines import EventFormatter, format_duration
+from engine.presentation.event_lines import EventFormatter, format_duration, state_name
 from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunDir
 from engine.textwidth import human_bytes
@@ -25,22 +25,15 @@ from tui.widgets.loss_plot import LossPlot
 
 STATE_STYLES = {"running": "bold green", "queued": "yellow", "done": "cyan", "failed": "bold red",
                 "cancelled": "magenta"}
-STATE_NAMES = {"queued": N_("queued"), "running": N_("running"), "done": N_("done"), "failed": N_("failed"),
-               "cancelled": N_("cancelled"), "unreadable": N_("unreadable")}
-
-
-def state_name(state: str, _: Gettext) -> str:
-    """A job's state in the user's language (the state itself stays English in every file)."""
-    return _(STATE_NAMES[state]) if state in STATE_NAMES else state
 
 
 def state_text(status: JobStatus, _: Gettext) -> Text:
-    """The state, then the reason and hint the job wrote (from the engine, in English)."""
+    """The state, then the reason and hint the job wrote, in the user's language where it wrote their phrases."""
     text = Text(f"● {state_name(status.state, _)}", style=STATE_STYLES.get(status.state, ""))
     if status.reason:
-        text.append(f"  {status.reason}")
+        text.append(f"  {status.shown_reason(_)}")
     if status.hint:
-        text.append("\n  " + _("hint: {hint}", hint=status.hint), style="italic")
+        text.append("\n  " + _("hint: {hint}", hint=status.shown_hint(_)), style="italic")
     return text
 
 

@@ -10,6 +10,7 @@ from importlib import metadata
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion
 
+from engine.phrases import Phrase, phrase
 from engine.train.kernels.catalog import KERNELS, Kernel
 
 
@@ -125,13 +126,13 @@ def applied_names(results: list[KernelResult]) -> tuple[str, ...]:
     return tuple(result.name for result in results if result.applied)
 
 
-def describe(results: list[KernelResult], choice: tuple[str, ...]) -> list[str]:
+def describe(results: list[KernelResult], choice: tuple[str, ...]) -> list[Phrase]:
     """Log lines: the kernels applied (and the choice, unless auto), then each one that the
-    choice wanted but that stayed off, with its reason."""
-    names = applied_names(results)
-    lines = [f"kernels: {', '.join(names) if names else 'none'}"
-             + ("" if choice == ("auto",) else f" (training.kernels: {', '.join(choice)})")]
-    lines += [f"kernel {r.name} off: {r.reason}" for r in results
+    choice wanted but that stayed off, with its reason (in English: libraries, versions, settings)."""
+    names = ", ".join(applied_names(results)) or phrase("none")
+    lines = [phrase("kernels: {names}", names=names) if choice == ("auto",)
+             else phrase("kernels: {names} (training.kernels: {choice})", names=names, choice=", ".join(choice))]
+    lines += [phrase("kernel {name} off: {reason}", name=r.name, reason=r.reason) for r in results
               if not r.applied and r.reason != NOT_CHOSEN and not r.quiet]
     return lines
 
