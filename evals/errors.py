@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from engine.errors import TanrenError
+from engine.i18n import N_
+from engine.phrases import phrase
+
+# Said by the CLI on Ctrl-C and by the workbench on Esc too
+CANCELLED = N_("evaluation cancelled; nothing was written")
 
 
 class EvalError(TanrenError):
@@ -13,4 +18,4 @@ class EvalCancelled(EvalError):
     """The user stopped the evaluation; nothing was written."""
 
     def __init__(self) -> None:
-        super().__init__("evaluation cancelled; nothing was written")
+        super().__init__(phrase(CANCELLED))

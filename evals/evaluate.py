@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from engine.atomic import atomic_write_text
 from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend
 from engine.data.kinds import PAIRS, mismatch, mismatch_hint
+from engine.i18n import N_
 from engine.paths import Home
+from engine.phrases import Phrase, phrase
 from engine.runs import RunDir
 from evals.errors import EvalError
 from evals.perplexity import PerplexityResult, measure_perplexity
@@ -29,7 +31,7 @@ METRICS = ("perplexity", "rouge", "preference")
 DEFAULT_METRICS = ("perplexity", "rouge")
 RESULTS_FILE = "eval_results.json"  # the report a run keeps from its last evaluation
 
-Progress = Callable[[str, int, int], None]  # (what is being measured, done, total)
+Progress = Callable[[Phrase, int, int], None]  # (what is being measured, done, total)
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,14 @@ class Settings:
     def __post_init__(self) -> None:
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown or not self.metrics:
-            raise EvalError(f"unknown metric {', '.join(unknown) or '(none given)'}", where="--metrics",
-                            hint=f"choose from: {', '.join(METRICS)} (comma-separated)")
+            message = (phrase("unknown metric {metrics}", metrics=", ".join(unknown)) if unknown
+                       else phrase("no metric given"))
+            raise EvalError(message, where="--metrics",
+                            hint=phrase("choose from: {metrics} (comma-separated)", metrics=", ".join(METRICS)))
         for name in ("max_new_tokens", "batch_size"):
             if getattr(self, name) < 1:
-                raise EvalError(f"{name} must be at least 1, not {getattr(self, name)}", where=name)
+                raise EvalError(phrase("{name} must be at least 1, not {value}", name=name, value=getattr(self, name)),
+                                where=name)
 
     @classmethod
     def for_plan(cls, plan: Plan, **given) -> Settings:
@@ -151,28 +156,29 @@ def _measure(backend: ChatBackend, target: Target, dataset: Dataset, settings: S
              progress: Progress | None, cancel: threading.Event | None) -> TargetResult:
     adapter = target.adapter.name if target.adapter else None
 
-    def report(what: str):
-        return None if progress is None else lambda done, total: progress(f"{target.label}: {what}", done, total)
+    def report(what: str):  # a message with a {target} field, marked with N_
+        doing = phrase(what, target=target.label)
+        return None if progress is None else lambda done, total: progress(doing, done, total)
 
     perplexity = rouge = preference = None
     if "perplexity" in settings.metrics:
         perplexity = measure_perplexity(
             backend, dataset.examples, adapter=adapter, max_length=settings.max_length, stride=settings.stride,
-            assistant_only=settings.assistant_only, progress=report("perplexity"), cancel=cancel,
+            assistant_only=settings.assistant_only, progress=report(N_("{target}: perplexity")), cancel=cancel,
         )
     if "rouge" in settings.metrics:
         rouge = measure_rouge(backend, dataset.examples, adapter=adapter, max_new_tokens=settings.max_new_tokens,
-                              batch_size=settings.batch_size, progress=report("answers"), cancel=cancel)
+                              batch_size=settings.batch_size, progress=report(N_("{target}: answers")), cancel=cancel)
     if "preference" in settings.metrics:
         preference = measure_preference(backend, dataset.pairs, adapter=adapter, max_length=settings.max_length,
-                                        progress=report("preference"), cancel=cancel)
+                                        progress=report(N_("{target}: preference")), cancel=cancel)
     return TargetResult(target.label, target.role, target.model.base, adapter and str(target.adapter.folder),
                         backend.kind, perplexity, rouge, preference)
 
 
 def _not_pairs(dataset: Dataset) -> EvalError:
-    return EvalError(mismatch("the preference metric", PAIRS, dataset.data), where=dataset.data.where,
-                     hint=mismatch_hint(PAIRS, dataset.data) + "; give held-out pairs with --data")
+    return EvalError(mismatch(phrase("the preference metric"), PAIRS, dataset.data), where=dataset.data.where,
+                     hint=phrase("{hint}; give held-out pairs with --data", hint=mismatch_hint(PAIRS, dataset.data)))
 
 
 def save_to_run(run: RunDir, report: EvalReport) -> None:

@@ -26,7 +26,9 @@ from pathlib import Path
 from engine.chat.backend import ChatBackend
 from engine.data import Example, ensure_chat_template, load_examples, render_examples
 from engine.data.windows import spans
+from engine.i18n import N_
 from engine.paths import Home
+from engine.phrases import phrase
 from evals.errors import EvalCancelled, EvalError
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -66,8 +68,8 @@ def measure_perplexity(backend: ChatBackend, examples: Sequence[Example] | str |
     window = context_window(max_length, backend.context_length)
     stride = stride or max(1, window // 2)
     if not 1 <= stride <= window:
-        raise EvalError(f"the stride ({stride}) must be between 1 and the window ({window} tokens)",
-                        where="stride")
+        raise EvalError(phrase("the stride ({stride}) must be between 1 and the window ({window} tokens)",
+                               stride=stride, window=window), where="stride")
     jobs, measured = _jobs(backend, examples, window=window, stride=stride, assistant_only=assistant_only)
     sums = logprob_sums(backend, jobs, adapter=adapter, batch_tokens=batch_tokens, progress=progress, cancel=cancel)
     tokens = sum(sum(job.weights) for job in jobs)
@@ -114,14 +116,16 @@ def _examples(examples: Sequence[Example] | str | Path) -> Sequence[Example]:
     if isinstance(examples, (str, Path)):
         return load_examples(examples)  # raises a DataError for a file without records
     if not examples:
-        raise EvalError("there are no examples to measure", hint="give a data file with at least one example")
+        raise EvalError(phrase("there are no examples to measure"),
+                        hint=phrase("give a data file with at least one example"))
     return examples
 
 
 def context_window(max_length: int | None, context_length: int) -> int:
     """The longest sequence scored at once: `max_length`, at most the model's context."""
     if max_length is not None and max_length < 2:
-        raise EvalError(f"the window must hold at least 2 tokens, not {max_length}", where="max_length")
+        raise EvalError(phrase("the window must hold at least 2 tokens, not {max_length}", max_length=max_length),
+                        where="max_length")
     return min(max_length or context_length, context_length)
 
 
@@ -138,9 +142,10 @@ def _jobs(backend: ChatBackend, examples: Sequence[Example], *, window: int, str
         jobs += found
         measured += bool(found)
     if not jobs:
-        what = "assistant answers" if assistant_only else "tokens after the first"
-        raise EvalError(f"none of the {len(examples)} examples has {what} to score",
-                        hint="give chat data with assistant turns, or measure all tokens (--all-tokens)")
+        message = (N_("none of the {n} examples has assistant answers to score") if assistant_only
+                   else N_("none of the {n} examples has tokens after the first to score"))
+        raise EvalError(phrase(message, n=len(examples)),
+                        hint=phrase("give chat data with assistant turns, or measure all tokens (--all-tokens)"))
     return jobs, measured
 
 

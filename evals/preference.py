@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from engine.chat.backend import ChatBackend
 from engine.data import PreferencePair, ensure_chat_template, render_examples
+from engine.phrases import phrase
 from evals.errors import EvalError
 from evals.perplexity import DEFAULT_BATCH_TOKENS, Progress, Window, context_window, logprob_sums
 
@@ -37,8 +38,8 @@ def measure_preference(backend: ChatBackend, pairs: Sequence[PreferencePair], *,
     """Accuracy and margin of `backend` (with `adapter`, or the base) on `pairs`; `max_length` is
     the window (default and upper bound: the backend's context length)."""
     if not pairs:
-        raise EvalError("there are no preference pairs to measure",
-                        hint="give a file of preference pairs (prompt, chosen, rejected) with --data")
+        raise EvalError(phrase("there are no preference pairs to measure"),
+                        hint=phrase("give a file of preference pairs (prompt, chosen, rejected) with --data"))
     window = context_window(max_length, backend.context_length)
     ensure_chat_template(backend.tokenizer)  # a base without one is trained with the plain template
     rendered = render_examples([e for pair in pairs for e in pair.conversations()], backend.tokenizer,
@@ -48,8 +49,8 @@ def measure_preference(backend: ChatBackend, pairs: Sequence[PreferencePair], *,
         if max(len(chosen.input_ids), len(rejected.input_ids)) <= window:
             windows += [Window(r.input_ids, 1, r.assistant_mask[1:]) for r in (chosen, rejected)]
     if not windows:
-        raise EvalError(f"none of the {len(pairs)} pairs fits the window of {window} tokens",
-                        where="--max-length", hint="raise --max-length (at most the model's context)")
+        raise EvalError(phrase("none of the {n} pairs fits the window of {window} tokens", n=len(pairs), window=window),
+                        where="--max-length", hint=phrase("raise --max-length (at most the model's context)"))
     sums = logprob_sums(backend, windows, adapter=adapter, batch_tokens=batch_tokens, progress=progress,
                         cancel=cancel)
     margins = [chosen - rejected for chosen, rejected in zip(sums[::2], sums[1::2])]

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 from engine.chat.backend import ChatBackend
 from engine.data import Example
+from engine.i18n import N_
 from engine.messages import Message
+from engine.phrases import phrase
 from evals.errors import EvalCancelled, EvalError
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -62,18 +64,20 @@ class Reference:
 def references(examples: Sequence[Example]) -> list[Reference]:
     """The prompt and reference answer of each example; an example without one is an error."""
     if not examples:
-        raise EvalError("there are no examples to answer", hint="give a data file with at least one example")
+        raise EvalError(phrase("there are no examples to answer"),
+                        hint=phrase("give a data file with at least one example"))
     found = []
     for example in examples:
         messages = example.messages
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
         if example.is_text or last is None or not any(m.role == "user" for m in messages[:last]):
-            lacks = "is raw text" if example.is_text else "has no assistant turn answering a user"
-            raise EvalError(f"ROUGE needs a reference answer, and this example {lacks}", where=example.source,
-                            hint="use chat or instruction data, or measure only perplexity (--metrics perplexity)")
+            message = (N_("ROUGE needs a reference answer, and this example is raw text") if example.is_text else
+                       N_("ROUGE needs a reference answer, and this example has no assistant turn answering a user"))
+            raise EvalError(phrase(message), where=example.source, hint=phrase(
+                "use chat or instruction data, or measure only perplexity (--metrics perplexity)"))
         if not RougeTokenizer().tokenize(messages[last].content):
-            raise EvalError("the reference answer has no words to compare with", where=example.source,
-                            hint="remove the example or write its answer")
+            raise EvalError(phrase("the reference answer has no words to compare with"), where=example.source,
+                            hint=phrase("remove the example or write its answer"))
         found.append(Reference(tuple(messages[:last]), messages[last].content, example.source))
     return found
 
@@ -83,7 +87,8 @@ def rouge_scores(predictions: Sequence[str], targets: Sequence[str]) -> RougeRes
     from rouge_score.rouge_scorer import RougeScorer
 
     if len(predictions) != len(targets) or not targets:
-        raise EvalError(f"ROUGE needs one answer per reference ({len(predictions)} answers, {len(targets)} references)")
+        raise EvalError(phrase("ROUGE needs one answer per reference ({answers} answers, {references} references)",
+                               answers=len(predictions), references=len(targets)))
     scorer = RougeScorer(list(ROUGE_TYPES), tokenizer=RougeTokenizer())
     scores = [scorer.score(target, prediction) for prediction, target in zip(predictions, targets)]
     means = {kind: sum(s[kind].fmeasure for s in scores) / len(scores) for kind in ROUGE_TYPES}

@@ -21,6 +21,7 @@ from engine.data import AnyExample, DataKind, Example, PreferencePair, RatedExam
 from engine.errors import ModelNotFoundError
 from engine.models.resolve import resolve_model
 from engine.paths import Home
+from engine.phrases import phrase
 from engine.runs import RunDir
 from engine.runs.rundir import find_run
 from evals.errors import EvalError
@@ -60,7 +61,9 @@ class Dataset:
         return cls(examples, path, split, examples_sha256(records), data, pairs)
 
     def describe(self) -> dict:
-        described = {"path": self.path, "split": self.split, "sha256": self.sha256, "examples": len(self.examples)}
+        # the format tells the table text (every token measured) from conversations (the assistant's)
+        described = {"path": self.path, "split": self.split, "format": self.data.format, "sha256": self.sha256,
+                     "examples": len(self.examples)}
         return {**described, "pairs": len(self.pairs)} if self.pairs else described
 
 
@@ -79,16 +82,17 @@ def plan_targets(spec: str, home: Home, *, adapters: Sequence[str] = (), model: 
     run = find_run(spec, home)
     if run is not None:
         if adapters:
-            raise EvalError("--adapter goes with a model, not with a run (a run brings its own adapter)",
-                            hint=f"evaluate the run alone: tanren eval {spec}")
+            raise EvalError(phrase("--adapter goes with a model, not with a run (a run brings its own adapter)"),
+                            hint=phrase("evaluate the run alone: tanren eval {spec}", spec=spec))
         config = run.config()
         return Plan(_run_targets(run, config), run, config)
     try:
         resolve_model(spec, home)
     except ModelNotFoundError as exc:
-        raise EvalError(f"unknown target {spec!r}: not a run, and {exc.message}", where=exc.where,
-                        hint="give a run name (see `tanren runs`), a built-in model name, an HF model folder, "
-                        "a .gguf file or a hub id in the local cache") from None
+        raise EvalError(phrase("unknown target {spec!r}: not a run, and {reason}", spec=spec, reason=exc.phrases[0]),
+                        where=exc.phrases[1], hint=phrase(
+                            "give a run name (see `tanren runs`), a built-in model name, an HF model folder, "
+                            "a .gguf file or a hub id in the local cache")) from None
     config = replace(model or ModelConfig(), base=spec)
     label = Path(spec).name if Path(spec).expanduser().exists() else spec
     refs = [resolve_adapter(a, home) for a in adapters]
@@ -110,22 +114,24 @@ def _run_targets(run: RunDir, config: RunConfig) -> tuple[Target, ...]:
 
 def _unfinished(run: RunDir) -> EvalError:
     status = run.status()
-    return EvalError(f"run {run.name} has no trained model to evaluate yet (it is {status.state}: {status.reason})",
-                     where=str(run.path), hint="evaluate it once its training is done (`tanren runs` shows the state)")
+    return EvalError(phrase("run {name} has no trained model to evaluate yet (it is {state}: {reason})",
+                            name=run.name, state=status.state, reason=status.reason),
+                     where=str(run.path),
+                     hint=phrase("evaluate it once its training is done (`tanren runs` shows the state)"))
 
 
 def select_data(plan: Plan, data: str | None, *, limit: int | None = None) -> Dataset:
     """The examples to measure: the file given, or the run's held-out split; the first `limit` of them."""
     if limit is not None and limit < 1:
-        raise EvalError(f"--limit must be at least 1, not {limit}", where="--limit")
+        raise EvalError(phrase("--limit must be at least 1, not {limit}", limit=limit), where="--limit")
     if data is not None:
         kind, records = load_records(data)
         path, split = data, None
     elif plan.run_config is not None:
         kind, records, path, split = _held_out(plan)
     else:
-        raise EvalError("no data to evaluate on", where="--data",
-                        hint="give a data file with --data, or evaluate a run (its held-out split is the default)")
+        raise EvalError(phrase("no data to evaluate on"), where="--data", hint=phrase(
+            "give a data file with --data, or evaluate a run (its held-out split is the default)"))
     records = records[:limit] if limit else records
     return Dataset.of(records, str(path), split, kind)
 
@@ -137,8 +143,8 @@ def _held_out(plan: Plan) -> tuple[DataKind, Sequence[AnyExample], str, str]:
         part = getattr(splits, name)
         if part:
             return data_kind(config.path, config.format), part, config.path, name
-    raise EvalError(f"run {plan.run.name} has no held-out examples: its test and validation splits are empty",
-                    where="data.split", hint="evaluate on another file with --data")
+    raise EvalError(phrase("run {name} has no held-out examples: its test and validation splits are empty",
+                           name=plan.run.name), where="data.split", hint=phrase("evaluate on another file with --data"))
 
 
 def examples_sha256(examples: Sequence[AnyExample]) -> str:

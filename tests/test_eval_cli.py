@@ -13,7 +13,9 @@ import pytest
 
 from engine.config import RunConfig, apply_overrides
 from engine.data import SAMPLE_HELDOUT, SAMPLE_PREFERENCE, load_splits
+from engine.i18n import PSEUDO, load_catalog
 from engine.paths import Home
+from engine.phrases import phrase
 from engine.runs import create_run, open_run
 from engine.model_card import read_card_front_matter, render_model_card
 from evals.cli import ProgressBar
@@ -57,8 +59,8 @@ def test_run_is_measured_before_and_after_and_kept_with_the_run(run_home: Home, 
 
     config = open_run("tuned", run_home).config()
     test_split = load_splits(config.data).test
-    assert results["dataset"] == {"path": config.data.path, "split": "test", "sha256": examples_sha256(test_split),
-                                  "examples": len(test_split)}
+    assert results["dataset"] == {"path": config.data.path, "split": "test", "format": "messages",
+                                  "sha256": examples_sha256(test_split), "examples": len(test_split)}
     assert results["settings"]["max_length"] == 96 and results["settings"]["max_new_tokens"] == 6
     assert results["settings"]["assistant_only"] is True and results["run"] == "tuned"
     base, tuned = results["results"]
@@ -226,16 +228,17 @@ def test_progress_bar_redraws_one_line_on_a_terminal_and_logs_steps_otherwise() 
         def isatty(self) -> bool:
             return True
 
+    perplexity, answers = (phrase(what, target="base") for what in ("{target}: perplexity", "{target}: answers"))
     terminal = Terminal()
-    bar = ProgressBar(terminal)
-    bar("base: perplexity", 3, 4)
-    bar("base: perplexity", 4, 4)
+    bar = ProgressBar(terminal, load_catalog("en").gettext)
+    bar(perplexity, 3, 4)
+    bar(perplexity, 4, 4)
     bar.status("loading a model")
     assert terminal.getvalue() == ("\rbase: perplexity [" + "#" * 18 + "." * 6 + "] 3/4\x1b[K"
                                    "\rbase: perplexity [" + "#" * 24 + "] 4/4\x1b[K\nloading a model\n")
     log = io.StringIO()
-    bar = ProgressBar(log)
-    bar("base: answers", 1, 2)
-    bar("base: answers", 2, 2)
-    assert log.getvalue() == "base: answers: 2/2 done\n"
+    bar = ProgressBar(log, load_catalog(PSEUDO).gettext)
+    bar(answers, 1, 2)
+    bar(answers, 2, 2)
+    assert log.getvalue() == "⟦⟦base: answers⟧: 2/2 done⟧\n"  # the step and the line, each through the catalog
 

@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static
 
 from engine.i18n import N_
+from engine.phrases import Phrase, in_language
 from engine.runs.rundir import trained_run_names
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
@@ -24,10 +25,9 @@ from tui.widgets.table import Table, fit_columns
 
 METRIC_CHOICES = ((N_("perplexity and ROUGE"), "perplexity,rouge"), (N_("perplexity"), "perplexity"),
                   ("ROUGE", "rouge"), (N_("preference pairs"), "preference"))
-# engine.presentation.eval_table's headers that are words (the others are metric names), for the catalog
-HEADER_WORDS = (N_("model"), N_("backend"), N_("perplexity"))
-# At 80 columns not every metric fits: the backend goes first, then the secondary ROUGE scores.
-DROP_FIRST = ("backend", "ROUGE-2", "ROUGE-L", "pref. margin")
+# At 80 columns not every metric fits: the backend goes first, then the secondary ROUGE scores
+# (engine.presentation.eval_table's column keys).
+DROP_FIRST = ("backend", "rouge2", "rougeL", "preference_margin")
 
 
 def saved_results(home, target: str) -> dict | None:
@@ -57,11 +57,11 @@ class EvalsScreen(TanrenScreen):
 
     @dataclass
     class Status(Message):
-        text: str
+        text: str | Phrase  # a Phrase is translated; a plain string (a library's own) is shown as it is
 
     @dataclass
     class Progressed(Message):
-        what: str
+        what: Phrase
         done: int
         total: int
 
@@ -125,21 +125,18 @@ class EvalsScreen(TanrenScreen):
         self.query_one("#eval-status", Static).update(Text(text))
 
     def _show_table(self, results: dict | None) -> None:
-        from engine.presentation.eval_table import describe_data, results_table
+        from engine.presentation.eval_table import describe_data, header, results_table
 
         self.results = results
         table = self.query_one("#eval-results", DataTable)
         table.clear(columns=True)
-        self.query_one("#eval-data-line", Static).update(Text(describe_data(results)) if results else "")
+        self.query_one("#eval-data-line", Static).update(Text(describe_data(results, self._)) if results else "")
         if results:
-            headers, rows = results_table(results)
-            headers, rows = fit_columns(list(map(self._header, headers)), rows, self.size.width - 2,
-                                        tuple(map(self._header, DROP_FIRST)))
+            headers, rows = results_table(results, self._)
+            headers, rows = fit_columns(headers, rows, self.size.width - 2,
+                                        tuple(header(key, self._) for key in DROP_FIRST))
             table.add_columns(*headers)
             table.add_rows(rows)
-
-    def _header(self, header: str) -> str:
-        return self._(header) if header in HEADER_WORDS else header
 
     def on_resize(self) -> None:
         if self.results:
@@ -169,13 +166,13 @@ class EvalsScreen(TanrenScreen):
     @work(thread=True, exclusive=True, group="eval")
     def evaluate(self, target: str, data: str | None, metrics: str, numbers: dict[str, int],
                  cancel: threading.Event) -> None:
-        from evals.errors import EvalCancelled
+        from evals.errors import CANCELLED, EvalCancelled
         from evals.evaluate import Settings, evaluate, save_to_run
         from evals.targets import plan_targets, select_data
 
         last = [0.0]
 
-        def progress(what: str, done: int, total: int) -> None:
+        def progress(what: Phrase, done: int, total: int) -> None:
             now = time.monotonic()
             if done == total or now - last[0] > 0.1:  # a few updates a second are plenty
                 last[0] = now
@@ -193,7 +190,7 @@ class EvalsScreen(TanrenScreen):
                     else "")
             self.post_message(self.Results(report.to_dict(), note))
         except EvalCancelled as exc:
-            self.post_message(self.Status(exc.message))
+            self.post_message(self.Status(self._(CANCELLED)))
         except Exception as exc:  # noqa: BLE001 - a notification says what went wrong
             self.app.report_error(exc, N_("evaluating"))
             self.post_message(self.Status(self._("the evaluation failed; see the notification")))
@@ -201,12 +198,12 @@ class EvalsScreen(TanrenScreen):
             self.post_message(self.Finished())
 
     def on_evals_screen_status(self, message: Status) -> None:
-        self._show_status(message.text)
+        self._show_status(in_language(message.text, self._))
 
     def on_evals_screen_progressed(self, message: Progressed) -> None:
         self.query_one("#eval-bar", ProgressBar).update(total=message.total, progress=message.done)
-        self.query_one("#eval-what", Static).update(Text(f"{message.what} {message.done}/{message.total}"),
-                                                   layout=False)
+        what = message.what.translate(self._)
+        self.query_one("#eval-what", Static).update(Text(f"{what} {message.done}/{message.total}"), layout=False)
 
     def on_evals_screen_results(self, message: Results) -> None:
         self._show_table(message.results)
