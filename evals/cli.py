@@ -17,7 +17,7 @@ from typing import TextIO
 from engine.config.arguments import add_loading_options, loading_config
 from engine.i18n import N_, Gettext
 from engine.paths import Home
-from engine.phrases import Phrase, in_language
+from engine.phrases import Phrase
 from engine.presentation.eval_table import format_results
 from evals.errors import CANCELLED
 
@@ -137,10 +137,9 @@ class ProgressBar:
         if finished:
             self.close()
 
-    def status(self, message: str | Phrase) -> None:
-        """A loading message: a Phrase is translated, a plain string (a library's own) shown as it is."""
+    def status(self, message: str) -> None:
         self.close()
-        print(in_language(message, self._), file=self.stream, flush=True)
+        print(message, file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.open_line:

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static
 
 from engine.i18n import N_
-from engine.phrases import Phrase, in_language
+from engine.phrases import Phrase
 from engine.runs.rundir import trained_run_names
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
@@ -57,7 +57,7 @@ class EvalsScreen(TanrenScreen):
 
     @dataclass
     class Status(Message):
-        text: str | Phrase  # a Phrase is translated; a plain string (a library's own) is shown as it is
+        text: str
 
     @dataclass
     class Progressed(Message):
@@ -198,7 +198,7 @@ class EvalsScreen(TanrenScreen):
             self.post_message(self.Finished())
 
     def on_evals_screen_status(self, message: Status) -> None:
-        self._show_status(in_language(message.text, self._))
+        self._show_status(message.text)
 
     def on_evals_screen_progressed(self, message: Progressed) -> None:
         self.query_one("#eval-bar", ProgressBar).update(total=message.total, progress=message.done)
