@@ -17,9 +17,12 @@ from engine.chat.collect import Dataset, Turn, default_dataset, edit, list_datas
 from engine.config import GenerationConfig
 from engine.data import check_file
 from engine.errors import InvalidNameError, TanrenError
+from engine.i18n import load_catalog
 from engine.messages import Message
 from engine.paths import Home
 from tests.judged import assistant, records
+
+ENGLISH = load_catalog("en").gettext
 
 PARAMS = GenerationConfig(temperature=0.0, max_new_tokens=16, seed=7, system_prompt="Answer briefly.")
 TURN = Turn((Message("user", "Hi"), Message("assistant", "Hello!")), "What is the capital of France?",
@@ -32,10 +35,10 @@ GENERATION = {"temperature": 0.0, "top_p": 0.9, "top_k": 50, "repetition_penalty
 
 def test_each_judgement_writes_its_records_and_the_doctor_accepts_them(home: Home) -> None:
     dataset = Dataset.open(home, "capitals")
-    assert rate(dataset, TURN, False).describe() == "0 SFT · 0 pairs · 1 KTO"
-    assert edit(dataset, TURN, "Paris.").describe() == "1 SFT · 1 pairs · 1 KTO"
+    assert rate(dataset, TURN, False).describe(ENGLISH) == "0 SFT · 0 pairs · 1 KTO"
+    assert edit(dataset, TURN, "Paris.").describe(ENGLISH) == "1 SFT · 1 pairs · 1 KTO"
     other = Turn(TURN.history, TURN.question, "Marseille.", "tiny + tuned", PARAMS)
-    assert prefer(dataset, TURN.with_answer("Paris."), other).describe() == "1 SFT · 2 pairs · 1 KTO"
+    assert prefer(dataset, TURN.with_answer("Paris."), other).describe(ENGLISH) == "1 SFT · 2 pairs · 1 KTO"
 
     folder = home.root / "datasets" / "capitals"
     edited = {"judgement": "edit", "models": {"answered": "tiny"}, "generation": GENERATION}
@@ -65,7 +68,7 @@ def test_judgements_the_doctor_would_refuse_write_nothing(home: Home) -> None:
         prefer(dataset, TURN, TURN)
     with pytest.raises(TanrenError, match="the answer is empty"):
         rate(dataset, TURN.with_answer(""), True)
-    assert dataset.counts().describe() == "0 SFT · 0 pairs · 0 KTO" and list_datasets(home) == []
+    assert dataset.counts().describe(ENGLISH) == "0 SFT · 0 pairs · 0 KTO" and list_datasets(home) == []
     with pytest.raises(InvalidNameError, match="invalid dataset name"):
         Dataset.open(home, "../runs")
 

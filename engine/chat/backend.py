@@ -26,7 +26,9 @@ from engine.chat.history import FittedConversation, fit_to_context, with_system_
 from engine.chat.sampling import Sampler, fresh_seed
 from engine.config import GenerationConfig
 from engine.errors import TanrenError
+from engine.i18n import Gettext
 from engine.messages import Message
+from engine.phrases import phrase
 
 # The longest context a chat uses unless told otherwise: both backends apply the same cap, so
 # they drop the same old turns. Beyond it a CPU answer would take minutes anyway.
@@ -43,10 +45,14 @@ class GenerationStats:
     seed: int
     dropped_messages: int = 0
 
-    def summary(self) -> str:
-        dropped = f", {self.dropped_messages} old messages left out" if self.dropped_messages else ""
-        return (f"{self.new_tokens} tokens ({self.stop_reason}), first token {self.ttft_s:.2f} s, "
-                f"{self.tokens_per_s:.1f} tokens/s, prompt {self.prompt_tokens} tokens, seed {self.seed}{dropped}")
+    def summary(self, _: Gettext) -> str:
+        """One line under the answer; the stop reason keeps its OpenAI finish_reason name."""
+        line = _("{tokens} tokens ({reason}), first token {ttft:.2f} s, {speed:.1f} tokens/s, "
+                 "prompt {prompt} tokens, seed {seed}", tokens=self.new_tokens, reason=self.stop_reason,
+                 ttft=self.ttft_s, speed=self.tokens_per_s, prompt=self.prompt_tokens, seed=self.seed)
+        if self.dropped_messages:
+            line += _(", {count} old messages left out", count=self.dropped_messages)
+        return line
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,9 @@ class ChatBackend(ABC):
         self.check_adapter(adapter)
         for ids in sequences:
             if not 2 <= len(ids) <= self.context_length:
-                raise TanrenError(f"a sequence of {len(ids)} tokens cannot be scored by {self.name}: "
-                                  f"it needs 2 to {self.context_length} tokens (the context window)")
+                raise TanrenError(phrase("a sequence of {count} tokens cannot be scored by {model}: it needs 2 to "
+                                         "{context} tokens (the context window)", count=len(ids), model=self.name,
+                                         context=self.context_length))
         with self._busy:
             return self._score([list(ids) for ids in sequences], adapter)
 
@@ -167,8 +174,9 @@ class ChatBackend(ABC):
 
     def check_adapter(self, adapter: str | None) -> None:
         if adapter is not None and adapter not in self.adapters:
-            loaded = ", ".join(self.adapters) or "none"
-            raise TanrenError(f"adapter {adapter!r} is not loaded on {self.name} (loaded: {loaded})")
+            loaded = ", ".join(self.adapters) or phrase("none")
+            raise TanrenError(phrase("adapter {adapter!r} is not loaded on {model} (loaded: {loaded})",
+                                     adapter=adapter, model=self.name, loaded=loaded))
 
     def stream_chat(self, messages: Sequence[Message], params: GenerationConfig,
                     cancel: threading.Event | None = None, *, adapter: str | None = None,

@@ -24,8 +24,10 @@ from engine.chat.history import with_system_prompt
 from engine.config import GenerationConfig
 from engine.data.kinds import PAIRS, RATINGS, SFT
 from engine.errors import TanrenError
+from engine.i18n import Gettext
 from engine.messages import Message, as_dicts
 from engine.paths import Home
+from engine.phrases import phrase
 
 FILES = {SFT: "sft.jsonl", PAIRS: "pairs.jsonl", RATINGS: "kto.jsonl"}
 FORMATS = {SFT: "messages", PAIRS: "preference", RATINGS: "kto"}
@@ -57,8 +59,8 @@ class Counts:
     pairs: int = 0
     ratings: int = 0
 
-    def describe(self) -> str:
-        return f"{self.sft} SFT · {self.pairs} pairs · {self.ratings} KTO"
+    def describe(self, _: Gettext) -> str:
+        return _("{sft} SFT · {pairs} pairs · {ratings} KTO", sft=self.sft, pairs=self.pairs, ratings=self.ratings)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def rate(dataset: Dataset, turn: Turn, good: bool) -> Counts:
 def edit(dataset: Dataset, turn: Turn, text: str) -> Counts:
     """An answer edited into the one wanted: the conversation with it, and a pair where it beats the original."""
     if " ".join(text.split()) == " ".join(turn.answer.split()):
-        raise TanrenError("the edited answer is the same as the model's", hint="change the answer, or leave it")
+        raise TanrenError(phrase("the edited answer is the same as the model's"),
+                          hint=phrase("change the answer, or leave it"))
     meta = _meta("edit", turn, answered=turn.model)
     conversation = {"messages": [*turn.prompt(), *_answer(text)], "meta": meta}
     pair = {"prompt": turn.prompt(), "chosen": _answer(text), "rejected": _answer(turn.answer), "meta": meta}
@@ -128,8 +131,8 @@ def edit(dataset: Dataset, turn: Turn, text: str) -> Counts:
 def prefer(dataset: Dataset, chosen: Turn, rejected: Turn) -> Counts:
     """Compare mode: the better side's answer beats the other's, after the better side's conversation."""
     if " ".join(chosen.answer.split()) == " ".join(rejected.answer.split()):
-        raise TanrenError("both sides gave the same answer; there is nothing to prefer",
-                          hint="ask again with another seed, or mark the answer good or bad in single mode")
+        raise TanrenError(phrase("both sides gave the same answer; there is nothing to prefer"),
+                          hint=phrase("ask again with another seed, or mark the answer good or bad in single mode"))
     record = {"prompt": chosen.prompt(), "chosen": _answer(chosen.answer), "rejected": _answer(rejected.answer),
               "meta": _meta("prefer", chosen, chosen=chosen.model, rejected=rejected.model)}
     return dataset.append([(PAIRS, record)])
@@ -137,7 +140,8 @@ def prefer(dataset: Dataset, chosen: Turn, rejected: Turn) -> Counts:
 
 def _answer(text: str) -> list[dict[str, str]]:
     if not text.strip():
-        raise TanrenError("the answer is empty; there is nothing to judge", hint="ask again and let the model answer")
+        raise TanrenError(phrase("the answer is empty; there is nothing to judge"),
+                          hint=phrase("ask again and let the model answer"))
     return [Message("assistant", text).as_dict()]
 
 
@@ -156,4 +160,5 @@ def _check(kind: str, record: dict) -> None:
             raise RecordError("unknown-format", f"it reads as {detect_format(record)}")
         normalize(record, FORMATS[kind], "chat")
     except RecordError as exc:
-        raise TanrenError(f"this judgement would write a bad {FORMATS[kind]} record: {exc.detail}") from None
+        raise TanrenError(phrase("this judgement would write a bad {format} record: {detail}",
+                                 format=FORMATS[kind], detail=exc.detail)) from None

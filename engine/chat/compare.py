@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from engine.chat.backend import ChatTarget, GenerationStats
 from engine.chat.sampling import fresh_seed
 from engine.config import GenerationConfig
+from engine.i18n import Gettext
 from engine.messages import Message
 
 
@@ -33,17 +34,19 @@ class Comparison:
         a, b = self.first.text, self.second.text
         return None if a == b else len(os.path.commonprefix([a, b]))
 
-    def describe(self, *, context: int = 30) -> str:
+    def describe(self, _: Gettext, *, context: int = 30) -> str:
+        """Where the answers part, and the text around it (quoted: it is the answers' own)."""
         at = self.parted_at
         if at is None:
-            return f"identical answers (seed {self.seed})"
+            return _("identical answers (seed {seed})", seed=self.seed)
         shared = self.first.text[:at]
-        lines = [f"the answers part after {at} characters (seed {self.seed})"]
+        lines = [_("the answers part after {count} characters (seed {seed})", count=at, seed=self.seed)]
         if shared:
-            lines.append(f"  shared: ...{shared[-context:]!r}" if len(shared) > context else f"  shared: {shared!r}")
+            text = f"...{shared[-context:]!r}" if len(shared) > context else repr(shared)
+            lines.append("  " + _("shared: {text}", text=text))
         for answer in (self.first, self.second):
-            rest = answer.text[at:at + context] or "(ends here)"
-            lines.append(f"  {answer.label}: {rest!r}")
+            rest = answer.text[at:at + context]
+            lines.append(f"  {answer.label}: " + (repr(rest) if rest else _("(ends here)")))
         return "\n".join(lines)
 
 

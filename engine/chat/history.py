@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from engine.errors import TanrenError
 from engine.messages import Message
+from engine.phrases import phrase
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,9 @@ def fit_to_context(messages: Sequence[Message], count_tokens: Callable[[Sequence
     budget = context_length - answer_tokens
     if budget <= 0:
         raise TanrenError(
-            f"max_new_tokens ({answer_tokens}) leaves no room for the prompt in the {context_length}-token "
-            "context window", where="generation.max_new_tokens", hint=f"use fewer than {context_length // 2}",
+            phrase("max_new_tokens ({tokens}) leaves no room for the prompt in the {context}-token context window",
+                   tokens=answer_tokens, context=context_length),
+            where="generation.max_new_tokens", hint=phrase("use fewer than {limit}", limit=context_length // 2),
         )
     system = tuple(messages[:1]) if messages and messages[0].role == "system" else ()
     turns = _turns(messages[len(system):])
@@ -46,9 +48,10 @@ def fit_to_context(messages: Sequence[Message], count_tokens: Callable[[Sequence
             return FittedConversation(kept, tokens, len(messages) - len(kept))
         if len(turns) <= 1:
             raise TanrenError(
-                f"the prompt needs {tokens} tokens even with only the latest message, but {budget} fit "
-                f"(a {context_length}-token window minus {answer_tokens} for the answer)",
-                hint="shorten the message or the system prompt, or lower max_new_tokens",
+                phrase("the prompt needs {tokens} tokens even with only the latest message, but {budget} fit "
+                       "(a {context}-token window minus {answer} for the answer)",
+                       tokens=tokens, budget=budget, context=context_length, answer=answer_tokens),
+                hint=phrase("shorten the message or the system prompt, or lower max_new_tokens"),
             )
         turns = turns[1:]
 

@@ -7,8 +7,11 @@ from collections.abc import Callable
 
 from engine.chat.collect import Counts, Dataset, Turn, edit, prefer, rate
 from engine.errors import TanrenError
+from engine.i18n import Gettext
+from engine.phrases import Phrase, phrase
 
 SIDES = ("left", "right")
+PREFERRED = {"left": phrase("preferred left"), "right": phrase("preferred right")}
 
 
 class Judge:
@@ -17,7 +20,7 @@ class Judge:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self.turns: tuple[Turn, ...] = ()
-        self.judged: str | None = None
+        self.judged: Phrase | None = None  # what was done with the answer, said when it is judged again
 
     def answered(self, *turns: Turn) -> None:
         """A new answer (one per side in compare mode) is the one judged next."""
@@ -29,20 +32,22 @@ class Judge:
     def use(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
-    def status(self) -> str:
-        return f"dataset {self.dataset.name}: {self.dataset.counts().describe()}"
+    def status(self, _: Gettext) -> str:
+        return _("dataset {name}: {counts}", name=self.dataset.name, counts=self.dataset.counts().describe(_))
 
     def rate(self, good: bool) -> Counts:
-        return self._once("good" if good else "bad", lambda: rate(self.dataset, self._single(), good))
+        judgement = phrase("good") if good else phrase("bad")
+        return self._once(judgement, lambda: rate(self.dataset, self._single(), good))
 
     def edit(self, text: str) -> Counts:
-        return self._once("edited", lambda: edit(self.dataset, self._single(), text))
+        return self._once(phrase("edited"), lambda: edit(self.dataset, self._single(), text))
 
     def prefer(self, side: str) -> Counts:
         if side not in SIDES:
-            raise TanrenError(f"prefer {side!r}? say left or right", hint="left: the first target, right: the other")
+            raise TanrenError(phrase("prefer {side!r}? say left or right", side=side),
+                              hint=phrase("left: the first target, right: the other"))
         chosen, rejected = self._sides() if side == "left" else reversed(self._sides())
-        return self._once(f"preferred {side}", lambda: prefer(self.dataset, chosen, rejected))
+        return self._once(PREFERRED[side], lambda: prefer(self.dataset, chosen, rejected))
 
     def to_edit(self) -> Turn:
         """The answer an edit replaces; raises as the edit would when there is none to edit."""
@@ -51,9 +56,10 @@ class Judge:
 
     def _unjudged(self) -> None:
         if self.judged:
-            raise TanrenError(f"this answer is already judged ({self.judged})", hint="ask something new to judge again")
+            raise TanrenError(phrase("this answer is already judged ({judgement})", judgement=self.judged),
+                              hint=phrase("ask something new to judge again"))
 
-    def _once(self, judgement: str, write: Callable[[], Counts]) -> Counts:
+    def _once(self, judgement: Phrase, write: Callable[[], Counts]) -> Counts:
         self._unjudged()
         counts = write()
         self.judged = judgement
@@ -61,13 +67,14 @@ class Judge:
 
     def _single(self) -> Turn:
         if not self.turns:
-            raise TanrenError("there is no answer to judge yet", hint="send a message first")
+            raise TanrenError(phrase("there is no answer to judge yet"), hint=phrase("send a message first"))
         if len(self.turns) > 1:
-            raise TanrenError("two targets answered; pick the better one", hint="prefer left or right")
+            raise TanrenError(phrase("two targets answered; pick the better one"), hint=phrase("prefer left or right"))
         return self.turns[0]
 
     def _sides(self) -> tuple[Turn, Turn]:
         if len(self.turns) != 2:
-            raise TanrenError("picking a side needs two answers side by side",
-                              hint="compare with a second target first" if self.turns else "send a message first")
+            raise TanrenError(phrase("picking a side needs two answers side by side"),
+                              hint=phrase("compare with a second target first") if self.turns
+                              else phrase("send a message first"))
         return self.turns[0], self.turns[1]

@@ -39,6 +39,7 @@ from engine.chat.llama_cpp_tokenizer import LlamaCppTokenizer
 from engine.chat.template import render_chat, stop_token_ids
 from engine.errors import TanrenError
 from engine.messages import Message
+from engine.phrases import phrase
 
 _PARAMS_PATCH = threading.Lock()
 
@@ -110,8 +111,9 @@ class LlamaCppBackend(ChatBackend):
                 llm = Llama(str(path), n_ctx=max_context, n_batch=512, n_threads=threads,
                             n_threads_batch=threads, verbose=False)
         except ValueError as exc:
-            raise TanrenError(f"llama.cpp cannot load {path.name}: {exc}", where=str(path),
-                              hint="check that the file is a complete GGUF of an architecture llama.cpp supports") from None
+            raise TanrenError(phrase("llama.cpp cannot load {file}: {why}", file=path.name, why=exc), where=str(path),
+                              hint=phrase("check that the file is a complete GGUF of an architecture llama.cpp "
+                                          "supports")) from None
         return cls(llm, name=path.name, max_context=max_context)
 
     def close(self) -> None:
@@ -162,7 +164,8 @@ class LlamaCppBackend(ChatBackend):
                     batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, start + i, 1, True
                     batch.seq_id[i][0] = 0
                 if (status := lib.llama_decode(ctx, batch)) != 0:
-                    raise TanrenError(f"llama.cpp could not run {self.name} on {len(ids)} tokens (status {status})")
+                    raise TanrenError(phrase("llama.cpp could not run {model} on {count} tokens (status {status})",
+                                             model=self.name, count=len(ids), status=status))
                 logits = np.ctypeslib.as_array(lib.llama_get_logits(ctx), shape=(len(chunk), n_vocab))
                 logprobs[start:start + len(chunk)] = _target_logprobs(logits, ids[start + 1:start + 1 + len(chunk)])
         finally:
@@ -186,7 +189,8 @@ class LlamaCppBackend(ChatBackend):
             if n >= 0:
                 return buffer.raw[:n].decode("utf-8", errors="replace")
             size = -n
-        raise TanrenError(f"llama.cpp could not turn {len(ids)} tokens of {self.name} into text")
+        raise TanrenError(phrase("llama.cpp could not turn {count} tokens of {model} into text",
+                                 count=len(ids), model=self.name))
 
 
 def _target_logprobs(logits: np.ndarray, targets: Sequence[int]) -> np.ndarray:

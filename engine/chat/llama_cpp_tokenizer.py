@@ -21,6 +21,7 @@ from typing import Any
 from engine.chat.template import render_chat
 from engine.errors import TanrenError
 from engine.messages import from_dicts
+from engine.phrases import phrase
 
 
 class LlamaCppTokenizer:
@@ -77,9 +78,9 @@ class LlamaCppTokenizer:
                 end = at + len(piece) - 1  # the leading space SentencePiece adds to a word
             else:
                 raise TanrenError(
-                    f"llama.cpp's tokens of {self._model} do not spell out the rendered text at byte {at}, "
-                    "so the assistant's tokens cannot be located", where=self._model,
-                    hint="measure perplexity on all tokens (--all-tokens), or on the HF model folder",
+                    phrase("llama.cpp's tokens of {model} do not spell out the rendered text at byte {at}, "
+                           "so the assistant's tokens cannot be located", model=self._model, at=at), where=self._model,
+                    hint=phrase("measure perplexity on all tokens (--all-tokens), or on the HF model folder"),
                 )
             # from the character holding the piece's first byte to the last one it touches
             first = bisect.bisect_right(char_starts, at) - 1 if end > at else bisect.bisect_left(char_starts, at)
@@ -95,4 +96,4 @@ class LlamaCppTokenizer:
             if n >= 0:
                 return buffer.raw[:n]
             size = -n
-        raise TanrenError(f"llama.cpp could not spell token {token} of {self._model}")
+        raise TanrenError(phrase("llama.cpp could not spell token {token} of {model}", token=token, model=self._model))

@@ -17,6 +17,7 @@ from engine.errors import TanrenError
 from engine.models.catalog import list_models
 from engine.models.registry import BUILTIN_MODELS
 from engine.paths import Home
+from engine.phrases import Translate, phrase
 from engine.runs.rundir import RunDir, list_runs
 
 if TYPE_CHECKING:  # the backends import numpy; the workbench lists targets long before it loads one
@@ -91,9 +92,11 @@ class TargetPool:
     one thread (the workbench's chat worker) uses it at a time."""
 
     def __init__(self, home: Home, *, max_context: int | None = None,
-                 on_status: Callable[[str], None] = lambda _m: None, loading: ModelConfig | None = None):
-        """`loading` says how models are loaded (dtype, remote code...); its `base` is replaced per target."""
-        self.home, self.max_context, self.on_status = home, max_context, on_status
+                 on_status: Callable[[str], None] = lambda _m: None, loading: ModelConfig | None = None,
+                 translate: Translate = str):
+        """`loading` says how models are loaded (dtype, remote code...); its `base` is replaced per target.
+        `on_status` hears what is loaded in `translate`'s language (English by default, as logs keep it)."""
+        self.home, self.max_context, self.on_status, self.translate = home, max_context, on_status, translate
         self.loading = loading or ModelConfig()
         self._backends: dict[tuple[str, str], ChatBackend] = {}
 
@@ -109,9 +112,10 @@ class TargetPool:
             ref = resolve_adapter(spec.adapter, self.home)
             if ref.name not in backend.adapters:
                 if not hasattr(backend, "add_adapter"):
-                    raise TanrenError(f"{backend.name} runs on llama.cpp, which takes no adapters here",
-                                      hint="pick the base model on transformers to use adapters")
-                self.on_status(f"loading adapter {ref.name}")
+                    raise TanrenError(phrase("{model} runs on llama.cpp, which takes no adapters here",
+                                             model=backend.name),
+                                      hint=phrase("pick the base model on transformers to use adapters"))
+                self.on_status(phrase("loading adapter {name}", name=ref.name).translate(self.translate))
                 backend.add_adapter(ref.name, ref.folder)
             adapter = ref.name
         return ChatTarget(spec.label, backend, adapter)
@@ -122,8 +126,9 @@ class TargetPool:
 
         info = open_server(spec.server, self.home).info()
         if info is None or spec.model not in info.models:
-            raise TanrenError(f"server {spec.server} does not serve {spec.model} (any more)",
-                              hint="pick another target; `tanren servers` lists what runs")
+            raise TanrenError(phrase("server {server} does not serve {model} (any more)",
+                                     server=spec.server, model=spec.model),
+                              hint=phrase("pick another target; `tanren servers` lists what runs"))
         return ServerTarget(spec.label, info.url, spec.model)
 
     def _backend(self, model: str, backend: str) -> ChatBackend:
@@ -134,7 +139,7 @@ class TargetPool:
 
             self._backends[key] = open_backend(replace(self.loading, base=model), self.home, backend=backend,
                                                max_context=self.max_context or DEFAULT_MAX_CONTEXT,
-                                               on_status=self.on_status)
+                                               on_status=self.on_status, translate=self.translate)
         return self._backends[key]
 
     def close(self) -> None:

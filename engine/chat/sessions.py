@@ -17,6 +17,7 @@ from engine.config import GenerationConfig
 from engine.errors import ConfigError, TanrenError
 from engine.messages import Message
 from engine.paths import Home, validate_name
+from engine.phrases import phrase
 
 VERSION = 1
 
@@ -52,25 +53,29 @@ def list_sessions(home: Home) -> list[str]:
 def load_session(home: Home, name: str) -> ChatSession:
     path = session_path(home, name)
     if not path.is_file():
-        saved = ", ".join(list_sessions(home)) or "none"
-        raise TanrenError(f"no saved chat named {name!r}", where=str(path), hint=f"saved chats: {saved}")
+        saved = ", ".join(list_sessions(home)) or phrase("none")
+        raise TanrenError(phrase("no saved chat named {name!r}", name=name), where=str(path),
+                          hint=phrase("saved chats: {names}", names=saved))
     records = [_parse(path, number, line)
                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
     if not records or records[0][1].get("type") != "session":
-        raise TanrenError(f"{path.name} does not start with a session header line", where=f"{path}:1")
+        raise TanrenError(phrase("{file} does not start with a session header line", file=path.name),
+                          where=f"{path}:1")
     header = records[0][1]
     messages = []
     for number, record in records[1:]:
         try:
             messages.append(Message(record["role"], record["content"]))
         except (KeyError, ValueError, TypeError) as exc:
-            raise TanrenError(f"bad message in {path.name}: {exc}", where=f"{path}:{number}",
-                              hint='each line after the header is {"type": "message", "role": ..., "content": ...}') from None
+            raise TanrenError(phrase("bad message in {file}: {why}", file=path.name, why=exc), where=f"{path}:{number}",
+                              hint=phrase("each line after the header is {shape}",
+                                          shape='{"type": "message", "role": ..., "content": ...}')) from None
     try:
         params = GenerationConfig(**header.get("params", {}))
     except (TypeError, ConfigError) as exc:
         message = exc.message if isinstance(exc, ConfigError) else str(exc)
-        raise TanrenError(f"bad generation parameters in {path.name}: {message}", where=f"{path}:1") from None
+        raise TanrenError(phrase("bad generation parameters in {file}: {why}", file=path.name, why=message),
+                          where=f"{path}:1") from None
     return ChatSession(target=header.get("target", ""), messages=tuple(messages), adapter=header.get("adapter"),
                        backend=header.get("backend", "auto"), params=params, created=header.get("created", ""))
 
@@ -79,7 +84,10 @@ def _parse(path: Path, number: int, line: str) -> tuple[int, dict]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise TanrenError(f"{path.name} line {number} is not JSON ({exc.msg})", where=f"{path}:{number}") from None
+        raise TanrenError(phrase("{file} line {number} is not JSON ({why})", file=path.name, number=number,
+                                 why=exc.msg),
+                          where=f"{path}:{number}") from None
     if not isinstance(record, dict):
-        raise TanrenError(f"{path.name} line {number} is not a JSON object", where=f"{path}:{number}")
+        raise TanrenError(phrase("{file} line {number} is not a JSON object", file=path.name, number=number),
+                          where=f"{path}:{number}")
     return number, record

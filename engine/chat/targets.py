@@ -11,6 +11,7 @@ from engine.config import ModelConfig
 from engine.errors import TanrenError
 from engine.models.resolve import resolve_model
 from engine.paths import Home
+from engine.phrases import Translate, phrase
 
 BACKENDS = ("auto", "transformers", "llama.cpp")
 
@@ -31,8 +32,9 @@ def resolve_adapter(spec: str, home: Home) -> AdapterRef:
         folder, name = home.run_dir(spec) / "adapter", spec
     if not (folder / "adapter_config.json").is_file():
         raise TanrenError(
-            f"no adapter for {spec!r}: {folder} holds no adapter_config.json", where=str(folder),
-            hint="give a run name from $TANREN_HOME/runs whose training has finished, or a PEFT adapter folder",
+            phrase("no adapter for {spec!r}: {folder} holds no adapter_config.json", spec=spec, folder=folder),
+            where=str(folder),
+            hint=phrase("give a run name from $TANREN_HOME/runs whose training has finished, or a PEFT adapter folder"),
         )
     return AdapterRef(name, folder)
 
@@ -47,25 +49,27 @@ def is_adapter(spec: str, home: Home) -> bool:
 
 def open_backend(config: ModelConfig, home: Home, *, backend: str = "auto", adapters: Sequence[AdapterRef] = (),
                  max_context: int = DEFAULT_MAX_CONTEXT,
-                 on_status: Callable[[str], None] = lambda _m: None) -> ChatBackend:
-    """Load `config.base` for chat: a .gguf goes to llama.cpp as it is, anything else to transformers.
+                 on_status: Callable[[str], None] = lambda _m: None, translate: Translate = str) -> ChatBackend:
+    """Load `config.base` for chat: a .gguf goes to llama.cpp as it is, anything else to transformers;
+    `on_status` hears what is loaded in `translate`'s language (English by default, as logs keep it).
 
     `backend="llama.cpp"` on a built-in model uses the GGUF file it ships as; on an HF folder it
     is refused (tanren does not quietly convert a model to chat with it).
     """
     if backend not in BACKENDS:
-        raise TanrenError(f"unknown backend {backend!r}; expected one of: {', '.join(BACKENDS)}")
+        raise TanrenError(phrase("unknown backend {backend!r}; expected one of: {choices}",
+                                 backend=backend, choices=", ".join(BACKENDS)))
     spec = config.base
     resolved = resolve_model(spec, home)
     if backend == "llama.cpp" or (backend == "auto" and resolved.kind == "gguf"):
         if resolved.gguf_source is None:
             raise TanrenError(
-                f"{spec} is not a GGUF file, and llama.cpp runs only GGUF files", where=spec,
-                hint="export it to GGUF and chat with the .gguf file, or use --backend transformers",
+                phrase("{spec} is not a GGUF file, and llama.cpp runs only GGUF files", spec=spec), where=spec,
+                hint=phrase("export it to GGUF and chat with the .gguf file, or use --backend transformers"),
             )
         if adapters:
-            raise TanrenError("adapters run on the transformers backend, not on a GGUF file",
-                              hint="merge the adapter and export it to GGUF, then chat with that file")
+            raise TanrenError(phrase("adapters run on the transformers backend, not on a GGUF file"),
+                              hint=phrase("merge the adapter and export it to GGUF, then chat with that file"))
         from engine.chat.llama_cpp_backend import LlamaCppBackend
 
         gguf = resolved.gguf_source
@@ -73,13 +77,13 @@ def open_backend(config: ModelConfig, home: Home, *, backend: str = "auto", adap
             from engine.models.gguf_float import float_gguf
 
             gguf = float_gguf(gguf, spec, home)
-        on_status(f"loading {gguf.name} with llama.cpp")
+        on_status(phrase("loading {model} with llama.cpp", model=gguf.name).translate(translate))
         return LlamaCppBackend.load(gguf, max_context=max_context)
 
     from engine.chat.transformers_backend import TransformersBackend
     from engine.models.loading import model_folder
 
-    folder = model_folder(config, home, on_status=on_status)
-    on_status(f"loading {folder} with transformers")
+    folder = model_folder(config, home, on_status=on_status, translate=translate)
+    on_status(phrase("loading {model} with transformers", model=folder).translate(translate))
     return TransformersBackend.load(folder, config, adapters={a.name: a.folder for a in adapters},
                                     max_context=max_context)

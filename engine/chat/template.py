@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from engine.errors import TanrenError
 from engine.messages import Message, as_dicts
+from engine.phrases import phrase
 
 # End-of-turn markers of the common chat formats. A model stops at its EOS ids and at any of
 # these that its vocabulary holds as one token (ChatML, Llama 3, Gemma, Phi-3, plain GPT-2).
@@ -26,8 +27,9 @@ def render_chat(template: str | None, messages: Sequence[Message], *, special_to
 
     if not template:
         raise TanrenError(
-            f"{model} has no chat template, so there is no way to know how it expects a conversation",
-            where=model, hint="chat with an instruct (chat) model, or an adapter trained with a chat template",
+            phrase("{model} has no chat template, so there is no way to know how it expects a conversation",
+                   model=model),
+            where=model, hint=phrase("chat with an instruct (chat) model, or an adapter trained with a chat template"),
         )
     try:
         rendered, _ = render_jinja_template(
@@ -35,7 +37,8 @@ def render_chat(template: str | None, messages: Sequence[Message], *, special_to
             **special_tokens,
         )
     except Exception as exc:  # templates raise their own errors, e.g. "roles must alternate"
-        raise TanrenError(f"{model}'s chat template rejected the conversation: {exc}", where=model) from None
+        raise TanrenError(phrase("{model}'s chat template rejected the conversation: {why}", model=model, why=exc),
+                          where=model) from None
     return rendered[0]
 
 

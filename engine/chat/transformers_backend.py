@@ -21,6 +21,7 @@ from engine.config import ModelConfig
 from engine.errors import TanrenError
 from engine.messages import Message
 from engine.models.loading import load_model, load_tokenizer
+from engine.phrases import phrase
 
 
 class TransformersBackend(ChatBackend):
@@ -59,7 +60,7 @@ class TransformersBackend(ChatBackend):
         from peft import PeftModel
 
         if name in self.adapters:
-            raise TanrenError(f"an adapter named {name!r} is already loaded", where=str(folder))
+            raise TanrenError(phrase("an adapter named {name!r} is already loaded", name=name), where=str(folder))
         _check_adapter_folder(folder)
         peft_name = _peft_name(name, taken=self._peft_names.values())
         try:
@@ -69,8 +70,9 @@ class TransformersBackend(ChatBackend):
                 self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=peft_name,
                                                        is_trainable=False).eval()
         except (ValueError, KeyError, RuntimeError, OSError) as exc:
-            raise TanrenError(f"the adapter in {folder} does not fit {self.name}: {exc}", where=str(folder),
-                              hint="chat with the base model the adapter was trained on") from None
+            raise TanrenError(phrase("the adapter in {folder} does not fit {model}: {why}",
+                                     folder=folder, model=self.name, why=exc), where=str(folder),
+                              hint=phrase("chat with the base model the adapter was trained on")) from None
         self._peft_names[name] = peft_name
         template = _saved_template(folder)
         if template:  # e.g. the plain template training gave a base that has none
@@ -202,12 +204,12 @@ def _saved_template(folder: Path) -> str | None:
 def _check_adapter_folder(folder: Path) -> None:
     config = folder / "adapter_config.json"
     if not config.is_file():
-        raise TanrenError(f"{folder} holds no adapter_config.json, so it is not a PEFT adapter folder",
-                          where=str(folder), hint="point at a run's adapter/ folder")
+        raise TanrenError(phrase("{folder} holds no adapter_config.json, so it is not a PEFT adapter folder",
+                                 folder=folder), where=str(folder), hint=phrase("point at a run's adapter/ folder"))
     try:
         json.loads(config.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise TanrenError(f"{config} is not valid JSON ({exc})", where=str(config)) from None
+        raise TanrenError(phrase("{file} is not valid JSON ({why})", file=config, why=exc), where=str(config)) from None
     if not (folder / "adapter_model.safetensors").is_file():
-        raise TanrenError(f"{folder} holds no adapter_model.safetensors", where=str(folder),
-                          hint="the run may not have finished; adapters are read from safetensors only")
+        raise TanrenError(phrase("{folder} holds no adapter_model.safetensors", folder=folder), where=str(folder),
+                          hint=phrase("the run may not have finished; adapters are read from safetensors only"))

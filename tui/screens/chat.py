@@ -199,7 +199,8 @@ class ChatScreen(TanrenScreen):
         yield Input(placeholder=self._("message (Enter sends, Esc stops the answer)"), id="chat-prompt", compact=True)
 
     def on_mount(self) -> None:
-        self.pool = TargetPool(self.home, on_status=lambda text: self.post_message(self.Status(text)))
+        self.pool = TargetPool(self.home, on_status=lambda text: self.post_message(self.Status(text)),
+                               translate=self._)
         self.judge = Judge(default_dataset(self.home))
         self._show_status()
         self._show_dataset()
@@ -268,7 +269,7 @@ class ChatScreen(TanrenScreen):
             for delta in target.stream_chat(messages, params, cancel):
                 self.post_message(self.Delta(pane, delta))
             stats = target.last_stats
-            note = stats.summary() if stats is not None else ""
+            note = stats.summary(self._) if stats is not None else ""
         except Exception as exc:  # noqa: BLE001 - the pane says the answer failed; the app stays up
             self.app.report_error(exc, self._("answering with {label}", label=spec.label))
             note = self._("(no answer: see the error)")
@@ -311,7 +312,7 @@ class ChatScreen(TanrenScreen):
         keys = [f"{self.app.get_key_display(b)} {self._(b.description).lower()}" for b, action in actions
                 if action in JUDGING and self.check_action(action, ()) is not False]
         self.query_one("#chat-dataset", Static).update(Text.assemble(
-            (self.judge.status(), "bold"), ("  " + "  ".join(keys), "dim")))
+            (self.judge.status(self._), "bold"), ("  " + "  ".join(keys), "dim")))
 
     def _judged(self, done: str) -> None:
         self._show_dataset()
@@ -340,7 +341,7 @@ class ChatScreen(TanrenScreen):
 
     def action_dataset(self) -> None:
         options: list[tuple[Text | str, str]] = [
-            (f"{d.name}  ({d.counts().describe()})", d.name) for d in list_datasets(self.home)]
+            (f"{d.name}  ({d.counts().describe(self._)})", d.name) for d in list_datasets(self.home)]
         picker = Picker(self._("Write judgements to (Enter)"), options, current=self.judge.dataset.name,
                         typed=self._("or type a new dataset name (Enter)"))
         self.app.push_screen(picker, self._dataset_picked)
