@@ -18,60 +18,75 @@ from engine.chat.judge import Judge
 from engine.config.arguments import add_loading_options, loading_config
 from engine.config import GenerationConfig, ModelConfig, RunConfig, apply_overrides
 from engine.errors import TanrenError
-from engine.i18n import Gettext
+from engine.i18n import N_, Gettext
 from engine.messages import Message
 from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
+from engine.phrases import phrase
 
 if TYPE_CHECKING:  # the backends import numpy; `tanren --help` should not
     from engine.chat.compare import Comparison
 
-HELP = """commands:
-  /base              chat with the base model (adapters off)
-  /adapter RUN       switch to an adapter (a run name or adapter folder; loaded on first use)
-  /system TEXT       set the system prompt (empty: the model's default)
-  /set FIELD=VALUE   change a generation setting, e.g. /set temperature=0
-  /params            show the generation settings
-  /tokens            count the conversation's prompt tokens
-  /reset             forget the conversation
-  /save NAME         save the conversation to $TANREN_HOME/chats/NAME.jsonl
-  /good, /bad        mark the last answer good or bad (a KTO rating in the dataset)
-  /edit TEXT         the answer you wanted instead of the last one (an SFT conversation and a pair);
-                     /edit alone reads it from the next lines, up to a line holding just "."
-  /prefer left|right compare mode: the better side (a preference pair)
-  /dataset NAME      write judgements to $TANREN_HOME/datasets/NAME/ (shows the counts without NAME)
-  /quit              leave (Ctrl-D works too; Ctrl-C stops an answer)"""
+# The slash commands and what they do; a description may run over several lines.
+COMMANDS = (
+    ("/base", N_("chat with the base model (adapters off)")),
+    ("/adapter RUN", N_("switch to an adapter (a run name or adapter folder; loaded on first use)")),
+    ("/system TEXT", N_("set the system prompt (empty: the model's default)")),
+    ("/set FIELD=VALUE", N_("change a generation setting, e.g. /set temperature=0")),
+    ("/params", N_("show the generation settings")),
+    ("/tokens", N_("count the conversation's prompt tokens")),
+    ("/reset", N_("forget the conversation")),
+    ("/save NAME", N_("save the conversation to $TANREN_HOME/chats/NAME.jsonl")),
+    ("/good, /bad", N_("mark the last answer good or bad (a KTO rating in the dataset)")),
+    ("/edit TEXT", N_("the answer you wanted instead of the last one (an SFT conversation and a pair);\n"
+                      "/edit alone reads it from the next lines, up to a line holding just \".\"")),
+    ("/prefer left|right", N_("compare mode: the better side (a preference pair)")),
+    ("/dataset NAME", N_("write judgements to $TANREN_HOME/datasets/NAME/ (shows the counts without NAME)")),
+    ("/quit", N_("leave (Ctrl-D works too; Ctrl-C stops an answer)")),
+)
+COMMAND_WIDTH = max(len(command) for command, _what in COMMANDS) + 1
+
+
+def help_text(_: Gettext) -> str:
+    """The slash commands, as `/help` and `tanren chat --help` list them."""
+    lines = [_("commands:")]
+    for command, what in COMMANDS:
+        first, *more = _(what).splitlines()
+        lines.append(f"  {command:<{COMMAND_WIDTH}}{first}")
+        lines += [" " * (COMMAND_WIDTH + 2) + line for line in more]
+    return "\n".join(lines)
 
 
 def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     parser = subparsers.add_parser(
-        "chat", help="chat with a base model, adapters or a GGUF file (streaming; --prompt to answer once)",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=HELP,
+        "chat", help=_("chat with a base model, adapters or a GGUF file (streaming; --prompt to answer once)"),
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=help_text(_),
     )
-    parser.add_argument("target", nargs="?", help=f"base model: built-in name, HF folder, cached hub id or a .gguf "
-                        f"file; or a finished run: its base with its adapter (default: the loaded chat's, "
-                        f"else {DEFAULT_MODEL})")
-    parser.add_argument("--adapter", action="append", default=[], metavar="RUN",
-                        help="a run name or PEFT adapter folder to load onto the base (repeatable; the first is active)")
-    parser.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto",
-                        help="auto: llama.cpp for .gguf files, transformers otherwise; llama.cpp on a built-in "
-                        "model uses the GGUF it ships as")
-    parser.add_argument("--prompt", help="answer this one message, print the answer and exit")
-    parser.add_argument("--vs", metavar="OTHER", help="compare mode: also answer with OTHER, with the same seed: "
-                        "base, an adapter (run or folder), llama.cpp / transformers (the same model through that "
-                        "backend), a .gguf file or another model")
-    parser.add_argument("--system", help="system prompt")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="a generation setting: temperature, top_p, top_k, repetition_penalty, "
-                        "max_new_tokens, seed (repeatable)")
-    parser.add_argument("--temperature", type=float, help="0 for greedy (default 0.7)")
-    parser.add_argument("--max-new-tokens", type=int, help="longest answer (default 256)")
-    parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
-    parser.add_argument("--context", type=int, default=4096, help="longest prompt + answer in tokens (default 4096)")
-    parser.add_argument("--load", metavar="NAME", help="continue a saved chat")
-    parser.add_argument("--save", metavar="NAME", help="save the chat to $TANREN_HOME/chats/NAME.jsonl")
-    parser.add_argument("--dataset", metavar="NAME", help="where /good, /bad, /edit and /prefer write: "
-                        "$TANREN_HOME/datasets/NAME/ (default: the dataset written last, else chat)")
+    parser.add_argument("target", nargs="?", help=_(
+        "base model: built-in name, HF folder, cached hub id or a .gguf file; or a finished run: its base with "
+        "its adapter (default: the loaded chat's, else {model})", model=DEFAULT_MODEL))
+    parser.add_argument("--adapter", action="append", default=[], metavar="RUN", help=_(
+        "a run name or PEFT adapter folder to load onto the base (repeatable; the first is active)"))
+    parser.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto", help=_(
+        "auto: llama.cpp for .gguf files, transformers otherwise; llama.cpp on a built-in model uses the GGUF "
+        "it ships as"))
+    parser.add_argument("--prompt", help=_("answer this one message, print the answer and exit"))
+    parser.add_argument("--vs", metavar="OTHER", help=_(
+        "compare mode: also answer with OTHER, with the same seed: base, an adapter (run or folder), llama.cpp / "
+        "transformers (the same model through that backend), a .gguf file or another model"))
+    parser.add_argument("--system", help=_("system prompt"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE", help=_(
+        "a generation setting: temperature, top_p, top_k, repetition_penalty, max_new_tokens, seed (repeatable)"))
+    parser.add_argument("--temperature", type=float, help=_("0 for greedy (default 0.7)"))
+    parser.add_argument("--max-new-tokens", type=int, help=_("longest answer (default 256)"))
+    parser.add_argument("--seed", type=int, help=_("seed for reproducible sampling"))
+    parser.add_argument("--context", type=int, default=4096,
+                        help=_("longest prompt + answer in tokens (default {tokens})", tokens=4096))
+    parser.add_argument("--load", metavar="NAME", help=_("continue a saved chat"))
+    parser.add_argument("--save", metavar="NAME", help=_("save the chat to $TANREN_HOME/chats/NAME.jsonl"))
+    parser.add_argument("--dataset", metavar="NAME", help=_(
+        "where /good, /bad, /edit and /prefer write: $TANREN_HOME/datasets/NAME/ (default: the dataset written "
+        "last, else chat)"))
     add_loading_options(parser)
     parser.set_defaults(handler=_chat)
 
@@ -126,6 +141,7 @@ def _override(params: GenerationConfig, overrides: list[str]) -> GenerationConfi
 
 
 def _status(message: str) -> None:
+    """A line about the chat rather than the answer: on stderr, so that stdout holds only answers."""
     print(message, file=sys.stderr)
 
 
@@ -148,7 +164,7 @@ class _Chat:
 
     def __init__(self, home: Home, args: argparse.Namespace, *, target: str, history: list[Message],
                  params: GenerationConfig):
-        self.home, self.args, self.spec = home, args, target
+        self.home, self.args, self.spec, self._ = home, args, target, args.catalog.gettext
         self.history, self.params = history, params
         self.backend = self.current = self.other = None
         self.judge = Judge(Dataset.open(home, args.dataset) if args.dataset else default_dataset(home))
@@ -160,7 +176,7 @@ class _Chat:
         from engine.chat.targets import open_backend
 
         loaded = open_backend(self._model_config(spec), self.home, backend=backend, adapters=adapters,
-                              max_context=self.args.context, on_status=_status)
+                              max_context=self.args.context, on_status=_status, translate=self._)
         return stack.enter_context(loaded)
 
     def open(self, stack: contextlib.ExitStack) -> None:
@@ -196,9 +212,10 @@ class _Chat:
         ref = resolve_adapter(spec, self.home)
         if ref.name not in self.backend.adapters:
             if not hasattr(self.backend, "add_adapter"):
-                raise TanrenError(f"{self.backend.name} runs on llama.cpp, which takes no adapters here",
-                                  hint="chat with the base model through transformers to use adapters")
-            _status(f"loading adapter {ref.name} from {ref.folder}")
+                raise TanrenError(phrase("{model} runs on llama.cpp, which takes no adapters here",
+                                         model=self.backend.name),
+                                  hint=phrase("chat with the base model through transformers to use adapters"))
+            _status(self._("loading adapter {name} from {folder}", name=ref.name, folder=ref.folder))
             self.backend.add_adapter(ref.name, ref.folder)
         return ref.name
 
@@ -224,10 +241,10 @@ class _Chat:
                 pieces.append(delta)
                 print(delta, end="", flush=True)
         except KeyboardInterrupt:
-            _status("\n(answer stopped)")
+            _status("\n" + self._("(answer stopped)"))
         print(flush=True)
         if target.last_stats is not None:
-            _status(f"[{target.label}] {target.last_stats.summary()}")
+            _status(f"[{target.label}] {target.last_stats.summary(self._)}")
         return "".join(pieces)
 
     def _compare(self, messages: list[Message]) -> Comparison:
@@ -246,15 +263,15 @@ class _Chat:
         result = compare(self.current, self.other, messages, self.params, on_delta=show)
         print(flush=True)
         for answer in (result.first, result.second):
-            _status(f"[{answer.label}] {answer.stats.summary()}")
-        print(f"-- {result.describe()}")
+            _status(f"[{answer.label}] {answer.stats.summary(self._)}")
+        print(f"-- {result.describe(self._)}")
         return result
 
     def interactive(self) -> None:
-        _status(f"chatting with {self.current.label}; /help for commands, Ctrl-D to leave")
+        _status(self._("chatting with {label}; /help for commands, Ctrl-D to leave", label=self.current.label))
         while True:
             try:
-                line = input("you> ")
+                line = input(self._("you> "))
             except (EOFError, KeyboardInterrupt):
                 print()
                 return
@@ -265,12 +282,12 @@ class _Chat:
                     if not self._command(line.strip()):
                         return
                 except TanrenError as exc:
-                    _status(exc.render())
+                    _status(exc.render(self._))
                 continue
             try:
                 self.answer(line)
             except TanrenError as exc:
-                _status(exc.render())
+                _status(exc.render(self._))
 
     def _command(self, line: str) -> bool:
         """Run one /command; False means leave."""
@@ -279,13 +296,13 @@ class _Chat:
         if name in ("/quit", "/exit"):
             return False
         if name == "/help":
-            print(HELP)
+            print(help_text(self._))
         elif name == "/base":
             self.current = self._target(None)
-            _status(f"now: {self.current.label}")
+            _status(self._("now: {label}", label=self.current.label))
         elif name == "/adapter" and rest:
             self.current = self._target(self._load_adapter(rest))
-            _status(f"now: {self.current.label}")
+            _status(self._("now: {label}", label=self.current.label))
         elif name == "/system":
             self.params = dataclasses.replace(self.params, system_prompt=rest)
         elif name == "/set" and rest:
@@ -297,7 +314,7 @@ class _Chat:
 
             messages = with_system_prompt(self.history, self.params.system_prompt)
             count = self.current.count_tokens(messages) if self.history else 0
-            print(f"{count} of {self.current.context_length} tokens")
+            print(self._("{count} of {context} tokens", count=count, context=self.current.context_length))
         elif name == "/reset":
             self.history = []
             self.judge.forget()
@@ -306,7 +323,7 @@ class _Chat:
         elif name == "/save" and rest:
             self.save(rest)
         else:
-            _status(f"unknown command {line!r}; /help lists them")
+            _status(self._("unknown command {line!r}; /help lists them", line=line))
         return True
 
     def _judge(self, name: str, rest: str) -> None:
@@ -321,11 +338,11 @@ class _Chat:
             self.judge.prefer(rest)
         elif rest:
             self.judge.use(Dataset.open(self.home, rest))
-        _status(self.judge.status())
+        _status(self.judge.status(self._))
 
     def save(self, name: str) -> None:
         from engine.chat.sessions import ChatSession, save_session
 
         session = ChatSession(target=self.spec, messages=tuple(self.history), adapter=self.current.adapter,
                               backend=self.args.backend, params=self.params)
-        _status(f"saved {save_session(self.home, name, session)}")
+        _status(self._("saved {path}", path=save_session(self.home, name, session)))

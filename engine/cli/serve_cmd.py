@@ -12,6 +12,7 @@ from engine.errors import TanrenError
 from engine.i18n import Gettext
 from engine.jobs import Follower
 from engine.paths import Home
+from engine.phrases import phrase
 from engine.serve.jobs import ServeRequest, ServerDir, list_servers, open_server, start_server, stop_server
 from engine.serve.settings import DEFAULT_PORT, ServeSettings
 from engine.textwidth import format_table
@@ -21,35 +22,39 @@ READY_TIMEOUT_S = 900.0  # loading a large model from a slow disk
 
 def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
     serve = subparsers.add_parser(
-        "serve", help="serve models over an OpenAI-compatible API (detached; `tanren serve stop NAME` stops it)",
-        description="Serve TARGETs (default: the built-in model) at http://HOST:PORT/v1. A target is what "
-        "`tanren chat` takes: a base model, a run (its base + adapter), an adapter folder, a merged model "
-        "folder or a .gguf file. Adapters on one base share one loaded copy; a request's `model` picks one.")
+        "serve", help=_("serve models over an OpenAI-compatible API (detached; `tanren serve stop NAME` stops it)"),
+        description=_("Serve TARGETs (default: the built-in model) at http://HOST:PORT/v1. A target is what "
+                      "`tanren chat` takes: a base model, a run (its base + adapter), an adapter folder, a merged "
+                      "model folder or a .gguf file. Adapters on one base share one loaded copy; a request's "
+                      "`model` picks one."))
     serve.add_argument("targets", nargs="*", metavar="TARGET")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
-                       "machine only; any other needs --api-key)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
-    serve.add_argument("--api-key", help="require `Authorization: Bearer KEY` on every /v1 request")
-    serve.add_argument("--name", help="the server's name (default: the first target's)")
+    serve.add_argument("--host", default="127.0.0.1", help=_(
+        "address to listen on (default 127.0.0.1: this machine only; any other needs --api-key)"))
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help=_("TCP port (default {port})", port=DEFAULT_PORT))
+    serve.add_argument("--api-key", help=_("require `Authorization: Bearer KEY` on every /v1 request"))
+    serve.add_argument("--name", help=_("the server's name (default: the first target's)"))
     serve.add_argument("--backend", choices=("auto", "transformers", "llama.cpp"), default="auto",
-                       help="auto: llama.cpp for .gguf files, transformers otherwise")
+                       help=_("auto: llama.cpp for .gguf files, transformers otherwise"))
     serve.add_argument("--context", type=int, default=ServeSettings.context,
-                       help=f"longest prompt + answer in tokens (default {ServeSettings.context})")
-    serve.add_argument("--max-tokens", type=int, default=ServeSettings.max_tokens,
-                       help=f"the longest answer a request may ask for (default {ServeSettings.max_tokens})")
-    serve.add_argument("--max-batch", type=int, default=ServeSettings.max_batch,
-                       help=f"answers decoded together per model (default {ServeSettings.max_batch}; "
-                       "llama.cpp answers one at a time)")
-    serve.add_argument("--max-queue", type=int, default=ServeSettings.max_queue,
-                       help=f"requests that may wait per model; more are refused with 429 (default "
-                       f"{ServeSettings.max_queue})")
-    serve.add_argument("--no-wait", action="store_true", help="return at once instead of when the server is ready")
+                       help=_("longest prompt + answer in tokens (default {tokens})", tokens=ServeSettings.context))
+    serve.add_argument("--max-tokens", type=int, default=ServeSettings.max_tokens, help=_(
+        "the longest answer a request may ask for (default {tokens})", tokens=ServeSettings.max_tokens))
+    serve.add_argument("--max-batch", type=int, default=ServeSettings.max_batch, help=_(
+        "answers decoded together per model (default {count}; llama.cpp answers one at a time)",
+        count=ServeSettings.max_batch))
+    serve.add_argument("--max-queue", type=int, default=ServeSettings.max_queue, help=_(
+        "requests that may wait per model; more are refused with 429 (default {count})",
+        count=ServeSettings.max_queue))
+    serve.add_argument("--no-wait", action="store_true",
+                       help=_("return at once instead of when the server is ready"))
     add_loading_options(serve)
     serve.set_defaults(handler=_serve)
 
-    servers = subparsers.add_parser("servers", help="list servers, or show / follow one's request log")
+    servers = subparsers.add_parser("servers", help=_("list servers, or show / follow one's request log"))
     servers.add_argument("name", nargs="?")
-    servers.add_argument("-f", "--follow", action="store_true", help="keep following its requests until it stops")
+    servers.add_argument("-f", "--follow", action="store_true",
+                         help=_("keep following its requests until it stops"))
     servers.add_argument("--json", action="store_true")
     servers.set_defaults(handler=_servers)
 
@@ -58,9 +63,9 @@ def _serve(args: argparse.Namespace) -> int:
     from engine.models.registry import DEFAULT_MODEL
     from engine.serve.models import checked_spec
 
-    home = Home.from_env()
+    home, _ = Home.from_env(), args.catalog.gettext
     if args.targets[:1] == ["stop"]:
-        return _stop(args.targets[1:], home)
+        return _stop(args.targets[1:], home, _)
     targets = tuple(args.targets) or (DEFAULT_MODEL,)
     for target in targets:
         checked_spec(target, home)
@@ -73,22 +78,24 @@ def _serve(args: argparse.Namespace) -> int:
     model = loading_config(args, base=targets[0])
     loading = {"dtype": model.dtype, "allow_pickle": model.allow_pickle, "trust_remote_code": model.trust_remote_code}
     server = start_server(ServeRequest(targets, settings, args.backend, loading), home, args.name)
-    print(f"server {server.name} starting; follow it with: {server.follow_command}", file=sys.stderr)
-    return 0 if args.no_wait else _wait_until_ready(server, args.catalog.gettext)
+    print(_("server {name} starting; follow it with: {command}", name=server.name, command=server.follow_command),
+          file=sys.stderr)
+    return 0 if args.no_wait else _wait_until_ready(server, _)
 
 
-def _stop(names: list[str], home: Home) -> int:
+def _stop(names: list[str], home: Home, _: Gettext) -> int:
     if len(names) != 1:
-        raise TanrenError("say which server to stop: tanren serve stop NAME", hint="see `tanren servers`")
+        raise TanrenError(phrase("say which server to stop: {command}", command="tanren serve stop NAME"),
+                          hint=phrase("see `tanren servers`"))
     server = stop_server(names[0], home)
     server.wait_until_released(timeout_s=60)
-    print(f"{server.name}: {server.status().reason}")
+    print(f"{server.name}: {server.status().shown_reason(_)}")
     return 0
 
 
 def _wait_until_ready(server: ServerDir, _: Gettext) -> int:
     """Show the start as it happens; return once it serves (exit 0) or has failed (exit 1)."""
-    from engine.presentation.event_lines import EventFormatter
+    from engine.presentation.event_lines import EventFormatter, state_name
 
     formatter, follower = EventFormatter(_), Follower(server)
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -99,18 +106,22 @@ def _wait_until_ready(server: ServerDir, _: Gettext) -> int:
                     print(line, file=sys.stderr, flush=True)
             status = server.status()
             if status.final:
-                print(f"{server.name} {status.state}: {status.reason}" + (f"\n  {status.hint}" if status.hint else ""),
+                print(_("{name} {state}: {reason}", name=server.name, state=state_name(status.state, _),
+                        reason=status.shown_reason(_)) + (f"\n  {status.shown_hint(_)}" if status.hint else ""),
                       file=sys.stderr)
                 return 1
             time.sleep(0.2)
     except KeyboardInterrupt:
-        print(f"\nstopped waiting; {server.name} keeps starting. Follow it: {server.follow_command}", file=sys.stderr)
+        print("\n" + _("stopped waiting; {name} keeps starting. Follow it: {command}",
+                       name=server.name, command=server.follow_command), file=sys.stderr)
         return 0
     if info is None:
-        print(f"{server.name} is still loading; follow it: {server.follow_command}", file=sys.stderr)
+        print(_("{name} is still loading; follow it: {command}", name=server.name, command=server.follow_command),
+              file=sys.stderr)
         return 0
     print(info.url)
-    print(f"serving {', '.join(info.models)}; stop with: tanren serve stop {server.name}", file=sys.stderr)
+    stop = f"tanren serve stop {server.name}"
+    print(_("serving {models}; stop with: {command}", models=", ".join(info.models), command=stop), file=sys.stderr)
     return 0
 
 
@@ -127,7 +138,7 @@ def _servers(args: argparse.Namespace) -> int:
                            [[r["name"], r["state"], r["url"] or "-", ", ".join(r["models"]) or "-", str(r["requests"])]
                             for r in rows]))
     else:
-        print("no servers; start one with `tanren serve [TARGET ...]`", file=sys.stderr)
+        print(args.catalog.gettext("no servers; start one with `tanren serve [TARGET ...]`"), file=sys.stderr)
     return 0
 
 

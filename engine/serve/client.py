@@ -14,6 +14,7 @@ from engine.chat.sampling import fresh_seed
 from engine.config import GenerationConfig
 from engine.errors import TanrenError
 from engine.messages import Message, as_dicts
+from engine.phrases import phrase
 
 
 @dataclass
@@ -44,8 +45,8 @@ class ServerTarget:
                 temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
                 extra_body={"top_k": params.top_k, "repetition_penalty": params.repetition_penalty})
         except openai.APIError as exc:
-            raise TanrenError(f"the server at {self.url} refused the request: {exc}",
-                              hint="see its log with `tanren servers`") from None
+            raise TanrenError(phrase("the server at {url} refused the request: {why}", url=self.url, why=exc),
+                              hint=phrase("see its log with `tanren servers`")) from None
         with stream:
             for chunk in stream:
                 if cancel is not None and cancel.is_set():

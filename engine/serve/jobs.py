@@ -18,6 +18,7 @@ from engine.atomic import atomic_write_text
 from engine.errors import ConfigError
 from engine.jobs import JobDir, JobError, launch_detached, request_stop
 from engine.paths import Home, validate_name
+from engine.phrases import Phrase, phrase
 from engine.serve.settings import ServeSettings
 
 WORKER = "engine.serve.worker"
@@ -41,8 +42,8 @@ class ServeRequest:
     def from_json(cls, text: str, api_key: str | None) -> ServeRequest:
         data = json.loads(text)
         if data.pop("api_key") and not api_key:
-            raise JobError("this server needs an API key, and none was handed to it",
-                           hint="start it again with tanren serve ... --api-key KEY")
+            raise JobError(phrase("this server needs an API key, and none was handed to it"),
+                           hint=phrase("start it again with tanren serve ... --api-key KEY"))
         settings = ServeSettings(**{**data.pop("settings"), "api_key": api_key})
         return cls(targets=tuple(data.pop("targets")), settings=settings, **data)
 
@@ -61,8 +62,8 @@ class ServerDir(JobDir):
         return Home(self.path.parent.parent)
 
     @property
-    def crash_hint(self) -> str:
-        return f"see {self.log_file}, then start it again with tanren serve"
+    def crash_hint(self) -> Phrase:
+        return phrase("see {log}, then start it again with tanren serve", log=str(self.log_file))
 
     @property
     def follow_command(self) -> str:
@@ -105,13 +106,13 @@ def start_server(request: ServeRequest, home: Home, name: str | None = None) -> 
     name = validate_name(name or default_name(request.targets), what="server name")
     server = ServerDir(servers_folder(home) / name)
     if server.is_alive():
-        raise JobError(f"a server named {name} is already running", where=str(server.path),
-                       hint=f"stop it with `tanren serve stop {name}`, or choose another --name")
+        raise JobError(phrase("a server named {name} is already running", name=name), where=str(server.path),
+                       hint=phrase("stop it with `tanren serve stop {name}`, or choose another --name", name=name))
     if server.path.exists():
         shutil.rmtree(server.path)
     server.path.mkdir(parents=True)
     atomic_write_text(server.request_file, request.to_json() + "\n")
-    server.set_status("queued", "starting")
+    server.set_status("queued", phrase("starting"))
     env = {API_KEY_ENV: request.settings.api_key} if request.settings.api_key else {}
     launch_detached(server, WORKER, env=env)
     return server
@@ -127,14 +128,16 @@ def list_servers(home: Home) -> list[ServerDir]:
 def open_server(name: str, home: Home) -> ServerDir:
     server = ServerDir(servers_folder(home) / validate_name(name, what="server name"))
     if not server.request_file.is_file():
-        raise JobError(f"no server named {name}", where=str(server.path), hint="see `tanren servers`")
+        raise JobError(phrase("no server named {name}", name=name), where=str(server.path),
+                       hint=phrase("see `tanren servers`"))
     return server
 
 
 def stop_server(name: str, home: Home) -> ServerDir:
     server = open_server(name, home)
     if not request_stop(server):
-        raise JobError(f"{name} is not running", where=str(server.path), hint="see `tanren servers`")
+        raise JobError(phrase("{name} is not running", name=name), where=str(server.path),
+                       hint=phrase("see `tanren servers`"))
     return server
 
 

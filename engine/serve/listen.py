@@ -9,6 +9,7 @@ import threading
 import time
 
 from engine.errors import ConfigError
+from engine.phrases import phrase
 from engine.serve.settings import ServeSettings
 
 
@@ -21,9 +22,11 @@ def bind(settings: ServeSettings) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(f"port {settings.port} on {settings.host} is already in use", where="--port",
-                              hint="choose another --port, or stop what listens there (`tanren servers`)") from None
-        raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", where="--host") from None
+            raise ConfigError(phrase("port {port} on {host} is already in use", port=settings.port, host=settings.host),
+                              where="--port",
+                              hint=phrase("choose another --port, or stop what listens there (`tanren servers`)")) from None
+        raise ConfigError(phrase("cannot listen on {host}:{port}: {why}", host=settings.host, port=settings.port,
+                                 why=exc.strerror), where="--host") from None
     sock.listen(128)
     return sock
 

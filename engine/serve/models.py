@@ -21,6 +21,7 @@ from engine.config import load_yaml
 from engine.errors import TanrenError
 from engine.models.registry import BUILTIN_MODELS
 from engine.paths import Home
+from engine.phrases import phrase
 from engine.runs.rundir import find_run
 from engine.serve.errors import ApiError
 from engine.serve.scheduler import Scheduler
@@ -42,8 +43,9 @@ def target_spec(text: str, home: Home) -> TargetSpec:
     if text not in BUILTIN_MODELS and not path.exists() and (run := find_run(text, home)):
         spec = run_spec(run)
         if spec is None:
-            raise TanrenError(f"run {text} has nothing to serve yet: it saved no adapter or model",
-                              hint=f"wait until it is done (tanren logs {text} -f)")
+            follow = f"tanren logs {text} -f"
+            raise TanrenError(phrase("run {name} has nothing to serve yet: it saved no adapter or model", name=text),
+                              hint=phrase("wait until it is done ({command})", command=follow))
         return spec
     return spec_for(text)
 
@@ -67,8 +69,10 @@ def adapter_base(folder: Path) -> str:
         return load_yaml(folder / "training_config.yaml").model.base
     base = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
     if not base:
-        raise TanrenError(f"{folder} does not say which base model it adapts", where=str(folder / "adapter_config.json"),
-                          hint="serve the base and name the adapter with tanren chat, or set base_model_name_or_path")
+        raise TanrenError(phrase("{folder} does not say which base model it adapts", folder=folder),
+                          where=str(folder / "adapter_config.json"),
+                          hint=phrase("serve the base and name the adapter with tanren chat, or set "
+                                      "base_model_name_or_path"))
     return base
 
 
@@ -95,8 +99,8 @@ class ServedModels:
             if name in self.models:
                 if spec in bases:
                     continue  # a base asked for by name as well
-                raise TanrenError(f"two targets would be served as {name!r}",
-                                  hint="serve each run, adapter or model once")
+                raise TanrenError(phrase("two targets would be served as {name!r}", name=name),
+                                  hint=phrase("serve each run, adapter or model once"))
             backend = target.backend
             if id(backend) not in self.schedulers:
                 self.schedulers[id(backend)] = Scheduler(backend, max_batch=max_batch, max_queue=max_queue)

@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from engine.errors import ConfigError
+from engine.phrases import phrase
 
 DEFAULT_PORT = 8000
 
@@ -33,14 +34,16 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not self.api_key:
             raise ConfigError(
-                f"serving on {self.host} would let anyone who can reach this machine use the model",
-                where="--host", hint="give --api-key KEY (clients send it as a Bearer token), "
-                "or keep the default --host 127.0.0.1 and reach it through an SSH tunnel")
+                phrase("serving on {host} would let anyone who can reach this machine use the model", host=self.host),
+                where="--host", hint=phrase("give --api-key KEY (clients send it as a Bearer token), "
+                                            "or keep the default --host 127.0.0.1 and reach it through an SSH tunnel"))
         if not 0 <= self.port < 65536:  # 0: any free port, which the server then reports
-            raise ConfigError(f"--port {self.port} is not a TCP port", where="--port", hint="use 1-65535")
+            raise ConfigError(phrase("--port {port} is not a TCP port", port=self.port), where="--port",
+                              hint=phrase("use 1-65535"))
         if self.api_key is not None and len(self.api_key) < 8:
-            raise ConfigError("the API key is shorter than 8 characters", where="--api-key",
-                              hint="use a long random key, e.g. from `openssl rand -hex 16`")
+            raise ConfigError(phrase("the API key is shorter than 8 characters"), where="--api-key",
+                              hint=phrase("use a long random key, e.g. from `openssl rand -hex 16`"))
         for name in ("max_tokens", "max_body_bytes", "context", "max_batch", "max_queue"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive", where=f"--{name}")
+                option = f"--{name.replace('_', '-')}"
+                raise ConfigError(phrase("{option} must be positive", option=option), where=option)

@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.config import ModelConfig
 from engine.events import Log
 from engine.paths import Home
+from engine.phrases import Phrase, phrase
 from engine.serve.jobs import API_KEY_ENV, ServerDir, ServerInfo
 
 
@@ -35,12 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         requests = _serve(server)
     except _Stopped:
-        server.set_status("cancelled", "stopped while loading")
+        server.set_status("cancelled", phrase("stopped while loading"))
         return 0
     except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
         return server.record_failure(exc)
-    server.set_status("done", f"stopped after {requests} request{'s' if requests != 1 else ''}")
+    server.set_status("done", _stopped_after(requests))
     return 0
+
+
+def _stopped_after(requests: int) -> Phrase:
+    # a status's phrase has no plural form, so the English one is chosen here
+    if requests == 1:
+        return phrase("stopped after 1 request")
+    return phrase("stopped after {count} requests", count=requests)
 
 
 def _serve(server: ServerDir) -> int:
@@ -53,7 +61,7 @@ def _serve(server: ServerDir) -> int:
     request = server.request(os.environ.pop(API_KEY_ENV, None))
     settings = request.settings
     home = Home.from_env()
-    server.set_status("running", f"loading {', '.join(request.targets)}")
+    server.set_status("running", phrase("loading {targets}", targets=", ".join(request.targets)))
     pool = TargetPool(home, max_context=settings.context, loading=ModelConfig(**request.loading),
                       on_status=lambda message: server.events.append(Log(message)))
     specs = [target_spec(target, home) for target in request.targets]
@@ -68,7 +76,8 @@ def _serve(server: ServerDir) -> int:
     try:
         listener = Listener(create_app(models, settings, record), settings)
         server.write_info(ServerInfo(listener.url, tuple(models.names), settings.api_key is not None))
-        server.set_status("running", f"serving {', '.join(models.names)} at {listener.url}")
+        server.set_status("running", phrase("serving {models} at {url}", models=", ".join(models.names),
+                                            url=listener.url))
         # uvicorn takes SIGTERM for a graceful shutdown, then raises it again for the handler it
         # found, which must now let the process record its end instead of aborting the load
         signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
