@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig, apply_overrides, dump_yaml, load_yaml, save_yaml
-from engine.config.schema import SECTIONS, AdapterConfig, GenerationConfig, TrainingConfig
+from engine.config.fields import field_help
+from engine.config.schema import (DATA_FORMATS, SCHEDULERS, SECTIONS, AdapterConfig, DataConfig, GenerationConfig,
+                                  TrainingConfig)
 from engine.config.yaml_io import from_dict
 from engine.errors import ConfigError, InvalidNameError
 
@@ -56,6 +58,12 @@ def test_every_field_has_help() -> None:
     for cls in [RunConfig, *(type(getattr(RunConfig(), s)) for s in SECTIONS)]:
         for field in dataclasses.fields(cls):
             assert field.metadata.get("help"), f"{cls.__name__}.{field.name} has no help"
+
+
+def test_help_that_lists_the_choices_lists_them_all() -> None:
+    # the help is a literal message id (for the catalog), so it must follow the tuple of choices by hand
+    assert field_help(DataConfig, "format").endswith(": " + ", ".join(DATA_FORMATS))
+    assert field_help(TrainingConfig, "lr_scheduler").endswith(": " + ", ".join(SCHEDULERS))
 
 
 def test_configs_are_frozen() -> None:
