@@ -154,7 +154,8 @@ def _legend(preview: Preview, color: bool, _: Gettext) -> str:
     def shown(mark: str) -> str:
         if color:
             return _marked(_("red") if mark == REJECTED else _("green"), mark, color)
-        return _("marked {example}", example=_marked(_("like this"), mark, color))
+        example = _marked(_("like this"), mark, color)
+        return _("marked {example}", example=example)
 
     if CHOSEN in preview.marks or REJECTED in preview.marks:
         return _("chosen (desirable) answers are {chosen}, rejected (undesirable) ones {rejected}",

@@ -78,8 +78,7 @@ def _finding(finding: Finding, _: Gettext) -> list[str]:
 
 def _lengths(report: Report, base: str | None, _: Gettext) -> str:
     s = report.lengths
-    unit = _(UNITS[s.unit])
-    unit = ", ".join((unit, base)) if base else unit
+    unit = _("{unit}, {base}", unit=_(UNITS[s.unit]), base=base) if base else _(UNITS[s.unit])
     line = _("length ({unit}): min {min:,} · median {median:,} · p90 {p90:,} · p99 {p99:,} · max {max:,}; "
              "{total:,} in all", unit=unit, min=s.min, median=s.p50, p90=s.p90, p99=s.p99, max=s.max, total=s.total)
     if s.trained_share is not None:
