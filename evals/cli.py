@@ -86,7 +86,7 @@ def _eval(args: argparse.Namespace) -> int:
     dataset = select_data(plan, args.data, limit=args.limit)
     bar = ProgressBar(sys.stderr, _)
     try:
-        report = evaluate(plan, dataset, settings, home, on_status=bar.status, progress=bar)
+        report = evaluate(plan, dataset, settings, home, on_status=bar.status, progress=bar, translate=_)
     except KeyboardInterrupt:
         bar.close()
         print(_(CANCELLED), file=sys.stderr)

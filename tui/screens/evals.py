@@ -183,7 +183,7 @@ class EvalsScreen(TanrenScreen):
             settings = Settings.for_plan(plan, metrics=tuple(metrics.split(",")), **numbers)
             dataset = select_data(plan, data, limit=numbers.get("limit"))
             report = evaluate(plan, dataset, settings, self.home, cancel=cancel, progress=progress,
-                              on_status=lambda text: self.post_message(self.Status(text)))
+                              on_status=lambda text: self.post_message(self.Status(text)), translate=self._)
             if plan.run is not None:
                 save_to_run(plan.run, report)
             note = (self._("saved to the run {name} and its model card", name=plan.run.name) if plan.run is not None
