@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from engine.config import RunConfig
 from engine.errors import TanrenError
 from engine.events import Said
+from engine.i18n import N_
 from engine.models.resolve import resolve_model
 from engine.paths import Home
 from engine.phrases import Phrase, Translate, phrase
-from engine.textwidth import human_bytes
+from engine.textwidth import human_bytes, pad
 from engine.train.estimate import Change, Estimate, ModelShape, Setup, estimate, first_change
 from engine.train.hardware import resolve_auto
 
@@ -125,7 +126,7 @@ def _joined(parts: list[Phrase]) -> Phrase:
 
 
 def summary_phrase(result: MemoryCheck) -> Phrase:
-    """One line: the total, its parts (named as the estimate names them) and the verdict."""
+    """One line: the total, its parts (named in English: the line is one phrase) and the verdict."""
     values = dict(need=human_bytes(result.need()),
                   parts=", ".join(f"{name} {human_bytes(size)}" for name, size in _parts(result.estimate) if size),
                   devices=_joined([phrase("{device} {free} free", device=d.name, free=human_bytes(d.free))
@@ -163,17 +164,17 @@ def advice(result: MemoryCheck, _: Translate = str) -> str | None:
 
 
 def table(result: MemoryCheck, _: Translate = str) -> list[str]:
-    """The estimate part by part (named as the estimate names them), for `tanren train --estimate`."""
+    """The estimate part by part, for `tanren train --estimate`."""
     s = result.setup
     lines = [phrase("memory estimate per process: {method} in {precision}, micro-batch {micro_batch} x max_length "
                     "{max_length} = {tokens} tokens, checkpointing {checkpointing}, {strategy} x {processes}, "
                     "offload {offload}", method=s.method, precision=s.precision, micro_batch=s.micro_batch,
                     max_length=s.max_length, tokens=s.tokens, checkpointing="on" if s.checkpointing else "off",
                     strategy=s.strategy, processes=s.processes, offload=s.offload).translate(_)]
-    lines += [f"  {name:<12}{human_bytes(size):>12}" for name, size in _parts(result.estimate) if size]
-    lines.append(f"  {'total':<12}{human_bytes(result.estimate.total):>12}")
+    rows = [*((name, size) for name, size in _parts(result.estimate) if size), (N_("total"), result.estimate.total)]
+    lines += [f"  {pad(_(name), 12)}{human_bytes(size):>12}" for name, size in rows]
     if result.estimate.offloaded:
-        lines.append(f"  {'offloaded':<12}{human_bytes(result.estimate.offloaded):>12}  "
+        lines.append(f"  {pad(_('offloaded'), 12)}{human_bytes(result.estimate.offloaded):>12}  "
                      + _("(in CPU RAM instead)"))
     need = result.need()
     for device in result.devices:
@@ -186,8 +187,8 @@ def table(result: MemoryCheck, _: Translate = str) -> list[str]:
 
 
 def _parts(e: Estimate) -> list[tuple[str, int]]:
-    return [("weights", e.weights), ("adapter", e.trainable), ("gradients", e.gradients),
-            ("optimizer", e.optimizer), ("gathered", e.gathered), ("activations", e.activations)]
+    return [(N_("weights"), e.weights), (N_("adapter"), e.trainable), (N_("gradients"), e.gradients),
+            (N_("optimizer"), e.optimizer), (N_("gathered"), e.gathered), (N_("activations"), e.activations)]
 
 
 def verdict_phrases(result: MemoryCheck) -> list[Phrase]:
