@@ -14,12 +14,14 @@ from typing import Any
 
 from engine.errors import ExportError
 from engine.paths import Home
+from engine.phrases import phrase
 from export.json_files import read_folder_json
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
 ADAPTER_CONFIG = "adapter_config.json"
 _PREFIX = "base_model.model."
+_OTHER_BASE = phrase("the adapter was trained on a different base model")
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,17 @@ def parse_adapter(spec: str, home: Home) -> AdapterInput:
         else:
             target = head
     if not math.isfinite(weight) or weight == 0:
-        raise ExportError(f"adapter weight {tail} in {spec!r} must be a finite number other than 0",
-                          where=spec, hint="e.g. RUN:0.5 merges half of the adapter's change")
+        raise ExportError(phrase("adapter weight {weight} in {spec!r} must be a finite number other than 0",
+                                 weight=tail, spec=spec),
+                          where=spec, hint=phrase("e.g. RUN:0.5 merges half of the adapter's change"))
     ref = resolve_adapter(target, home)
     return AdapterInput(ref.name, ref.folder.resolve(), weight)
 
 
 def read_adapter_config(folder: Path) -> Any:
     """The parsed adapter_config.json of a PEFT adapter folder, or a clear ExportError."""
-    return read_folder_json(folder, ADAPTER_CONFIG, missing="it is not a PEFT adapter folder",
-                            hint="point at the adapter folder a training run saved")
+    return read_folder_json(folder, ADAPTER_CONFIG, missing=phrase("it is not a PEFT adapter folder"),
+                            hint=phrase("point at the adapter folder a training run saved"))
 
 
 def adapter_settings(adapter: AdapterInput) -> dict[str, Any]:
@@ -66,14 +69,17 @@ def adapter_settings(adapter: AdapterInput) -> dict[str, Any]:
     settings = read_adapter_config(adapter.folder)
     if not isinstance(settings, dict) or settings.get("peft_type") != "LORA":
         kind = settings.get("peft_type") if isinstance(settings, dict) else None
-        raise ExportError(f"{adapter.name} is a {kind or 'non-LoRA'} adapter; only LoRA adapters are merged",
-                          where=str(path))
+        message = (phrase("{name} is a {kind} adapter; only LoRA adapters are merged", name=adapter.name, kind=kind)
+                   if kind else phrase("{name} is a non-LoRA adapter; only LoRA adapters are merged", name=adapter.name))
+        raise ExportError(message, where=str(path))
     if not (adapter.folder / ADAPTER_WEIGHTS).is_file():
-        raise ExportError(f"{adapter.folder} has no {ADAPTER_WEIGHTS}", where=str(adapter.folder),
-                          hint="the run may not have finished; adapters are read from safetensors only")
+        raise ExportError(phrase("{folder} has no {file}", folder=adapter.folder, file=ADAPTER_WEIGHTS),
+                          where=str(adapter.folder),
+                          hint=phrase("the run may not have finished; adapters are read from safetensors only"))
     if adapter.weight != 1.0 and settings.get("modules_to_save"):
-        raise ExportError(f"{adapter.name} also trains whole modules ({', '.join(settings['modules_to_save'])}), "
-                          "which cannot be scaled by a weight", where=str(path), hint="merge it with weight 1")
+        raise ExportError(phrase("{name} also trains whole modules ({modules}), which cannot be scaled by a weight",
+                                 name=adapter.name, modules=", ".join(settings["modules_to_save"])),
+                          where=str(path), hint=phrase("merge it with weight 1"))
     return settings
 
 
@@ -86,8 +92,9 @@ def check_adapters_fit(adapters: list[AdapterInput], base_shapes: dict[str, tupl
     """
     with_modules = [a.name for a in adapters if adapter_settings(a).get("modules_to_save")]
     if with_modules and len(adapters) > 1:
-        raise ExportError(f"{', '.join(with_modules)} replaces whole modules, so it cannot be combined with "
-                          "other adapters", hint="merge it alone, then use the merged model as the next base")
+        raise ExportError(phrase("{names} replaces whole modules, so it cannot be combined with other adapters",
+                                 names=", ".join(with_modules)),
+                          hint=phrase("merge it alone, then use the merged model as the next base"))
     for adapter in adapters:
         _check_fits_base(adapter, base_shapes, tied_head)
 
@@ -104,18 +111,18 @@ def _check_fits_base(adapter: AdapterInput, base_shapes: dict[str, tuple[int, ..
             continue
         module = match["module"]
         if tied_head and module == "lm_head":
-            raise ExportError(f"{adapter.name} adapts lm_head, which this base shares with its input embeddings: "
-                              "merging would change both", where=str(path),
-                              hint="train adapters on the attention and MLP layers (target_modules all-linear)")
+            raise ExportError(phrase("{name} adapts lm_head, which this base shares with its input embeddings: "
+                                     "merging would change both", name=adapter.name), where=str(path),
+                              hint=phrase("train adapters on the attention and MLP layers (target_modules all-linear)"))
         base = base_shapes.get(f"{module}.weight")
         if base is None or len(base) != 2:
-            raise ExportError(f"{adapter.name} adapts {module}, which the base model does not have",
-                              where=str(path), hint="the adapter was trained on a different base model")
+            raise ExportError(phrase("{name} adapts {module}, which the base model does not have",
+                                     name=adapter.name, module=module), where=str(path), hint=_OTHER_BASE)
         _check_fits(shape, match["part"], base, module, path)
         pairs += 1
     if not pairs:
-        raise ExportError(f"{weights.name} holds no LoRA matrices", where=str(weights),
-                          hint="the file may be damaged; save the adapter again")
+        raise ExportError(phrase("{file} holds no LoRA matrices", file=weights.name), where=str(weights),
+                          hint=phrase("the file may be damaged; save the adapter again"))
 
 
 def _check_whole_module(key: str, shape: tuple[int, ...], base_shapes: dict[str, tuple[int, ...]],
@@ -123,8 +130,9 @@ def _check_whole_module(key: str, shape: tuple[int, ...], base_shapes: dict[str,
     """A fully trained module (modules_to_save) must have the shape of the weight it replaces."""
     name = key.removeprefix(_PREFIX)
     if name in base_shapes and tuple(base_shapes[name]) != tuple(shape):
-        raise ExportError(f"the adapter's {name} {list(shape)} does not fit the base weight {list(base_shapes[name])}",
-                          where=str(path), hint="the adapter was trained on a different base model")
+        raise ExportError(phrase("the adapter's {name} {shape} does not fit the base weight {base}",
+                                 name=name, shape=list(shape), base=list(base_shapes[name])),
+                          where=str(path), hint=_OTHER_BASE)
 
 
 def _check_fits(shape: tuple[int, ...], part: str, base: tuple[int, ...], module: str, path: Path) -> None:
@@ -132,5 +140,6 @@ def _check_fits(shape: tuple[int, ...], part: str, base: tuple[int, ...], module
     out_features, in_features = base
     fits = shape[1] == in_features if part == "A" else shape[0] == out_features
     if len(shape) != 2 or not fits:
-        raise ExportError(f"the adapter's {module} matrix {part} {list(shape)} does not fit the base weight "
-                          f"{list(base)}", where=str(path), hint="the adapter was trained on a different base model")
+        raise ExportError(phrase("the adapter's {module} matrix {part} {shape} does not fit the base weight {base}",
+                                 module=module, part=part, shape=list(shape), base=list(base)),
+                          where=str(path), hint=_OTHER_BASE)

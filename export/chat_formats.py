@@ -25,8 +25,10 @@ from functools import partial
 
 from engine.errors import ExportError, TanrenError
 from engine.messages import Message
+from engine.phrases import phrase
 
-_WITH_LLAMA_CPP = "run the GGUF with llama.cpp's own Jinja support instead: llama-server --jinja -m FILE"
+_WITH_LLAMA_CPP = phrase("run the GGUF with llama.cpp's own Jinja support instead: llama-server --jinja -m FILE")
+_BY_HAND = phrase("for Ollama, write the Modelfile's TEMPLATE by hand")
 
 
 class UnknownChatFormat(ExportError):
@@ -181,9 +183,9 @@ class DetectedFormat:
 def detect_chat_format(template: str | None, special_tokens: dict[str, str], *, model: str) -> DetectedFormat:
     """The known chat format `template` renders exactly; UnknownChatFormat when there is none."""
     if not template:
-        raise UnknownChatFormat(f"{model} has no chat template, so there is no prompt format to give Ollama; "
-                                f"{_WITH_LLAMA_CPP}", where=model,
-                                hint="export a chat (instruct) model, or train with a chat template")
+        raise UnknownChatFormat(phrase("{model} has no chat template, so there is no prompt format to give Ollama; "
+                                       "{instead}", model=model, instead=_WITH_LLAMA_CPP), where=model,
+                                hint=phrase("export a chat (instruct) model, or train with a chat template"))
     bos = special_tokens.get("bos_token") or ""
     rendered = (_render(template, _PROBE, special_tokens, model)
                 or _render(template, _PROBE_JOINED, special_tokens, model) or "")
@@ -194,13 +196,14 @@ def detect_chat_format(template: str | None, special_tokens: dict[str, str], *, 
             chat_format = _match(rendered, variant, bos)
             if chat_format is not None:
                 return DetectedFormat(chat_format, _default_system(template, chat_format, special_tokens, model))
-    dated = " and writes today's date, which a Modelfile cannot keep" if _today_in(template, rendered) else ""
-    first_line = template.strip().splitlines()[0][:120]
-    raise UnknownChatFormat(
-        f"{model}'s chat template is not one tanren can translate for Ollama (known: "
-        f"{', '.join(f.name for f in FORMATS)}){dated}; it begins: {first_line}; {_WITH_LLAMA_CPP}", where=model,
-        hint="for Ollama, write the Modelfile's TEMPLATE by hand",
-    )
+    values = dict(model=model, known=", ".join(f.name for f in FORMATS),
+                  first_line=template.strip().splitlines()[0][:120], instead=_WITH_LLAMA_CPP)
+    unknown = (phrase("{model}'s chat template is not one tanren can translate for Ollama (known: {known}) and writes "
+                      "today's date, which a Modelfile cannot keep; it begins: {first_line}; {instead}", **values)
+               if _today_in(template, rendered) else
+               phrase("{model}'s chat template is not one tanren can translate for Ollama (known: {known}); "
+                      "it begins: {first_line}; {instead}", **values))
+    raise UnknownChatFormat(unknown, where=model, hint=_BY_HAND)
 
 
 def _match(rendered: str, family: _Family, bos: str) -> ChatFormat | None:
@@ -224,13 +227,15 @@ def _default_system(template: str, chat_format: ChatFormat, special_tokens: dict
         return ""
     default = _system_turn_in(rendered, chat_format, bos)
     if default is None:
-        raise UnknownChatFormat(f"{model}'s chat template changes conversations without a system turn in a way "
-                                f"an Ollama {chat_format.name} TEMPLATE cannot express; {_WITH_LLAMA_CPP}",
-                                where=model, hint="for Ollama, write the Modelfile's TEMPLATE by hand")
+        raise UnknownChatFormat(phrase("{model}'s chat template changes conversations without a system turn in a way "
+                                       "an Ollama {format} TEMPLATE cannot express; {instead}",
+                                       model=model, format=chat_format.name, instead=_WITH_LLAMA_CPP),
+                                where=model, hint=_BY_HAND)
     if _today_in(template, default):
-        raise UnknownChatFormat(f"{model}'s chat template writes today's date into its default system prompt, "
-                                f"which a Modelfile's fixed SYSTEM cannot keep; {_WITH_LLAMA_CPP}", where=model,
-                                hint="for Ollama, write the Modelfile's TEMPLATE and SYSTEM by hand")
+        raise UnknownChatFormat(phrase("{model}'s chat template writes today's date into its default system prompt, "
+                                       "which a Modelfile's fixed SYSTEM cannot keep; {instead}",
+                                       model=model, instead=_WITH_LLAMA_CPP), where=model,
+                                hint=phrase("for Ollama, write the Modelfile's TEMPLATE and SYSTEM by hand"))
     return default
 
 

@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from engine.errors import ExportError
+from engine.phrases import Phrase, phrase
 
 OnProgress = Callable[[int], None]  # percent of the file written
-OnLog = Callable[[str, str], None]  # message, level
+OnLog = Callable[[str | Phrase, str], None]  # message, level
 
 _TAIL_LINES = 40
 _PERCENT_STEP = 10  # report every tenth of the file: a line each in `tanren export --follow`
@@ -81,7 +82,7 @@ def _read_output(process: subprocess.Popen, tail: collections.deque[str], on_pro
         tail.append(line)
         logged = _LOG_LINE.match(line)
         if on_log and logged and logged.group(1) in ("WARNING", "ERROR", "CRITICAL") and logged.group(2).strip("* "):
-            on_log(f"converter: {logged.group(2).strip()}", "warning")
+            on_log(phrase("converter: {line}", line=logged.group(2).strip()), "warning")
 
 
 def _lines(stream) -> Iterator[str]:
@@ -99,24 +100,25 @@ def _lines(stream) -> Iterator[str]:
 def converter_error(output: list[str], script: str, returncode: int) -> ExportError | OSError:
     """The converter's own reason for stopping, as one clear error."""
     if returncode < 0:  # no traceback to read: the kernel's out-of-memory killer, or a user
-        return ExportError(f"llama.cpp's converter was killed by signal {-returncode} ({signal.Signals(-returncode).name})",
-                           where=script, hint="a SIGKILL while converting usually means memory ran out: close other "
-                                              "programs, or export on a machine with more memory")
+        return ExportError(phrase("llama.cpp's converter was killed by signal {number} ({name})",
+                                  number=-returncode, name=signal.Signals(-returncode).name),
+                           where=script, hint=phrase("a SIGKILL while converting usually means memory ran out: close "
+                                                     "other programs, or export on a machine with more memory"))
     failed_write = _os_error(output)
     if failed_write is not None:
         return failed_write
     reason = _reason(output)
-    if _PRE_TOKENIZER in reason:
+    if _PRE_TOKENIZER in str(reason):
         return ExportError(
-            "llama.cpp's converter does not know this tokenizer's pre-tokenizer, so llama.cpp would split text "
-            "differently from the model's training", where=script,
-            hint="export with the base model's own tokenizer (a retrained or extended BPE tokenizer has no llama.cpp "
-                 "twin yet), or add it to llama.cpp's convert_hf_to_gguf_update.py")
-    return ExportError(f"llama.cpp's converter failed: {reason}", where=script,
-                       hint="the model folder may be incomplete or of a kind the converter cannot read")
+            phrase("llama.cpp's converter does not know this tokenizer's pre-tokenizer, so llama.cpp would split "
+                   "text differently from the model's training"), where=script,
+            hint=phrase("export with the base model's own tokenizer (a retrained or extended BPE tokenizer has no "
+                        "llama.cpp twin yet), or add it to llama.cpp's convert_hf_to_gguf_update.py"))
+    return ExportError(phrase("llama.cpp's converter failed: {reason}", reason=reason), where=script,
+                       hint=phrase("the model folder may be incomplete or of a kind the converter cannot read"))
 
 
-def _reason(output: list[str]) -> str:
+def _reason(output: list[str]) -> str | Phrase:
     for line in reversed(output):
         exception = _EXCEPTION.match(line.strip())
         if exception and exception.group(2):
@@ -125,4 +127,4 @@ def _reason(output: list[str]) -> str:
         logged = _LOG_LINE.match(line)
         if logged and logged.group(1) in ("ERROR", "CRITICAL") and logged.group(2).strip("* "):
             return logged.group(2).strip()
-    return output[-1] if output else "it stopped without a message"
+    return output[-1] if output else phrase("it stopped without a message")

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from engine.errors import ExportError
+from engine.phrases import phrase
 
 SETUP_COMMAND = "make setup"  # runs scripts/setup.sh, which calls `python -m export.install_converters`
 FOLDER_ENV = "TANREN_LLAMA_CPP_CONVERTERS"  # a folder laid out as install_converters leaves it
@@ -29,6 +30,7 @@ TEMPLATES = "models/templates"
 QWEN2_VOCAB = "models/ggml-vocab-qwen2.gguf"
 # Architectures that are causal LMs whatever transformers knows of them (remote-code models)
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+_SET_UP_AGAIN = phrase("run the set-up once more: {command}", command=SETUP_COMMAND)
 
 
 @dataclass(frozen=True)
@@ -50,15 +52,17 @@ class Converters:
         try:
             return tuple(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
-            raise ExportError(f"the converter's architecture list cannot be read: {exc}", where=str(path),
-                              hint=f"install the converters again: {SETUP_COMMAND}") from None
+            raise ExportError(phrase("the converter's architecture list cannot be read: {error}", error=exc),
+                              where=str(path),
+                              hint=phrase("install the converters again: {command}", command=SETUP_COMMAND)) from None
 
 
 def llama_cpp_version() -> str:
     try:
         return metadata.version("llama-cpp-python")
     except metadata.PackageNotFoundError:
-        raise ExportError("llama-cpp-python is not installed", hint=f"run the set-up: {SETUP_COMMAND}") from None
+        raise ExportError(phrase("llama-cpp-python is not installed"),
+                          hint=phrase("run the set-up: {command}", command=SETUP_COMMAND)) from None
 
 
 def default_folder(version: str) -> Path:
@@ -73,14 +77,14 @@ def installed_converters() -> Converters:
     missing = [name for name in (HF_SCRIPT, LORA_SCRIPT, "conversion", "gguf-py", VERSION_FILE)
                if not (folder / name).exists()]
     if missing:
-        raise ExportError(f"llama.cpp's converters for llama-cpp-python {version} are not installed "
-                          f"({', '.join(missing)} missing)", where=str(folder),
-                          hint=f"run the set-up once more: {SETUP_COMMAND}")
+        raise ExportError(phrase("llama.cpp's converters for llama-cpp-python {version} are not installed "
+                                 "({missing} missing)", version=version, missing=", ".join(missing)),
+                          where=str(folder), hint=_SET_UP_AGAIN)
     found = (folder / VERSION_FILE).read_text(encoding="utf-8").strip()
     if found != version:
-        raise ExportError(f"the converters in {folder} come from llama-cpp-python {found}, but {version} is "
-                          "installed: files they write may not load", where=str(folder),
-                          hint=f"run the set-up once more: {SETUP_COMMAND}")
+        raise ExportError(phrase("the converters in {folder} come from llama-cpp-python {found}, but {version} is "
+                                 "installed: files they write may not load", folder=folder, found=found, version=version),
+                          where=str(folder), hint=_SET_UP_AGAIN)
     return Converters(folder, version)
 
 

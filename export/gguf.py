@@ -12,9 +12,10 @@ from pathlib import Path
 
 from engine.errors import ExportError
 from engine.models.tokenizer_files import SENTENCEPIECE_MODEL
+from engine.phrases import phrase
 from export.converter_process import OnLog, OnProgress, run_converter
 from export.converters import installed_converters
-from export.json_files import read_folder_json
+from export.json_files import NOT_A_MODEL_FOLDER, read_folder_json
 from export.output import artifact_file
 from export.safetensors_files import model_safetensors_files, parameter_count, safetensors_index
 
@@ -48,14 +49,16 @@ def write_gguf(hf_folder: Path, out: Path, *, dtype: str = "f16", on_progress: O
 
 def _check_tokenizer(folder: Path) -> None:
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
-        raise ExportError(f"{folder} has no tokenizer ({' or '.join(_TOKENIZER_FILES)})", where=str(folder),
-                          hint="save the tokenizer next to the model (tokenizer.save_pretrained)")
+        raise ExportError(phrase("{folder} has no tokenizer ({first} or {second})", folder=folder,
+                                 first=_TOKENIZER_FILES[0], second=_TOKENIZER_FILES[1]),
+                          where=str(folder), hint=phrase("save the tokenizer next to the model (tokenizer.save_pretrained)"))
     if _is_sentencepiece_bpe(folder) and not (folder / SENTENCEPIECE_MODEL).is_file():
         # Without it the converter gives every token the same score, and llama.cpp then merges
         # the pieces in another order than the model was trained with.
-        raise ExportError(f"{folder} has a SentencePiece tokenizer but no {SENTENCEPIECE_MODEL}, which llama.cpp's "
-                          "converter needs to tokenize as the model does", where=str(folder),
-                          hint=f"copy {SENTENCEPIECE_MODEL} from the base model's folder or repository into it")
+        raise ExportError(phrase("{folder} has a SentencePiece tokenizer but no {file}, which llama.cpp's converter "
+                                 "needs to tokenize as the model does", folder=folder, file=SENTENCEPIECE_MODEL),
+                          where=str(folder), hint=phrase("copy {file} from the base model's folder or repository into it",
+                                                         file=SENTENCEPIECE_MODEL))
 
 
 def _is_sentencepiece_bpe(folder: Path) -> bool:
@@ -64,7 +67,8 @@ def _is_sentencepiece_bpe(folder: Path) -> bool:
     path = folder / "tokenizer.json"
     if not path.is_file():
         return False
-    tokenizer = read_folder_json(folder, "tokenizer.json", missing="it has no tokenizer", hint="save the tokenizer again")
+    tokenizer = read_folder_json(folder, "tokenizer.json", missing=phrase("it has no tokenizer"),
+                                 hint=phrase("save the tokenizer again"))
     model = tokenizer.get("model") if isinstance(tokenizer, dict) else None
     return isinstance(model, dict) and model.get("type") == "BPE" and bool(model.get("byte_fallback"))
 
@@ -74,26 +78,29 @@ def _check_floating_point(folder: Path) -> None:
     if its packed integers were weights."""
     for name, (path, shape, stored) in safetensors_index(model_safetensors_files(folder)).items():
         if len(shape) == 2 and not stored.startswith(("F", "BF")):
-            raise ExportError(f"{name} is stored as {stored}, not as floating point", where=str(path),
-                              hint="export a merged full-precision model, not a quantized one")
+            raise ExportError(phrase("{name} is stored as {dtype}, not as floating point", name=name, dtype=stored),
+                              where=str(path), hint=phrase("export a merged full-precision model, not a quantized one"))
 
 
 def check_dtype(dtype: str) -> None:
     if dtype not in GGUF_DTYPES:
-        raise ExportError(f"unknown GGUF dtype {dtype!r}", hint=f"choose one of {', '.join(GGUF_DTYPES)}")
+        raise ExportError(phrase("unknown GGUF dtype {dtype!r}", dtype=dtype),
+                          hint=phrase("choose one of {choices}", choices=", ".join(GGUF_DTYPES)))
 
 
 def check_architecture(folder: Path, supported: tuple[str, ...]) -> str:
     """The model's architecture, if llama.cpp's converter knows it; else one clear error."""
-    config = read_folder_json(folder, "config.json", missing="it is not a Hugging Face model folder",
-                              hint="export the merged model folder (it holds config.json)")
+    config = read_folder_json(folder, "config.json", missing=NOT_A_MODEL_FOLDER,
+                              hint=phrase("export the merged model folder (it holds config.json)"))
     names = config.get("architectures") if isinstance(config, dict) else None
     if not names:
-        raise ExportError("config.json does not name the model's architecture", where=str(folder / "config.json"),
-                          hint='save the model with transformers, which writes "architectures"')
-    if names[0] not in supported:
-        raise ExportError(f"llama.cpp cannot run {names[0]} yet: its converter does not know this architecture",
+        raise ExportError(phrase("config.json does not name the model's architecture"),
                           where=str(folder / "config.json"),
-                          hint="`tanren export --architectures` lists what it converts; chat with the HF model in "
-                               "tanren instead, or wait for a llama.cpp release that adds it")
+                          hint=phrase('save the model with transformers, which writes "architectures"'))
+    if names[0] not in supported:
+        raise ExportError(phrase("llama.cpp cannot run {architecture} yet: its converter does not know this "
+                                 "architecture", architecture=names[0]),
+                          where=str(folder / "config.json"),
+                          hint=phrase("`tanren export --architectures` lists what it converts; chat with the HF model "
+                                      "in tanren instead, or wait for a llama.cpp release that adds it"))
     return names[0]

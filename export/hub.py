@@ -13,12 +13,13 @@ from pathlib import Path
 
 from engine.errors import TanrenError
 from engine.paths import Home
+from engine.phrases import phrase
 from export.manifest import PUBLISHABLE, excluded_files, read_manifest
 
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 CONNECT_TIMEOUT_S = 10.0
 IO_TIMEOUT_S = 60.0  # per read or write on the socket, not for a whole upload
-_TOKEN_HINT = "set HF_TOKEN to a write token from https://huggingface.co/settings/tokens, or run `hf auth login`"
+_TOKEN_HINT = phrase("set HF_TOKEN to a write token from https://huggingface.co/settings/tokens, or run `hf auth login`")
 
 
 class PushError(TanrenError):
@@ -27,7 +28,8 @@ class PushError(TanrenError):
 
 def check_repo_id(repo: str) -> str:
     if not _REPO.fullmatch(repo) or ".." in repo:
-        raise PushError(f"{repo!r} is not a Hub repository id", where="--repo", hint="use USER/NAME, e.g. taro/my-model")
+        raise PushError(phrase("{repo!r} is not a Hub repository id", repo=repo), where="--repo",
+                        hint=phrase("use USER/NAME, e.g. taro/my-model"))
     return repo
 
 
@@ -46,7 +48,8 @@ def push_source(spec: str, home: Home, *, export_name: str | None = None) -> Pat
         manifest = read_manifest(out)
         if manifest is not None and manifest.get("status") in PUBLISHABLE:
             return out
-    raise PushError(f"{spec} has no verified export to push", hint=f"export it first: tanren export {spec}")
+    raise PushError(phrase("{run} has no verified export to push", run=spec),
+                    hint=phrase("export it first: {command}", command="tanren export " + spec))
 
 
 def _pushable(folder: Path) -> Path:
@@ -54,11 +57,15 @@ def _pushable(folder: Path) -> Path:
         return folder  # a PEFT adapter folder, with the model card training wrote
     manifest = read_manifest(folder)
     if manifest is None:
-        raise PushError(f"{folder} is neither an export folder (no manifest.json) nor an adapter folder",
-                        where=str(folder), hint="push a run name, the artifacts folder of an export, or a run's adapter/")
+        raise PushError(phrase("{folder} is neither an export folder (no manifest.json) nor an adapter folder",
+                               folder=folder),
+                        where=str(folder), hint=phrase("push a run name, the artifacts folder of an export, or a run's "
+                                                       "adapter/"))
     if manifest.get("status") not in PUBLISHABLE:
-        raise PushError(f"the export in {folder} did not pass verification ({manifest.get('error') or manifest.get('status')})",
-                        where=str(folder / "manifest.json"), hint="fix the export and run it again; failed exports are not published")
+        raise PushError(phrase("the export in {folder} did not pass verification ({why})", folder=folder,
+                               why=manifest.get("error") or manifest.get("status")),
+                        where=str(folder / "manifest.json"),
+                        hint=phrase("fix the export and run it again; failed exports are not published"))
     return folder
 
 
@@ -69,7 +76,7 @@ def push_folder(folder: Path, repo: str, *, private: bool = False) -> str:
     check_repo_id(repo)
     token = get_token()
     if not token:
-        raise PushError("no Hugging Face token found", hint=_TOKEN_HINT)
+        raise PushError(phrase("no Hugging Face token found"), hint=_TOKEN_HINT)
     _set_timeouts()
     api = HfApi(token=token)
     excluded = excluded_files(read_manifest(folder) or {})  # failed verification: never published
@@ -100,18 +107,25 @@ def _hub_error(exc: Exception, repo: str) -> PushError:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     if isinstance(exc, OfflineModeIsEnabled):
-        return PushError("the Hugging Face Hub cannot be reached: offline mode is on (HF_HUB_OFFLINE)",
-                         hint="unset HF_HUB_OFFLINE on a machine with network access")
+        return PushError(phrase("the Hugging Face Hub cannot be reached: offline mode is on (HF_HUB_OFFLINE)"),
+                         hint=phrase("unset HF_HUB_OFFLINE on a machine with network access"))
     if isinstance(exc, HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
-            return PushError(f"the Hub refused the token for {repo} (HTTP {status})", hint=_TOKEN_HINT + " (with write access)")
+            return PushError(phrase("the Hub refused the token for {repo} (HTTP {status})", repo=repo, status=status),
+                             hint=phrase("{hint} (with write access)", hint=_TOKEN_HINT))
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-        return PushError(f"the Hub refused the upload to {repo}: {first_line}")
+        return PushError(phrase("the Hub refused the upload to {repo}: {error}", repo=repo, error=first_line))
     if _is_network_error(exc):
-        return PushError(f"the Hugging Face Hub cannot be reached ({type(exc).__name__}: {str(exc)[:120]})",
-                         hint="check the network connection and proxy settings (HTTPS_PROXY), then push again")
-    return PushError(f"pushing to {repo} failed: {type(exc).__name__}: {str(exc)[:200]}")
+        return PushError(phrase("the Hugging Face Hub cannot be reached ({error})",
+                                error=_exception_text(exc, 120)),
+                         hint=phrase("check the network connection and proxy settings (HTTPS_PROXY), then push again"))
+    return PushError(phrase("pushing to {repo} failed: {error}", repo=repo, error=_exception_text(exc, 200)))
+
+
+def _exception_text(exc: Exception, limit: int) -> str:
+    """The library's own error, as it said it: its type and the start of its message."""
+    return f"{type(exc).__name__}: {str(exc)[:limit]}"
 
 
 def _is_network_error(exc: Exception) -> bool:

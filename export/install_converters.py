@@ -21,6 +21,10 @@ from pathlib import Path, PurePosixPath
 from engine.atomic import atomic_directory
 from engine.child import failure_summary
 from engine.errors import ExportError, TanrenError
+from engine.i18n import Catalog, load_catalog
+from engine.paths import Home
+from engine.phrases import phrase
+from engine.settings import user_catalog
 from export.converters import (
     ARCHITECTURES_FILE,
     HF_SCRIPT,
@@ -63,9 +67,11 @@ def _download_sdist(version: str, into: Path) -> Path:
     result = subprocess.run(command, capture_output=True, text=True)
     found = sorted(into.glob("llama_cpp_python-*.tar.gz"))
     if not found:  # pip may fail after fetching, while preparing metadata: the archive is all we need
-        raise TanrenError(f"pip could not fetch the source of llama-cpp-python {version}: {failure_summary(result)}",
-                          hint="check the connection to the package index and run the set-up again, or give a "
-                               "downloaded source archive: python -m export.install_converters --sdist FILE")
+        raise TanrenError(phrase("pip could not fetch the source of llama-cpp-python {version}: {error}",
+                                 version=version, error=failure_summary(result)),
+                          hint=phrase("check the connection to the package index and run the set-up again, or give a "
+                                      "downloaded source archive: {command}",
+                                      command="python -m export.install_converters --sdist FILE"))
     return found[0]
 
 
@@ -74,12 +80,14 @@ def _extract(archive: Path, out: Path) -> None:
         with tarfile.open(archive) as tar:
             wanted = [m for m in tar.getmembers() if _target(m.name) is not None]
             if not any(_target(m.name) == PurePosixPath(HF_SCRIPT) for m in wanted):
-                raise TanrenError(f"{archive.name} does not carry llama.cpp's {HF_SCRIPT}", where=str(archive))
+                raise TanrenError(phrase("{archive} does not carry llama.cpp's {script}", archive=archive.name,
+                                         script=HF_SCRIPT), where=str(archive))
             for member in wanted:
                 member.name = str(_target(member.name))
                 tar.extract(member, out, filter="data")
     except (tarfile.TarError, OSError) as exc:
-        raise TanrenError(f"{archive.name} cannot be unpacked: {exc}", where=str(archive)) from None
+        raise TanrenError(phrase("{archive} cannot be unpacked: {error}", archive=archive.name, error=exc),
+                          where=str(archive)) from None
 
 
 def _target(name: str) -> PurePosixPath | None:
@@ -97,22 +105,34 @@ def _target(name: str) -> PurePosixPath | None:
 def _architectures(folder: Path) -> str:
     result = subprocess.run([sys.executable, "-c", _LIST_ARCHITECTURES], cwd=folder, capture_output=True, text=True)
     if result.returncode != 0:
-        raise TanrenError(f"llama.cpp's converter does not load: {failure_summary(result)}", where=str(folder),
-                          hint="its Python dependencies may be missing; run the set-up again")
+        raise TanrenError(phrase("llama.cpp's converter does not load: {error}", error=failure_summary(result)),
+                          where=str(folder), hint=phrase("its Python dependencies may be missing; run the set-up again"))
     return json.dumps(json.loads(result.stdout))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.install_converters", description=__doc__.split("\n")[0])
-    parser.add_argument("--sdist", type=Path, help="use this llama-cpp-python source archive instead of fetching it")
+    _ = _catalog().gettext
+    # argparse's own words (usage, options) stay its own: TanrenParser belongs to the tanren command (engine.cli)
+    parser = argparse.ArgumentParser(prog="python -m export.install_converters", description=_(
+        "Install llama.cpp's converters from the source distribution of the installed llama-cpp-python."))
+    parser.add_argument("--sdist", type=Path, help=_("use this llama-cpp-python source archive instead of fetching it"))
     args = parser.parse_args(argv)
     try:
         folder = install(args.sdist)
     except TanrenError as exc:
-        print(exc.render(), file=sys.stderr)
+        print(exc.render(_), file=sys.stderr)
         return 1
-    print(f"llama.cpp's converters: {folder}")
+    print(_("llama.cpp's converters: {folder}", folder=folder))
     return 0
+
+
+def _catalog() -> Catalog:
+    """The user's language; English where the settings name one tanren cannot speak, since the set-up
+    must not stop over it (tanren itself reports that setting when it starts)."""
+    try:
+        return user_catalog(Home.from_env())
+    except TanrenError:
+        return load_catalog("en")
 
 
 if __name__ == "__main__":

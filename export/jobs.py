@@ -17,9 +17,11 @@ from pathlib import Path
 
 from engine.atomic import atomic_write_text
 from engine.errors import ExportError
+from engine.events import Said
 from engine.jobs import JobDir, launch_detached, request_stop
 from engine.locking import file_lock
 from engine.paths import Home, validate_name
+from engine.phrases import phrase
 from engine.runs.rundir import RunDir, open_run
 from export.adapters import AdapterInput, adapter_settings, parse_adapter
 from export.modelfile import check_ollama_name
@@ -73,8 +75,8 @@ class ExportDir(JobDir):
         return Home(self.run_path.parent.parent)
 
     @property
-    def crash_hint(self) -> str:
-        return f"start it again: tanren export {self.run_name}"
+    def crash_hint(self) -> Said:
+        return phrase("start it again: {command}", command="tanren export " + self.run_name)
 
     @property
     def request_file(self) -> Path:
@@ -84,7 +86,8 @@ class ExportDir(JobDir):
         try:
             return ExportRequest.from_json(self.request_file.read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ExportError(f"the export's request.json cannot be read: {exc}", where=str(self.request_file)) from None
+            raise ExportError(phrase("the export's request.json cannot be read: {error}", error=exc),
+                              where=str(self.request_file)) from None
 
     @property
     def out(self) -> Path:
@@ -110,10 +113,12 @@ def prepare_export(run_name: str, home: Home, *, quants: str | Sequence[str] | N
     """Check everything that can be checked without loading a model, and describe the export."""
     run = open_run(run_name, home)
     if not math.isfinite(weight) or weight == 0:
-        raise ExportError(f"the adapter weight {weight} must be a finite number other than 0", where="--weight")
+        raise ExportError(phrase("the adapter weight {weight} must be a finite number other than 0", weight=weight),
+                          where="--weight")
     if run.is_alive():
-        raise ExportError(f"{run.name} is still running", where=str(run.path),
-                          hint=f"wait for it to finish (tanren logs {run.name} -f), then export it")
+        raise ExportError(phrase("{run} is still running", run=run.name), where=str(run.path),
+                          hint=phrase("wait for it to finish ({command}), then export it",
+                                      command=run.follow_command))
     request = ExportRequest(
         run=run.name, name=validate_name(name or time.strftime("%Y%m%d-%H%M%S"), what="export name"),
         out="", quants=parse_quants(quants), weight=weight,
@@ -124,8 +129,7 @@ def prepare_export(run_name: str, home: Home, *, quants: str | Sequence[str] | N
         adapter_settings(adapter)
     folder = export_path(run, request.name)
     if folder.exists():
-        raise ExportError(f"{run.name} already has an export named {request.name}", where=str(folder),
-                          hint="choose another --name")
+        raise _name_taken(run, request.name, folder)
     target = Path(out).expanduser().resolve() if out else folder / ARTIFACTS
     if out:
         writable_folder(target)
@@ -147,11 +151,15 @@ def create_export(request: ExportRequest, home: Home) -> ExportDir:
     try:
         export.path.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
-        raise ExportError(f"{run.name} already has an export named {request.name}", where=str(export.path),
-                          hint="choose another --name") from None
+        raise _name_taken(run, request.name, export.path) from None
     atomic_write_text(export.request_file, request.to_json())
-    export.set_status("queued", "waiting to start")
+    export.set_status("queued", phrase("waiting to start"))
     return export
+
+
+def _name_taken(run: RunDir, name: str, folder: Path) -> ExportError:
+    return ExportError(phrase("{run} already has an export named {name}", run=run.name, name=name), where=str(folder),
+                       hint=phrase("choose another --name"))
 
 
 def export_path(run: RunDir, name: str) -> Path:
@@ -162,8 +170,8 @@ def open_export(run_name: str, name: str, home: Home) -> ExportDir:
     run = open_run(run_name, home)
     export = ExportDir(export_path(run, name))
     if not export.request_file.is_file():
-        raise ExportError(f"{run.name} has no export named {name}", where=str(export.path),
-                          hint=f"see `tanren exports {run.name}` for its exports")
+        raise ExportError(phrase("{run} has no export named {name}", run=run.name, name=name), where=str(export.path),
+                          hint=phrase("see `{command}` for its exports", command="tanren exports " + run.name))
     return export
 
 
@@ -185,11 +193,12 @@ def run_adapters(run: RunDir, request: ExportRequest) -> list[AdapterInput]:
     """The run's own adapter (none for full fine-tuning, which saved a whole model), then the extra ones."""
     if run.is_full_fine_tune:
         if request.weight != 1.0:
-            raise ExportError(f"{run.name} is a full fine-tune, whose model cannot be weighted", where="--weight")
+            raise ExportError(phrase("{run} is a full fine-tune, whose model cannot be weighted", run=run.name),
+                              where="--weight")
         return list(request.extra_adapters)
     if not run.adapter.is_dir():
-        raise ExportError(f"{run.name} has no adapter yet (status: {run.status().state})", where=str(run.adapter),
-                          hint="export a run whose training has finished")
+        raise ExportError(phrase("{run} has no adapter yet (status: {state})", run=run.name, state=run.status().state),
+                          where=str(run.adapter), hint=phrase("export a run whose training has finished"))
     own = AdapterInput(run.name, run.adapter.resolve(), request.weight)
     return [own, *request.extra_adapters]
 
@@ -197,8 +206,8 @@ def run_adapters(run: RunDir, request: ExportRequest) -> list[AdapterInput]:
 def _check_not_busy(folder: Path) -> None:
     with file_lock(folder / OUT_LOCK, blocking=False) as acquired:
         if not acquired:
-            raise ExportError(f"another export is writing to {folder}", where=str(folder),
-                              hint="wait for it to finish, or choose another --out")
+            raise ExportError(phrase("another export is writing to {folder}", folder=folder), where=str(folder),
+                              hint=phrase("wait for it to finish, or choose another --out"))
 
 
 def servable_gguf(export: ExportDir) -> Path:
@@ -208,12 +217,15 @@ def servable_gguf(export: ExportDir) -> Path:
 
     manifest = read_manifest(export.out) or {}
     if manifest.get("status") not in PUBLISHABLE:
-        raise ExportError(f"{export.run_name} / {export.name} has no verified model to serve "
-                          f"({manifest.get('status') or 'not finished'})", where=str(export.out),
-                          hint="serve the run itself, or export it again")
+        status = manifest.get("status")
+        message = (phrase("{run} / {name} has no verified model to serve ({status})", run=export.run_name,
+                          name=export.name, status=status) if status else
+                   phrase("{run} / {name} has no verified model to serve (not finished)", run=export.run_name,
+                          name=export.name))
+        raise ExportError(message, where=str(export.out), hint=phrase("serve the run itself, or export it again"))
     left_out = set(excluded_files(manifest))
     ggufs = [entry for entry in manifest.get("outputs") or []
              if entry["path"].endswith(".gguf") and entry["path"] not in left_out]
     if not ggufs:
-        raise ExportError(f"{export.name} wrote no GGUF file to serve", where=str(export.out))
+        raise ExportError(phrase("{name} wrote no GGUF file to serve", name=export.name), where=str(export.out))
     return export.out / min(ggufs, key=lambda entry: entry["size_bytes"])["path"]

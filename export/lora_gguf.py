@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ExportError
+from engine.phrases import phrase
 from export.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterInput, check_adapters_fit, read_adapter_config
 from export.converter_process import OnLog, run_converter
 from export.converters import installed_converters
@@ -25,7 +26,7 @@ from export.safetensors_files import model_safetensors_files, safetensors_index
 
 __all__ = ["write_lora_gguf"]
 
-_MERGE_HINT = "export the merged model instead (`tanren export`, which merges the adapter into the base)"
+_MERGE_HINT = phrase("export the merged model instead (`tanren export`, which merges the adapter into the base)")
 
 
 def write_lora_gguf(adapter_folder: Path, base_folder: Path, out: Path, *, dtype: str = "f16",
@@ -53,20 +54,22 @@ def _adapter_settings(folder: Path) -> dict[str, Any]:
     settings = read_adapter_config(folder)
     if not isinstance(settings, dict) or not isinstance(settings.get("r"), int) \
             or not isinstance(settings.get("lora_alpha"), (int, float)):
-        raise ExportError("adapter_config.json lacks the LoRA rank r or lora_alpha", where=str(path))
+        raise ExportError(phrase("{file} lacks the LoRA rank r or lora_alpha", file=ADAPTER_CONFIG), where=str(path))
     refusals = {
-        "peft_type": (settings.get("peft_type") != "LORA", "only LoRA adapters can be written as GGUF LoRA"),
-        "use_dora": (settings.get("use_dora"), "llama.cpp cannot apply DoRA adapters"),
-        "modules_to_save": (settings.get("modules_to_save"), "fully trained extra modules are not LoRA pairs"),
-        "bias": (settings.get("bias", "none") != "none" or settings.get("lora_bias"), "LoRA biases are not supported"),
+        "peft_type": (settings.get("peft_type") != "LORA", phrase("only LoRA adapters can be written as GGUF LoRA")),
+        "use_dora": (settings.get("use_dora"), phrase("llama.cpp cannot apply DoRA adapters")),
+        "modules_to_save": (settings.get("modules_to_save"), phrase("fully trained extra modules are not LoRA pairs")),
+        "bias": (settings.get("bias", "none") != "none" or settings.get("lora_bias"),
+                 phrase("LoRA biases are not supported")),
         "rank_pattern": (settings.get("rank_pattern") or settings.get("alpha_pattern"),
-                         "llama.cpp uses one alpha for all layers"),
-        "trainable_token_indices": (settings.get("trainable_token_indices"), "trained token rows are not LoRA pairs"),
-        "layer_replication": (settings.get("layer_replication"), "llama.cpp cannot replicate layers"),
+                         phrase("llama.cpp uses one alpha for all layers")),
+        "trainable_token_indices": (settings.get("trainable_token_indices"),
+                                    phrase("trained token rows are not LoRA pairs")),
+        "layer_replication": (settings.get("layer_replication"), phrase("llama.cpp cannot replicate layers")),
     }
     for field, (refused, reason) in refusals.items():
         if refused:
-            raise ExportError(f"this adapter cannot be written as a GGUF LoRA: {reason}",
+            raise ExportError(phrase("this adapter cannot be written as a GGUF LoRA: {reason}", reason=reason),
                               where=f"{path} ({field})", hint=_MERGE_HINT)
     return settings
 

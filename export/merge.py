@@ -22,8 +22,9 @@ from engine.config import ModelConfig
 from engine.errors import ExportError
 from engine.messages import Message
 from engine.models.tokenizer_files import save_tokenizer
+from engine.phrases import Phrase, phrase
 from export.adapters import AdapterInput, check_adapters_fit
-from export.json_files import read_folder_json
+from export.json_files import NOT_A_MODEL_FOLDER, read_folder_json
 from export.output import artifact_directory
 
 # Prompts whose logits (every position) compare the merged model with base + adapters.
@@ -45,7 +46,7 @@ class MergeResult:
 
 def merge_adapters(base_folder: Path, adapters: Sequence[AdapterInput], out: Path, *,
                    model_config: ModelConfig = ModelConfig(),
-                   on_log: Callable[[str], None] = lambda _m: None) -> MergeResult:
+                   on_log: Callable[[str | Phrase], None] = lambda _m: None) -> MergeResult:
     """Write `out`: the base with every adapter merged in (weights, tokenizer, chat template,
     generation config). `out` appears only when complete."""
     import torch
@@ -53,16 +54,16 @@ def merge_adapters(base_folder: Path, adapters: Sequence[AdapterInput], out: Pat
     from export.safetensors_files import model_safetensors_files, safetensors_index
 
     if not adapters:
-        raise ExportError("there is no adapter to merge", hint="name a run with a trained adapter")
+        raise ExportError(phrase("there is no adapter to merge"), hint=phrase("name a run with a trained adapter"))
     base_folder = Path(base_folder)
     base_files = model_safetensors_files(base_folder)
-    base_config = read_folder_json(base_folder, "config.json", missing="it is not a Hugging Face model folder",
-                                   hint="merge onto the base model folder the adapters were trained on")
+    base_config = read_folder_json(base_folder, "config.json", missing=NOT_A_MODEL_FOLDER,
+                                   hint=phrase("merge onto the base model folder the adapters were trained on"))
     check_adapters_fit(list(adapters), {name: shape for name, (_p, shape, _d) in safetensors_index(base_files).items()},
                        tied_head=bool(base_config.get("tie_word_embeddings")))
 
     save_dtype = _stored_dtype(base_config)
-    on_log(f"loading {base_folder.name} in float32 with {len(adapters)} adapter(s)")
+    on_log(phrase("loading {model} in float32 with {n} adapter(s)", model=base_folder.name, n=len(adapters)))
     model = _with_adapters(base_folder, adapters, model_config)
     tokenizer = _tokenizer(adapters[0].folder, base_folder, model_config)
     probes = [_probe_ids(tokenizer, messages) for messages in PROBES]
@@ -70,7 +71,7 @@ def merge_adapters(base_folder: Path, adapters: Sequence[AdapterInput], out: Pat
     merged = model.merge_and_unload(adapter_names=[_peft_name(i) for i in range(len(adapters))])
     merged = merged.to(getattr(torch, save_dtype))
     difference = max(float((a - b).abs().max()) for a, b in zip(_logits(merged, probes), reference, strict=True))
-    on_log(f"merged; largest logit difference to base + adapters: {difference:.2e}")
+    on_log(phrase("merged; largest logit difference to base + adapters: {difference:.2e}", difference=difference))
 
     expected = sum(p.stat().st_size for p in base_files)  # same dtype as the base, same size
     with artifact_directory(Path(out), expected_bytes=expected) as tmp:
@@ -96,8 +97,10 @@ def _with_adapters(base_folder: Path, adapters: Sequence[AdapterInput], model_co
                 model.load_adapter(str(adapter.folder), adapter_name=_peft_name(index))
         except (ValueError, KeyError, RuntimeError, OSError) as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise ExportError(f"{adapter.name} does not fit {base_folder.name}: {first_line}",
-                              where=str(adapter.folder), hint="merge an adapter onto the base it was trained on") from None
+            raise ExportError(phrase("{name} does not fit {base}: {error}", name=adapter.name, base=base_folder.name,
+                                     error=first_line),
+                              where=str(adapter.folder),
+                              hint=phrase("merge an adapter onto the base it was trained on")) from None
     names = [_peft_name(i) for i in range(len(adapters))]
     for module in model.modules():
         if isinstance(module, LoraLayer):

@@ -19,6 +19,7 @@ from pathlib import Path
 from engine.child import failure_summary
 from engine.config import GenerationConfig
 from engine.errors import ExportError
+from engine.phrases import phrase
 from export.chat_formats import ChatFormat, DetectedFormat, detect_chat_format
 
 MODELFILE = "Modelfile"
@@ -35,9 +36,9 @@ class Modelfile:
 
 def check_ollama_name(name: str) -> str:
     if not _OLLAMA_NAME.fullmatch(name):
-        raise ExportError(f"{name!r} is not a valid Ollama model name", where="--ollama",
-                          hint="use lowercase letters, digits, '.', '_' or '-', optionally NAMESPACE/ and :TAG, "
-                          "e.g. my-model:q4")
+        raise ExportError(phrase("{name!r} is not a valid Ollama model name", name=name), where="--ollama",
+                          hint=phrase("use lowercase letters, digits, '.', '_' or '-', optionally NAMESPACE/ and :TAG, "
+                                      "e.g. my-model:q4"))
     return name
 
 
@@ -55,7 +56,7 @@ def build_modelfile(hf_folder: Path, gguf_name: str, params: GenerationConfig, *
              f"FROM ./{gguf_name}", "", f'TEMPLATE """{detected.format.go_template}"""']
     if system:
         if '"""' in system:
-            raise ExportError('the system prompt holds """, which a Modelfile cannot quote',
+            raise ExportError(phrase('the system prompt holds """, which a Modelfile cannot quote'),
                               where="generation.system_prompt")
         lines.append(f'SYSTEM """{system}"""')
     lines.append("")
@@ -78,7 +79,7 @@ def _generation_eos_ids(hf_folder: Path) -> list[int]:
     except FileNotFoundError:
         return []
     except (OSError, ValueError) as exc:
-        raise ExportError(f"generation_config.json cannot be read: {exc}", where=str(path)) from None
+        raise ExportError(phrase("{file} cannot be read: {error}", file=path.name, error=exc), where=str(path)) from None
     return [i for i in (eos if isinstance(eos, list) else [eos]) if isinstance(i, int)]
 
 
@@ -103,6 +104,8 @@ def ollama_create(name: str, modelfile: Path) -> bool:
     result = subprocess.run([executable, "create", check_ollama_name(name), "-f", str(modelfile)],
                             cwd=modelfile.parent, capture_output=True, text=True, errors="replace", check=False)
     if result.returncode != 0:
-        raise ExportError(f"ollama create {name} failed: {failure_summary(result)}", where=str(modelfile),
-                          hint=f"check that the Ollama server runs (ollama serve), then: {ollama_command(name, modelfile)}")
+        raise ExportError(phrase("{command} failed: {error}", command="ollama create " + name,
+                                 error=failure_summary(result)), where=str(modelfile),
+                          hint=phrase("check that the Ollama server runs (ollama serve), then: {command}",
+                                      command=ollama_command(name, modelfile)))
     return True

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.atomic import atomic_directory, atomic_file
 from engine.errors import ExportError
+from engine.phrases import phrase
 from engine.textwidth import human_bytes
 
 # Headroom over the estimate: metadata, alignment padding, and other writers on the same disk.
@@ -25,14 +26,17 @@ _SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
 _SHORT_WRITE = "requested and"
 _RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how safetensors (Rust) reports an OS error
+_ANOTHER_FOLDER = phrase("choose another output folder")
+_FREE_SPACE = phrase("free some space, or write the export to another disk")
+_FIX_PERMISSIONS = phrase("choose a folder you can write to, or fix its permissions")
 
 
 def artifact_file(out: Path, *, expected_bytes: int) -> contextlib.AbstractContextManager[Path]:
     """A temporary path to write `out` through; it is renamed to `out` only on success."""
     out = Path(out)
     if out.is_dir():
-        raise ExportError(f"the output path {out} is a folder", where=str(out),
-                          hint="give a file name ending in .gguf")
+        raise ExportError(phrase("the output path {path} is a folder", path=out), where=str(out),
+                          hint=phrase("give a file name ending in .gguf"))
     return _artifact(out, expected_bytes, atomic_file, what=out.name)
 
 
@@ -40,7 +44,7 @@ def artifact_directory(out: Path, *, expected_bytes: int) -> contextlib.Abstract
     """A temporary folder to write `out` into; it replaces `out` in one rename on success."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ExportError(f"the output path {out} is a file", where=str(out), hint="choose another output folder")
+        raise ExportError(phrase("the output path {path} is a file", path=out), where=str(out), hint=_ANOTHER_FOLDER)
     return _artifact(out, expected_bytes, atomic_directory, what=f"{out.name}/")
 
 
@@ -62,9 +66,9 @@ def check_free_space(folder: Path, needed_bytes: int, *, what: str) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed_bytes * _SPACE_MARGIN:
         raise ExportError(
-            f"not enough free disk space to write {what}: it needs about {human_bytes(needed_bytes)}, "
-            f"{human_bytes(free)} is free",
-            where=str(folder), hint="free some space, or write the export to another disk",
+            phrase("not enough free disk space to write {what}: it needs about {needed}, {free} is free",
+                   what=what, needed=human_bytes(needed_bytes), free=human_bytes(free)),
+            where=str(folder), hint=_FREE_SPACE,
         )
 
 
@@ -73,16 +77,16 @@ def writable_folder(folder: Path) -> Path:
     folder = Path(folder)
     blocking_file = next((parent for parent in (folder, *folder.parents) if parent.is_file()), None)
     if blocking_file is not None:
-        raise ExportError(f"cannot create the output folder {folder}: {blocking_file} is a file",
-                          where=str(blocking_file), hint="choose another output folder")
+        raise ExportError(phrase("cannot create the output folder {folder}: {file} is a file", folder=folder,
+                                 file=blocking_file), where=str(blocking_file), hint=_ANOTHER_FOLDER)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExportError(f"cannot create the output folder {folder}: {exc.strerror}", where=str(folder),
-                          hint="choose a folder you can write to") from None
+        raise ExportError(phrase("cannot create the output folder {folder}: {error}", folder=folder, error=exc.strerror),
+                          where=str(folder), hint=phrase("choose a folder you can write to")) from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ExportError(f"the output folder {folder} is not writable", where=str(folder),
-                          hint="choose a folder you can write to, or fix its permissions")
+        raise ExportError(phrase("the output folder {folder} is not writable", folder=folder), where=str(folder),
+                          hint=_FIX_PERMISSIONS)
     return folder
 
 
@@ -101,9 +105,10 @@ def _write_error(exc: OSError, out: Path) -> ExportError:
     # numpy's tofile (gguf-py writes tensors with it) reports a short write without errno; a write
     # stops short when the disk or the allowed file size is exhausted
     if exc.errno in _SPACE_ERRNOS or (exc.errno is None and _SHORT_WRITE in str(exc)):
-        return ExportError(f"the disk filled up while writing {out.name}; nothing was left behind",
-                           where=str(out.parent), hint="free some space, or write the export to another disk")
+        return ExportError(phrase("the disk filled up while writing {file}; nothing was left behind", file=out.name),
+                           where=str(out.parent), hint=_FREE_SPACE)
     if exc.errno in _ACCESS_ERRNOS:
-        return ExportError(f"cannot write {out.name}: {exc.strerror}", where=str(out.parent),
-                           hint="choose a folder you can write to, or fix its permissions")
-    return ExportError(f"writing {out.name} failed: {exc.strerror or exc}", where=exc.filename or str(out))
+        return ExportError(phrase("cannot write {file}: {error}", file=out.name, error=exc.strerror),
+                           where=str(out.parent), hint=_FIX_PERMISSIONS)
+    return ExportError(phrase("writing {file} failed: {error}", file=out.name, error=exc.strerror or exc),
+                       where=exc.filename or str(out))

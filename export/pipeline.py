@@ -20,9 +20,10 @@ from engine.atomic import atomic_write_text
 from engine.config import RunConfig
 from engine.data import SAMPLE_HELDOUT, Example, load_examples, load_splits
 from engine.errors import DataError, ExportError
-from engine.events import PERCENT, STAGES, Artifact, EventLog, Log, Progress
+from engine.events import PERCENT, STAGES, Artifact, EventLog, Log, Progress, Said
 from engine.locking import try_lock
 from engine.models.catalog import folder_size
+from engine.phrases import Phrase, phrase
 from engine.runs.rundir import RunDir, open_run
 from export.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterInput
 from export.jobs import OUT_LOCK, ExportDir, ExportRequest, run_adapters
@@ -31,7 +32,7 @@ from export.chat_formats import UnknownChatFormat, writes_reasoning
 from export.modelfile import MODELFILE, Modelfile, build_modelfile, ollama_command, ollama_create
 from export.quantize import default_quants
 from export.safetensors_files import parameter_count
-from export.verify import Verdict, Verification
+from export.verify import Verdict, Verification, joined
 
 MERGED = "merged"
 README = "README.md"
@@ -41,8 +42,8 @@ MAX_HELDOUT = 48  # examples; enough to see a 1 % perplexity change on chat answ
 @dataclass(frozen=True)
 class ExportOutcome:
     passed: bool
-    reason: str
-    hint: str = ""
+    reason: Said
+    hint: Said = ""
 
 
 class _Stages:
@@ -56,23 +57,23 @@ class _Stages:
         self.total = total
 
     @contextlib.contextmanager
-    def stage(self, key: str, message: str) -> Iterator[None]:
-        self.events.append(Progress(self.done, self.total, STAGES, message))
-        self.log(f"[{self.done + 1}/{self.total}] {message}")
+    def stage(self, key: str, message: Phrase) -> Iterator[None]:
+        self.events.append(Progress(self.done, self.total, STAGES, str(message)))
+        self.log(phrase("[{stage}/{stages}] {what}", stage=self.done + 1, stages=self.total, what=message))
         started = time.perf_counter()
         yield
         self.seconds[key] = round(time.perf_counter() - started, 2)
         self.done += 1
 
-    def log(self, message: str, level: str = "info") -> None:
-        self.events.append(Log(message, level))
+    def log(self, message: Said, level: str = "info") -> None:
+        self.events.append(Log.said(message, level))
 
     def artifact(self, path: Path, role: str) -> None:
         self.events.append(Artifact(str(path), role, _size(path)))
 
-    def percent(self, message: str) -> Callable[[int], None]:
+    def percent(self, message: Phrase) -> Callable[[int], None]:
         """A callback that records how far a long step inside the current stage has come."""
-        return lambda done: self.events.append(Progress(done, 100, PERCENT, message))
+        return lambda done: self.events.append(Progress(done, 100, PERCENT, str(message)))
 
 
 def run_export(export: ExportDir) -> ExportOutcome:
@@ -82,7 +83,8 @@ def run_export(export: ExportDir) -> ExportOutcome:
     out.mkdir(parents=True, exist_ok=True)
     held = try_lock(out / OUT_LOCK)
     if held is None:
-        raise ExportError(f"another export is writing to {out}", where=str(out), hint="wait for it to finish")
+        raise ExportError(phrase("another export is writing to {folder}", folder=out), where=str(out),
+                          hint=phrase("wait for it to finish"))
     try:
         for stale in (MANIFEST, MODELFILE):  # never beside new files that they do not describe
             (out / stale).unlink(missing_ok=True)
@@ -121,7 +123,7 @@ class _Export:
         self._modelfile(hf, ggufs)
         ollama = self._ollama()
         self._card(hf, ggufs, verification)
-        with self.stages.stage("manifest", "writing the manifest"):
+        with self.stages.stage("manifest", phrase("writing the manifest")):
             self._manifest(verification, ggufs, ollama)
         return self._outcome(verification)
 
@@ -137,13 +139,13 @@ class _Export:
         parameters = parameter_count(base)
         self.quants = default_quants(parameters)
         self.stages.plan(self._stage_count())
-        self.stages.log(f"GGUF types for a model of {parameters / 1e9:.2f}B parameters: "
-                        f"{', '.join(q.upper() for q in self.quants)} (choose others with --quant)")
+        self.stages.log(phrase("GGUF types for a model of {billions:.2f}B parameters: {types} (choose others with "
+                               "--quant)", billions=parameters / 1e9, types=", ".join(q.upper() for q in self.quants)))
 
     def _base(self) -> Path:
         from engine.models.loading import model_folder
 
-        with self.stages.stage("base", f"locating the base model {self.config.model.base}"):
+        with self.stages.stage("base", phrase("locating the base model {base}", base=self.config.model.base)):
             base = self.run_dir.model if self.run_dir.is_full_fine_tune else model_folder(
                 self.config.model, self.export.home, on_status=self.stages.log)
             self.inputs = {"run": self.run_dir.name, "base": {"spec": self.config.model.base, "folder": str(base),
@@ -157,7 +159,8 @@ class _Export:
         from export.merge import merge_adapters
 
         names = ", ".join(a.name + (f" x {a.weight:g}" if a.weight != 1 else "") for a in self.adapters)
-        with self.stages.stage("merge", f"merging {names} into {base.name} in full precision"):
+        with self.stages.stage("merge", phrase("merging {adapters} into {base} in full precision", adapters=names,
+                                               base=base.name)):
             result = merge_adapters(base, self.adapters, self.out / MERGED, model_config=self.config.model,
                                     on_log=self.stages.log)
             self.merge = {"max_logit_diff": result.max_logit_diff, "probe_tokens": result.probe_tokens,
@@ -170,12 +173,13 @@ class _Export:
         from export.quantize import quantize_gguf
 
         files: dict[str, Path] = {}
-        with self.stages.stage("convert", "converting to an F16 GGUF with llama.cpp's converter"):
+        with self.stages.stage("convert", phrase("converting to an F16 GGUF with llama.cpp's converter")):
             files["f16"] = write_gguf(hf, self.out / self._gguf_name("f16"), dtype="f16",
-                                      on_progress=self.stages.percent("F16 GGUF written"), on_log=self.stages.log)
+                                      on_progress=self.stages.percent(phrase("F16 GGUF written")),
+                                      on_log=self.stages.log)
             self._wrote(files["f16"], "gguf f16")
         for quant in (q for q in self.quants if q != "f16"):
-            with self.stages.stage(f"quantize {quant}", f"quantizing to {quant.upper()}"):
+            with self.stages.stage(f"quantize {quant}", phrase("quantizing to {type}", type=quant.upper())):
                 files[quant] = quantize_gguf(files["f16"], self.out / self._gguf_name(quant), quant)
                 self._wrote(files[quant], f"gguf {quant}")
         return files
@@ -184,7 +188,8 @@ class _Export:
         from export.verify import verify_export
 
         examples, source = self._heldout()
-        with self.stages.stage("verify", f"verifying against the merged model ({len(examples)} held-out examples)"):
+        with self.stages.stage("verify", phrase("verifying against the merged model ({n} held-out examples)",
+                                                n=len(examples))):
             # the Modelfile's stops are part of what is verified; which file it runs is decided after
             planned = self._plan_modelfile(hf)
             # without a chat format, an answer ends at the tokenizer's EOS, as llama-server --jinja ends it
@@ -203,7 +208,7 @@ class _Export:
             return self._build_modelfile(hf, self.quants[0])
         except UnknownChatFormat as exc:
             self.no_modelfile = exc.message
-            self.stages.log(f"no Ollama Modelfile: {exc.message}", "warning")
+            self.stages.log(phrase("no Ollama Modelfile: {why}", why=exc.phrases[0]), "warning")
             return None
 
     def _build_modelfile(self, hf: Path, runs: str) -> Modelfile:
@@ -215,17 +220,20 @@ class _Export:
         runs = self.verdict.runs
         if runs is None or self.no_modelfile:
             if runs is None:
-                self.no_modelfile = "no GGUF file passed verification"
-                self.stages.log(f"no Modelfile: {self.no_modelfile}", "warning")
+                why = phrase("no GGUF file passed verification")
+                self.no_modelfile = str(why)
+                self.stages.log(phrase("no Modelfile: {why}", why=why), "warning")
             self.stages.plan(self.stages.total - 1 - bool(self.request.ollama))  # neither stage runs
             return
-        with self.stages.stage("modelfile", f"writing the Ollama Modelfile (FROM the {runs.upper()} file)"):
+        with self.stages.stage("modelfile", phrase("writing the Ollama Modelfile (FROM the {type} file)",
+                                                   type=runs.upper())):
             modelfile = self._build_modelfile(hf, runs)
             atomic_write_text(self.out / MODELFILE, modelfile.text)
-            self.stages.log(f"{modelfile.chat_format.name} template; stops: {', '.join(modelfile.stops)}")
+            self.stages.log(phrase("{format} template; stops: {stops}", format=modelfile.chat_format.name,
+                                   stops=", ".join(modelfile.stops)))
             if runs != self.quants[0]:
-                self.stages.log(f"the Modelfile runs {ggufs[runs].name}: {self.quants[0].upper()} failed verification",
-                                "warning")
+                self.stages.log(phrase("the Modelfile runs {file}: {type} failed verification", file=ggufs[runs].name,
+                                       type=self.quants[0].upper()), "warning")
             self._wrote(self.out / MODELFILE, "modelfile")
         self.modelfile = modelfile
 
@@ -234,8 +242,8 @@ class _Export:
         try:
             test = list(load_splits(self.config.data).test) if self.config.data.path else []
         except DataError as exc:
-            self.stages.log(f"the run's data cannot be read ({exc.message}); using the bundled held-out sample",
-                            "warning")
+            self.stages.log(phrase("the run's data cannot be read ({why}); using the bundled held-out sample",
+                                   why=exc.phrases[0]), "warning")
             test = []
         if test:
             return test[:MAX_HELDOUT], f"the test split of {self.config.data.path}"
@@ -246,16 +254,18 @@ class _Export:
         name = self._ollama_name()
         if self.modelfile is None:
             if self.request.ollama:
-                self.stages.log(f"the Ollama model {name} was not created: there is no Modelfile", "warning")
+                self.stages.log(phrase("the Ollama model {name} was not created: there is no Modelfile", name=name),
+                                "warning")
             return {"name": name, "created": False, "command": None}
         command = ollama_command(name, self.out / MODELFILE)
         if not self.request.ollama:
-            self.stages.log(f"to run it in Ollama: {command}")
+            self.stages.log(phrase("to run it in Ollama: {command}", command=command))
             return {"name": name, "created": False, "command": command}
-        with self.stages.stage("ollama", f"creating the Ollama model {name}"):
+        with self.stages.stage("ollama", phrase("creating the Ollama model {name}", name=name)):
             created = ollama_create(name, self.out / MODELFILE)
-            self.stages.log(f"created the Ollama model {name}: ollama run {name}" if created
-                            else f"ollama is not installed here; create the model with: {command}")
+            self.stages.log(phrase("created the Ollama model {name}: {command}", name=name, command="ollama run " + name)
+                            if created else
+                            phrase("ollama is not installed here; create the model with: {command}", command=command))
         return {"name": name, "created": created, "command": command}
 
     def _card(self, hf: Path, ggufs: dict[str, Path], verification: Verification) -> None:
@@ -273,12 +283,12 @@ class _Export:
 
     def _manifest(self, verification: Verification, ggufs: dict[str, Path], ollama: dict) -> None:
         verdict = self.verdict
-        failures = {model.name: list(model.failures) for model in verification.models}
+        failures = {model.name: list(map(str, model.failures)) for model in verification.models}
         modelfile = self.modelfile and {"from": verdict.runs, "chat_format": self.modelfile.chat_format.name,
                                         "stops": list(self.modelfile.stops), "system": self.modelfile.system}
         path = write_manifest(
             self.out, status=verdict.status,
-            error="; ".join(verification.failures) if verdict.status == FAILED else None,
+            error=str(joined(verification.failures)) if verdict.status == FAILED else None,
             export=self._export_section(), inputs=self.inputs, merge=self.merge,
             outputs=records(self.written, self.out),
             excluded=[{"type": kind, "file": ggufs[kind].name, "failures": failures[kind]} for kind in verdict.excluded],
@@ -300,16 +310,21 @@ class _Export:
     def _outcome(self, verification: Verification) -> ExportOutcome:
         verdict = self.verdict
         if verdict.status == FAILED:
-            hint = f"details in {self.out / MANIFEST}; the Ollama model was not created"
-            return ExportOutcome(False, f"verification failed: {verification.failures[0]}", hint)
+            hint = phrase("details in {path}; the Ollama model was not created", path=self.out / MANIFEST)
+            return ExportOutcome(False, phrase("verification failed: {why}", why=verification.failures[0]), hint)
         checks = {m.name: m for m in verification.models}
         deltas = ", ".join(f"{name.upper()} {checks[name].perplexity_delta:+.2%}" for name in verdict.passed)
         if not verdict.excluded:
-            return ExportOutcome(True, f"verified (perplexity {deltas}); files in {self.out}")
-        excluded = "; ".join(checks[name].failures[0] for name in verdict.excluded)
-        runs = f"; the Modelfile runs {verdict.runs.upper()}" if self.modelfile else ""
-        return ExportOutcome(True, f"passed with exclusions: {excluded}. Verified: {deltas}; files in {self.out}",
-                             f"the excluded files stay in the folder, marked in {MANIFEST}, and are not published{runs}")
+            return ExportOutcome(True, phrase("verified (perplexity {deltas}); files in {folder}", deltas=deltas,
+                                              folder=self.out))
+        excluded = joined([checks[name].failures[0] for name in verdict.excluded])
+        reason = phrase("passed with exclusions: {excluded}. Verified: {deltas}; files in {folder}", excluded=excluded,
+                        deltas=deltas, folder=self.out)
+        hint = (phrase("the excluded files stay in the folder, marked in {manifest}, and are not published; the "
+                       "Modelfile runs {type}", manifest=MANIFEST, type=verdict.runs.upper()) if self.modelfile else
+                phrase("the excluded files stay in the folder, marked in {manifest}, and are not published",
+                       manifest=MANIFEST))
+        return ExportOutcome(True, reason, hint)
 
     def _wrote(self, path: Path, role: str) -> None:
         self.written.append(path)

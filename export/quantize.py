@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.errors import ExportError
 from engine.models.llama_quantize import QuantizeFailed, run_llama_quantize
+from engine.phrases import phrase
 from export.output import artifact_file
 
 __all__ = ["QUANT_TYPES", "default_quants", "normalize_quant", "quantize_gguf"]
@@ -35,11 +36,11 @@ def quantize_gguf(src: Path, out: Path, quant: str, *, threads: int | None = Non
     quant = normalize_quant(quant)
     src, out = Path(src), Path(out)
     if not src.is_file():
-        raise ExportError(f"the GGUF file to quantize does not exist: {src}", where=str(src),
-                          hint="write the F16 GGUF first (write_gguf)")
+        raise ExportError(phrase("the GGUF file to quantize does not exist: {path}", path=src), where=str(src),
+                          hint=phrase("write the F16 GGUF first (write_gguf)"))
     if src.resolve() == out.resolve():
-        raise ExportError("the quantized file would overwrite its source", where=str(out),
-                          hint="choose another output name")
+        raise ExportError(phrase("the quantized file would overwrite its source"), where=str(out),
+                          hint=phrase("choose another output name"))
     # a quantized file is at most the source scaled by bits per weight (1-D tensors stay F32)
     expected = int(src.stat().st_size * _BITS_PER_WEIGHT[quant] / 16) + (1 << 20)
     with artifact_file(out, expected_bytes=expected) as tmp:
@@ -50,8 +51,8 @@ def quantize_gguf(src: Path, out: Path, quant: str, *, threads: int | None = Non
 def normalize_quant(quant: str) -> str:
     name = quant.strip().lower().replace("-", "_")
     if name not in QUANT_TYPES:
-        raise ExportError(f"unknown quantization type {quant!r}", where="quant",
-                          hint=f"choose from {', '.join(QUANT_TYPES)}")
+        raise ExportError(phrase("unknown quantization type {quant!r}", quant=quant), where="quant",
+                          hint=phrase("choose from {choices}", choices=", ".join(QUANT_TYPES)))
     return name
 
 
@@ -59,5 +60,6 @@ def _run_quantizer(src: Path, out: Path, quant: str, threads: int | None) -> Non
     try:
         run_llama_quantize(src, out, _FTYPES[quant], threads=threads)
     except QuantizeFailed as exc:
-        raise ExportError(f"llama.cpp could not quantize {src.name} to {quant.upper()}: {exc}",
-                          where=str(src), hint="check that the source is an unquantized GGUF (F32, F16 or BF16)") from None
+        raise ExportError(phrase("llama.cpp could not quantize {file} to {type}: {error}", file=src.name,
+                                 type=quant.upper(), error=exc),
+                          where=str(src), hint=phrase("check that the source is an unquantized GGUF (F32, F16 or BF16)")) from None

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from engine.errors import ExportError
+from engine.phrases import phrase
 
 
 def safetensors_index(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...], str]]:
@@ -21,8 +22,8 @@ def safetensors_index(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...
                     meta = handle.get_slice(name)
                     index[name] = (path, tuple(meta.get_shape()), meta.get_dtype())
         except (SafetensorError, OSError) as exc:
-            raise ExportError(f"{path.name} is not a readable safetensors file ({exc})", where=str(path),
-                              hint="the file may be truncated: save it again") from None
+            raise ExportError(phrase("{file} is not a readable safetensors file ({error})", file=path.name, error=exc),
+                              where=str(path), hint=phrase("the file may be truncated: save it again")) from None
     return index
 
 
@@ -33,17 +34,18 @@ def model_safetensors_files(folder: Path) -> list[Path]:
         try:
             shards = sorted(set(json.loads(index_file.read_text(encoding="utf-8"))["weight_map"].values()))
         except (OSError, ValueError, KeyError) as exc:
-            raise ExportError(f"{index_file.name} cannot be read: {exc}", where=str(index_file)) from None
+            raise ExportError(phrase("{file} cannot be read: {error}", file=index_file.name, error=exc),
+                              where=str(index_file)) from None
         missing = [name for name in shards if not (folder / name).is_file()]
         if missing:
-            raise ExportError(f"weight shards are missing: {', '.join(missing)}", where=str(folder),
-                              hint="copy the whole model folder, or save the model again")
+            raise ExportError(phrase("weight shards are missing: {files}", files=", ".join(missing)), where=str(folder),
+                              hint=phrase("copy the whole model folder, or save the model again"))
         return [folder / name for name in shards]
     single = folder / "model.safetensors"
     if single.is_file():
         return [single]
-    raise ExportError(f"{folder} has no model.safetensors", where=str(folder),
-                      hint="save the model with safe_serialization (pickled .bin weights are not read)")
+    raise ExportError(phrase("{folder} has no {file}", folder=folder, file=single.name), where=str(folder),
+                      hint=phrase("save the model with safe_serialization (pickled .bin weights are not read)"))
 
 
 def parameter_count(folder: Path) -> int:

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import reduce
 from pathlib import Path
 
 from engine.config import GenerationConfig, ModelConfig
 from engine.data import Example
 from engine.messages import Message
+from engine.phrases import Phrase, phrase
 from export.manifest import FAILED, PASSED, PASSED_WITH_EXCLUSIONS
 
 SMOKE_PROMPTS = ("What is the capital of France?", "日本の首都はどこですか？", "What is two plus two?",
@@ -54,7 +56,7 @@ class ModelCheck:
     perplexity_delta: float | None = None  # GGUF: relative to its reference
     reference: str | None = None
     limit: float | None = None
-    failures: tuple[str, ...] = ()
+    failures: tuple[Phrase, ...] = ()  # shown in the reader's language; the manifest keeps their English
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,10 @@ class Verification:
     models: tuple[ModelCheck, ...]
     examples: int
     data: str  # where the held-out examples came from
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[Phrase, ...] = field(default=())
 
     @property
-    def failures(self) -> tuple[str, ...]:
+    def failures(self) -> tuple[Phrase, ...]:
         return tuple(f for model in self.models for f in model.failures)
 
     @property
@@ -73,7 +75,10 @@ class Verification:
         return not self.failures
 
     def to_json(self) -> dict:
-        return {**asdict(self), "passed": self.passed, "failures": list(self.failures)}
+        """The results as the manifest keeps them: failures and notes in English."""
+        models = tuple(replace(model, failures=tuple(map(str, model.failures))) for model in self.models)
+        plain = replace(self, models=models, notes=tuple(map(str, self.notes)))
+        return {**asdict(plain), "passed": self.passed, "failures": list(map(str, self.failures))}
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ class Verdict:
 
 def verify_export(merged: Path, ggufs: dict[str, Path], examples: Sequence[Example], *, data: str,
                   end_of_turn: str | None, stop_strings: Sequence[str], model_config: ModelConfig = ModelConfig(),
-                  on_log: Callable[[str], None] = lambda _m: None) -> Verification:
+                  on_log: Callable[[Phrase], None] = lambda _m: None) -> Verification:
     """Check every GGUF (`ggufs`: type name -> file, F16 first) against the merged folder.
 
     `end_of_turn` is the chat format's end-of-turn token (None for a model that names none, whose
@@ -121,8 +126,8 @@ def verify_export(merged: Path, ggufs: dict[str, Path], examples: Sequence[Examp
     checks = [reference]
     notes = []
     if not any(a.stopped for a in answers):
-        notes.append(f"the merged model ran to {SMOKE_MAX_TOKENS} tokens on every smoke prompt, so whether the "
-                     "GGUF files stop could not be compared")
+        notes.append(phrase("the merged model ran to {n} tokens on every smoke prompt, so whether the GGUF files "
+                            "stop could not be compared", n=SMOKE_MAX_TOKENS))
     for name, path in ggufs.items():
         started = time.perf_counter()
         with LlamaCppBackend.load(path) as backend:
@@ -188,29 +193,38 @@ def judge_gguf(name: str, answers: tuple[Answer, ...], perplexity, checks: list[
     label = name.upper()
     for mine, theirs in zip(answers, merged.answers, strict=True):
         if theirs.stopped and not mine.stopped:
-            failures.append(f"{label} did not stop within {SMOKE_MAX_TOKENS} tokens on {mine.prompt!r}, where the "
-                            f"merged model stopped after {theirs.tokens}: it would ramble on in Ollama")
+            failures.append(phrase("{type} did not stop within {n} tokens on {prompt!r}, where the merged model "
+                                   "stopped after {tokens}: it would ramble on in Ollama", type=label,
+                                   n=SMOKE_MAX_TOKENS, prompt=mine.prompt, tokens=theirs.tokens))
     if not end_of_turn_ok:
-        failures.append(f"{label}: llama.cpp does not end generation at the chat format's end-of-turn token; "
-                        "without the Modelfile's stops, answers would run on")
+        failures.append(phrase("{type}: llama.cpp does not end generation at the chat format's end-of-turn token; "
+                               "without the Modelfile's stops, answers would run on", type=label))
     limit, reference_name = PERPLEXITY_LIMITS.get(name, (None, "f16"))
     reference = next((c for c in checks if c.name == reference_name), merged)
     delta = perplexity.perplexity / reference.perplexity - 1
     if limit is not None and not (math.isfinite(delta) and delta <= limit):
-        failures.append(f"{label} perplexity {perplexity.perplexity:.3f} is {delta:+.2%} from {reference.name} "
-                        f"({reference.perplexity:.3f}); at most {limit:+.0%} is allowed")
+        failures.append(phrase("{type} perplexity {perplexity:.3f} is {delta:+.2%} from {reference} "
+                               "({reference_perplexity:.3f}); at most {limit:+.0%} is allowed", type=label,
+                               perplexity=perplexity.perplexity, delta=delta, reference=reference.name,
+                               reference_perplexity=reference.perplexity, limit=limit))
     same = sum(a.text == b.text for a, b in zip(answers, merged.answers, strict=True))
     return ModelCheck(name, answers, perplexity.perplexity, perplexity.tokens, seconds, same, delta,
                       reference.name, limit, tuple(failures))
 
 
-def _summary(check: ModelCheck) -> str:
-    stopped = sum(a.stopped for a in check.answers)
-    line = (f"{check.name}: perplexity {check.perplexity:.3f} on {check.scored_tokens} tokens, "
-            f"{stopped}/{len(check.answers)} answers stopped")
-    if check.same_answers is not None:
-        line += (f", {check.same_answers}/{len(check.answers)} answers as merged, "
-                 f"perplexity {check.perplexity_delta:+.2%} vs {check.reference}")
-    if check.failures:
-        line += " - FAILED: " + "; ".join(check.failures)
-    return line
+def _summary(check: ModelCheck) -> Phrase:
+    """The check in one line of the export's log."""
+    values = dict(name=check.name, perplexity=check.perplexity, tokens=check.scored_tokens,
+                  stopped=sum(a.stopped for a in check.answers), answers=len(check.answers))
+    line = (phrase("{name}: perplexity {perplexity:.3f} on {tokens} tokens, {stopped}/{answers} answers stopped",
+                   **values) if check.same_answers is None else
+            phrase("{name}: perplexity {perplexity:.3f} on {tokens} tokens, {stopped}/{answers} answers stopped, "
+                   "{same}/{answers} answers as merged, perplexity {delta:+.2%} vs {reference}", **values,
+                   same=check.same_answers, delta=check.perplexity_delta, reference=check.reference))
+    return phrase("{summary} - FAILED: {failures}", summary=line, failures=joined(check.failures)) if check.failures \
+        else line
+
+
+def joined(phrases: Sequence[Phrase]) -> Phrase:
+    """Several sentences as one, each still translated on its own (`a; b; c` in English)."""
+    return reduce(lambda first, second: phrase("{first}; {second}", first=first, second=second), phrases)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from engine.events import Log
+from engine.phrases import phrase
 from export.jobs import ExportDir
 
 
@@ -33,15 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     export = ExportDir(args.export_dir)
     export.pid_file.write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, _cancel)
-    export.set_status("running", "started")
+    export.set_status("running", phrase("started"))
     export.events.append(Log(f"pid {os.getpid()}, python {sys.version.split()[0]}"))
     try:
         from export.pipeline import run_export
 
         outcome = run_export(export)
     except ExportCancelled:
-        export.set_status("cancelled", "stopped on request; files written completely were kept, nothing half-written",
-                          export.crash_hint)
+        export.set_status("cancelled", phrase("stopped on request; files written completely were kept, nothing "
+                                              "half-written"), export.crash_hint)
         return 130
     except BaseException as exc:  # noqa: BLE001 - every crash must end as a recorded failure
         return export.record_failure(exc)

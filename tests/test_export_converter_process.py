@@ -31,7 +31,7 @@ sys.stderr.write("\\rWriting: 100%|##| 100/100 [00:00<00:00]\\n")
 """)
     progress: list[int] = []
     logs: list[tuple[str, str]] = []
-    run_converter(script, [], on_progress=progress.append, on_log=lambda m, level: logs.append((m, level)))
+    run_converter(script, [], on_progress=progress.append, on_log=lambda m, level: logs.append((str(m), level)))
     assert progress == [0, 12, 24, 36, 48, 60, 72, 84, 96, 100]
     assert logs == [("converter: Unknown RoPE type: default", "warning")]
 

@@ -271,8 +271,9 @@ def test_disk_filling_up_mid_write_leaves_no_file(gguf_model_dir: Path, tmp_path
 
 
 def test_the_readme_lists_the_architectures_the_command_prints() -> None:
+    from engine.i18n import load_catalog
     from export.cli import architectures_listing
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- architectures: tanren export --architectures -->\n```text\n", 1)[1]
-    assert block.split("\n```\n<!-- /architectures -->", 1)[0] == architectures_listing()
+    assert block.split("\n```\n<!-- /architectures -->", 1)[0] == architectures_listing(load_catalog("en").gettext)

@@ -27,15 +27,15 @@ MERGED = ModelCheck("merged", _answers(True, False), 10.0, 500, 1.0)
 def test_a_gguf_that_runs_on_where_the_merged_model_stopped_fails() -> None:
     check = judge_gguf("f16", _answers(False, False), _perplexity(10.01), [MERGED], True, 1.0)
     assert len(check.failures) == 1
-    assert "F16 did not stop within 96 tokens on 'What is the capital of France?'" in check.failures[0]
-    assert "ramble" in check.failures[0]
+    assert "F16 did not stop within 96 tokens on 'What is the capital of France?'" in str(check.failures[0])
+    assert "ramble" in str(check.failures[0])
     # where the merged model ran on too, the GGUF running on is no fault of the file
     assert judge_gguf("f16", _answers(True, False), _perplexity(10.01), [MERGED], True, 1.0).failures == ()
 
 
 def test_an_end_of_turn_token_llama_cpp_does_not_stop_at_fails() -> None:
     check = judge_gguf("f16", _answers(True, False), _perplexity(10.0), [MERGED], False, 1.0)
-    assert check.failures and "does not end generation at the chat format's end-of-turn token" in check.failures[0]
+    assert check.failures and "does not end generation at the chat format's end-of-turn token" in str(check.failures[0])
 
 
 @pytest.mark.parametrize(("name", "perplexity", "fails"), [
@@ -53,7 +53,19 @@ def test_perplexity_limits_are_relative_to_f16(name, perplexity, fails) -> None:
 def test_f16_is_held_against_the_merged_model() -> None:
     check = judge_gguf("f16", _answers(True, False), _perplexity(10.2), [MERGED], True, 1.0)
     assert check.reference == "merged" and check.perplexity_delta == pytest.approx(0.02)
-    assert "F16 perplexity 10.200 is +2.00% from merged (10.000); at most +1% is allowed" in check.failures
+    assert "F16 perplexity 10.200 is +2.00% from merged (10.000); at most +1% is allowed" in map(str, check.failures)
+
+
+def test_failures_are_shown_in_the_readers_language_and_kept_in_english() -> None:
+    from engine.i18n import load_catalog
+    from export.verify import Verification
+
+    check = judge_gguf("f16", _answers(True, False), _perplexity(10.2), [MERGED], True, 1.0)
+    pseudo = load_catalog("pseudo").gettext
+    assert check.failures[0].translate(pseudo).startswith("⟦")
+    manifest = Verification((MERGED, check), 10, "test").to_json()  # what manifest.json keeps: English text
+    assert manifest["failures"] == list(manifest["models"][1]["failures"]) == [str(check.failures[0])]
+    assert manifest["failures"][0].startswith("F16 perplexity 10.200")
 
 
 @pytest.fixture(scope="module")
