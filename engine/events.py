@@ -121,11 +121,20 @@ class Progress(Event):
     """How far an operation has come, in its own unit (steps, examples, bytes)."""
 
     kind: ClassVar[str] = "progress"
+    phrase_fields: ClassVar[tuple[str, ...]] = ("phrase",)
     done: int
     total: int | None = None
     unit: str = "steps"
     message: str = ""
     eta_s: float | None = None
+    phrase: Phrase | None = None  # what `message` says, for people
+
+    @classmethod
+    def said(cls, done: int, total: int | None, unit: str, message: Said, **kw: Any) -> Progress:
+        return cls(done, total, unit, str(message), phrase=phrase_of(message), **kw)
+
+    def shown(self, gettext: Translate) -> str:
+        return shown(self.message, self.phrase, gettext)
 
 
 @dataclass(frozen=True)
@@ -146,8 +155,8 @@ class Log(Event):
     phrase: Phrase | None = None
 
     @classmethod
-    def said(cls, message: Said, level: str = "info") -> Log:
-        return cls(str(message), level, phrase_of(message))
+    def said(cls, message: Said, level: str = "info", **kw: Any) -> Log:
+        return cls(str(message), level, phrase_of(message), **kw)
 
     def shown(self, gettext: Translate) -> str:
         return shown(self.message, self.phrase, gettext)

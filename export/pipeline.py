@@ -58,7 +58,7 @@ class _Stages:
 
     @contextlib.contextmanager
     def stage(self, key: str, message: Phrase) -> Iterator[None]:
-        self.events.append(Progress(self.done, self.total, STAGES, str(message)))
+        self.events.append(Progress.said(self.done, self.total, STAGES, message))
         self.log(phrase("[{stage}/{stages}] {what}", stage=self.done + 1, stages=self.total, what=message))
         started = time.perf_counter()
         yield
@@ -73,7 +73,7 @@ class _Stages:
 
     def percent(self, message: Phrase) -> Callable[[int], None]:
         """A callback that records how far a long step inside the current stage has come."""
-        return lambda done: self.events.append(Progress(done, 100, PERCENT, str(message)))
+        return lambda done: self.events.append(Progress.said(done, 100, PERCENT, message))
 
 
 def run_export(export: ExportDir) -> ExportOutcome:

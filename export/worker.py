@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.events import Log
+from engine.jobs.process_line import process_line
 from engine.phrases import phrase
 from export.jobs import ExportDir
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     export.pid_file.write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, _cancel)
     export.set_status("running", phrase("started"))
-    export.events.append(Log(f"pid {os.getpid()}, python {sys.version.split()[0]}"))
+    export.events.append(process_line())
     try:
         from export.pipeline import run_export
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import Log, Progress, Status, parse_event
+from engine.events import PERCENT, Log, Progress, Status, parse_event
 from engine.i18n import load_catalog
 from engine.jobs import Follower, JobDir, JobError, launch_detached, request_stop
 from engine.jobs.print_follow import follow, print_events
@@ -218,3 +218,9 @@ def test_events_written_before_phrases_and_library_messages_are_shown_as_they_ar
     assert '"phrase": {"msgid": "checkpoint saved at step {step}", "values": {"step": 3}}' in log.to_json()
     assert EventFormatter(PSEUDO).format(parse_event(log.to_json())) == "⟦checkpoint saved at step 3⟧"
     assert "phrase" not in Log("pid 1").to_json()  # a plain message writes the line it always wrote
+
+
+def test_an_exports_stage_progress_keeps_its_phrase() -> None:
+    progress = Progress.said(40, 100, PERCENT, phrase("F16 GGUF written"))
+    assert parse_event(progress.to_json()) == progress and progress.message == "F16 GGUF written"
+    assert EventFormatter(PSEUDO).format(parse_event(progress.to_json())) == "  ⟦F16 GGUF written⟧: 40%"

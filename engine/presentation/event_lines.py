@@ -62,7 +62,7 @@ class EventFormatter:
     def format(self, event: Event) -> str | None:
         if isinstance(event, Progress):
             if event.unit == PERCENT:
-                return f"  {event.message}: {event.done}%"
+                return f"  {event.shown(self._)}: {event.done}%"
             self.total = event.total
             return None  # metrics lines carry the step; progress alone would double them
         if isinstance(event, Metrics):
@@ -86,7 +86,7 @@ class EventFormatter:
     def _metrics(self, event: Metrics) -> str:
         step = (self._("step {step}/{total}", step=event.step, total=self.total) if self.total
                 else self._("step {step}", step=event.step))
-        return " | ".join([step, *format_metrics(event.values)])
+        return " | ".join([step, *format_metrics(event.values, self._)])
 
 
 def request_line(event: HttpRequest, _: Gettext) -> str:
@@ -110,9 +110,10 @@ METRIC_FORMATS = (("loss", "loss", "{:.4f}"), ("eval_loss", "eval_loss", "{:.4f}
                   ("grad_norm", "grad", "{:.3f}"), ("tokens_per_s", "tok/s", "{:.0f}"), ("peak_memory_mb", "mem MiB", "{:.0f}"))
 
 
-def format_metrics(values) -> list[str]:
-    """Each known metric present as "label value", in a fixed order, then the ETA."""
+def format_metrics(values, _: Gettext) -> list[str]:
+    """Each known metric present as "label value", in a fixed order (their names as every tool
+    writes them), then the time left."""
     parts = [f"{label} {fmt.format(values[key])}" for key, label, fmt in METRIC_FORMATS if key in values]
     if "eta_s" in values:
-        parts.append(f"eta {format_duration(values['eta_s'])}")
+        parts.append(_("eta {duration}", duration=format_duration(values["eta_s"])))
     return parts

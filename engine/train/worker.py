@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.config import LaunchRecord, RunConfig, save_yaml
 from engine.errors import TanrenError
 from engine.events import EventLog, Log
+from engine.jobs.process_line import process_line
 from engine.locking import HeldLock, try_lock
 from engine.paths import Home
 from engine.phrases import phrase
@@ -124,7 +125,7 @@ def _settled_config(run: RunDir) -> RunConfig:
 def _train(run: RunDir, config: RunConfig, home: Home, resume: bool, stop: StopSignal, events: EventLog):
     from engine.train.recipe import run_training
 
-    events.append(Log(f"pid {os.getpid()}, python {sys.version.split()[0]}"))
+    events.append(process_line())
     return run_training(config, run.path, home, resume=resume, should_stop=stop, events=events,
                         on_record=lambda record: _record_launch(run, config, record))
 

@@ -150,7 +150,7 @@ class ExportScreen(TanrenScreen):
                 self.query_one("#export-bar", ProgressBar).update(total=event.total, progress=event.done)
                 self.query_one("#export-stage", Static).update(
                     Text(self._("stage {stage}/{stages}: {what}", stage=min(event.done + 1, event.total),
-                                stages=event.total, what=event.message)), layout=False)
+                                stages=event.total, what=event.shown(self._))), layout=False)
             if line := self.formatter.format(event):
                 lines.append(line)
         self.query_one("#export-log", LogLines).write_lines(lines)
