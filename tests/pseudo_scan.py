@@ -9,12 +9,13 @@ import re
 WRAPPED = re.compile(r"⟦[^⟦⟧]*⟧")
 # words that are never translated, wherever they are shown
 NEUTRAL = [
-    r"[-+(]*[\d.,:/%]+(e[-+]\d+)?\)?|GiB|MiB|pt\)",  # numbers, sizes, ratios, times, changes
+    r"[-+(]*[\d.,:/%]+(e[-+]\d+)?\)?|[KMG]iB|pt\)|\d+(h\d+m|m\d+s|s)",  # numbers, sizes, ratios, times, changes
     r"鍛錬|tanren",  # the name
     r"CPU|RAM|GPU\d?:?|NVIDIA|H100|80GB|HBM3|URL",  # the machine, as every tool names it
     r"loss|eval|lr|grad|tok/s|mem|top_p|ROUGE(-[12L])?|LoRA|GGUF|SFT|KTO|DPO",  # metric and method names
     r"lora|qlora|full|sft|dpo|orpo|kto",  # config values (adapter.method, training.objective)
-    r"[\w.-]+\.(jsonl|json|csv|parquet)|·|→",  # files, separators
+    r"[\w.-]+\.(jsonl|json|csv|parquet)(:\d+:?)?|[·→|;●]",  # files (and lines), separators, marks
+    r"[a-z_]+(\.[a-z_]+)+:?|name:|eval_loss",  # config field names (generation.system_prompt), metric names
 ]
 
 

@@ -64,7 +64,8 @@ def test_a_settings_file_tanren_cannot_read_is_one_clear_error(home: Home, text:
 
 def test_tanren_settings_language_writes_the_file(home: Home) -> None:
     result = tanren("settings", "language", "ja", home=home)
-    assert result.returncode == 0 and "ui.language: ja (speaking ja)" in result.stdout
+    # said in the language just chosen
+    assert result.returncode == 0 and "ui.language: ja（表示言語 ja）" in result.stdout
     assert read_settings(home).ui.language == "ja"
     assert "ui.language: auto (speaking en)" in tanren("settings", "language", "auto", home=home).stdout
     assert read_settings(home).ui.language is None

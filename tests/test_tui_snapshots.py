@@ -13,6 +13,7 @@ import json
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Static
 
+from engine.chat.backend import GenerationStats
 from engine.chat.pool import TargetSpec
 from engine.config import GenerationConfig
 from engine.i18n import load_catalog
@@ -24,6 +25,8 @@ from tui.app import TanrenApp
 from tui.screens.picker import Picker
 
 SIZES = [(80, 24), (120, 40)]
+STATS = GenerationStats(prompt_tokens=14, new_tokens=12, ttft_s=0.05, tokens_per_s=41.0, total_s=0.35, stop_reason="stop",
+                        seed=1)
 EVAL_RESULTS = {
     "run": "ja-chat-qlora", "time": "2026-01-05T09:30:00+00:00", "duration_s": 42.0,
     "dataset": {"path": "chat.jsonl", "split": "test", "sha256": "0123456789abcdef", "examples": 11},
@@ -117,8 +120,7 @@ async def converse(pilot) -> None:
     for pane, answer in zip(screen.panes(), ("東京です。日本の首都は東京都です。", "The capital of Japan is Tokyo (東京).")):
         pane.add_user("日本の首都はどこですか？")
         pane.add_delta(answer)
-        pane.finish("日本の首都はどこですか？", "12 tokens (stop), first token 0.05 s, 41.0 tokens/s",
-                    GenerationConfig(seed=1))
+        pane.finish("日本の首都はどこですか？", STATS.summary(pilot.app.catalog.gettext), GenerationConfig(seed=1))
     steady_cursors(pilot)
     await pilot.pause()
 

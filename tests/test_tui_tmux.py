@@ -6,11 +6,14 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+from engine.i18n import load_catalog
 from engine.paths import Home
 from tests.cli import TANREN, tanren_env
+from tests.data_files import write_lines
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (.ci/run installs it with apt-get)")
@@ -47,13 +50,14 @@ def tmux():
     subprocess.run(["tmux", "-L", server.socket, "kill-server"], capture_output=True)
 
 
-def _start(tmux: Tmux, home: Home, *environment: str) -> None:
-    """`tanren` in an 80x24 tmux window; `environment` adds NAME=VALUE settings to the session's."""
+def _start(tmux: Tmux, home: Home, *environment: str, folder: Path | None = None) -> None:
+    """`tanren` in an 80x24 tmux window, started in `folder`; `environment` adds NAME=VALUE
+    settings to the session's."""
     env = tanren_env(home)
     command = f"{TANREN}; echo tanren-exit=$?; sleep 600"
     settings = [f"TANREN_HOME={env['TANREN_HOME']}", f"PYTHONPATH={env.get('PYTHONPATH', '')}", "TERM=xterm-256color",
                 *environment]
-    tmux("new-session", "-d", "-s", "tanren", "-x", "80", "-y", "24",
+    tmux("new-session", "-d", "-s", "tanren", "-x", "80", "-y", "24", "-c", str(folder or Path.cwd()),
          *[option for setting in settings for option in ("-e", setting)], command)
 
 
@@ -70,12 +74,20 @@ def test_tanren_opens_moves_through_the_screens_and_quits_cleanly(tmux: Tmux, ho
     assert "tanren-exit=0" in screen and "Traceback" not in screen
 
 
-def test_under_a_japanese_locale_the_first_frame_is_japanese(tmux: Tmux, home: Home) -> None:
+def test_under_a_japanese_locale_the_workbench_and_its_data_errors_are_japanese(tmux: Tmux, home: Home,
+                                                                                 tmp_path: Path) -> None:
+    write_lines(tmp_path / "bad.jsonl", ['{"messages": [{"role": "user", "content": "x"}]}'])
     # the suite's home fixture sets TANREN_LANG=en, which the tmux server inherits: an empty value unsets it
-    _start(tmux, home, "TANREN_LANG=", "LC_ALL=", "LC_MESSAGES=", "LANG=ja_JP.UTF-8")
+    _start(tmux, home, "TANREN_LANG=", "LC_ALL=", "LC_MESSAGES=", "LANG=ja_JP.UTF-8", folder=tmp_path)
     screen = tmux.wait_for("1 ダッシュボード", "4 チャット", "ベースモデル", "smollm2-135m-instruct")
     assert "o 開く" in screen and "r 更新" in screen and "q 終了" in screen  # the bindings too
     assert "Dashboard" not in screen and "Base models" not in screen
+    tmux("send-keys", "-t", "tanren", "2")
+    tmux.wait_for("bad.jsonl")  # the files of the working folder are listed last
+    tmux("send-keys", "-t", "tanren", "End", "Enter")
+    error = load_catalog("ja").gettext("no assistant turn after a user turn (roles: {roles})", roles="user")
+    assert not error.isascii()  # the catalog has it in Japanese
+    tmux.wait_for("bad.jsonl:1", error[:12])  # the start of it: the rest may wrap at 80 columns
     tmux("send-keys", "-t", "tanren", "q")
     screen = tmux.wait_for("tanren-exit=")
     assert "tanren-exit=0" in screen and "Traceback" not in screen

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 from textual.pilot import Pilot
 
 from engine.config import RunConfig, apply_overrides
 from engine.events import Log, Metrics, Progress, Status
+from engine.jobs import JobStatus
 from engine.paths import Home
+from engine.phrases import Phrase, phrase
 from engine.runs.rundir import RunDir, create_run
 from engine.system import GpuSample, SystemSample
 
@@ -70,14 +72,22 @@ def fixed_system(_home: Home) -> SystemSample:
                         gpus=(GpuSample("NVIDIA H100 80GB HBM3", 93.0, int(61.5 * gib), 80 * gib),))
 
 
+def start_line(steps: int) -> Phrase:
+    """The line a run logs at its start: 4 per device x 4 accumulation on one process."""
+    from engine.train.callbacks import start_message
+
+    arguments = SimpleNamespace(world_size=1, per_device_train_batch_size=4, gradient_accumulation_steps=4)
+    return start_message(arguments, SimpleNamespace(max_steps=steps, global_step=0))
+
+
 def finished_run(home: Home, name: str, *, steps: int = 30, state: str = "done", eval_every: int = 10,
                  base: str = "smollm2-135m-instruct", data: str = "chat.jsonl") -> RunDir:
     """A run folder with a fixed history (no clock, no pid), as the worker would have written it."""
     config = apply_overrides(RunConfig(), [f"name={name}", f"model.base={base}", f"data.path={data}",
                                            f"training.max_steps={steps}"])
     run = create_run(config, home)
-    events = [Status("running", "started", time=1.0),
-              Log("training 30 steps; effective batch size 16 (4 per device x 4 accumulation x 1 processes)", time=1.0),
+    events = [Status.said("running", phrase("started"), time=1.0),
+              Log.said(start_line(steps), time=1.0),
               Progress(0, steps, time=1.0)]
     for step in range(1, steps + 1):
         values = {"loss": 2.0 / (1 + step / 8) + 0.4, "learning_rate": 2e-4 * (1 - step / steps), "grad_norm": 0.8,
@@ -85,7 +95,8 @@ def finished_run(home: Home, name: str, *, steps: int = 30, state: str = "done",
         if step % eval_every == 0:
             values["eval_loss"] = 2.0 / (1 + step / 8) + 0.55
         events += [Metrics(step, values, time=1.0 + step), Progress(step, steps, eta_s=values["eta_s"], time=1.0 + step)]
-    events.append(Status(state, f"{steps} steps, final loss {events[-2].values['loss']:.4f}", time=99.0))
+    reason = phrase("{steps} steps, final loss {loss:.4f}", steps=steps, loss=events[-2].values["loss"])
+    events.append(Status.said(state, reason, time=99.0))
     run.events.path.write_text("".join(e.to_json() + "\n" for e in events), encoding="utf-8")
-    run.status_file.write_text(json.dumps({"state": state, "reason": events[-1].reason, "hint": "", "updated": 99.0}))
+    run.status_file.write_text(JobStatus.said(state, reason, "", 99.0).to_json())
     return run

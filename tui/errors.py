@@ -33,7 +33,8 @@ def describe(exc: BaseException, log_file: Path, _: Gettext) -> str:
     except OSError as log_error:
         where = _("the log {log} cannot be written either: {why}", log=log_file, why=log_error.strerror)
     first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-    return _("error: {message}", message=f"{type(exc).__name__}: {first_line}") + f"\n  {where}"
+    message = f"{type(exc).__name__}: {first_line}"
+    return _("error: {message}", message=message) + f"\n  {where}"
 
 
 def reports_errors(doing: str) -> Callable[[F], F]:

@@ -7,7 +7,7 @@ import os
 
 from engine.i18n import LANGUAGES, Gettext, choose_language
 from engine.paths import Home
-from engine.settings import FILE, read_settings, write_settings
+from engine.settings import FILE, read_settings, user_catalog, write_settings
 
 AUTO = "auto"  # unset: TANREN_LANG, then the locale
 
@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction, _: Gettext) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    _ = args.catalog.gettext
     home = Home.from_env()
+    _ = user_catalog(home).gettext  # the language just set, if it was changed
     setting = read_settings(home).ui.language
     print(_("ui.language: {setting} (speaking {language})", setting=setting or AUTO,
             language=choose_language(setting, os.environ)))

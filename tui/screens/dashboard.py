@@ -16,6 +16,7 @@ from engine.errors import TanrenError
 from engine.i18n import N_
 from engine.jobs import Follower
 from engine.models.catalog import ModelEntry, list_models
+from engine.phrases import in_language
 from engine.presentation.event_lines import EventFormatter
 from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunDir, list_runs
@@ -60,10 +61,10 @@ def format_system(sample: SystemSample, _: Gettext) -> str:
              _("disk {size} free", size=human_bytes(sample.disk_free))]
     lines = [" · ".join(parts)]
     for index, gpu in enumerate(sample.gpus):
-        util = f"{gpu.util_percent:.0f}%" if gpu.util_percent is not None else "n/a"
+        util = f"{gpu.util_percent:.0f}%" if gpu.util_percent is not None else _("n/a")
         lines.append(f"GPU{index} {gpu.name} {util} · {gpu.memory_used / gib:.1f}/{gpu.memory_total / gib:.1f} GiB")
     if not sample.gpus:
-        lines.append(f"GPU: {sample.gpu_note}")  # from the engine, in English
+        lines.append(f"GPU: {in_language(sample.gpu_note, _)}")
     return "\n".join(lines)
 
 
@@ -189,5 +190,5 @@ class DashboardScreen(TanrenScreen):
         table = self.query_one("#models", DataTable)
         table.clear()
         for entry in message.entries:
-            table.add_row(entry.name, entry.kind, human_bytes(entry.size_bytes),
+            table.add_row(entry.name, self._(entry.kind), human_bytes(entry.size_bytes),
                           self._("yes") if entry.ready else self._("on first use"), key=entry.name)

@@ -82,7 +82,7 @@ class NewRunScreen(FormScreen[str]):
     @work(thread=True, exclusive=True, group="estimate")
     def estimate(self, overrides: list[str]) -> None:
         try:
-            lines = verdict(check(apply_overrides(RunConfig(), overrides), self.home))
+            lines = verdict(check(apply_overrides(RunConfig(), overrides), self.home), self._)
         except Exception as exc:  # noqa: BLE001 - shown in the form, to be fixed there
             self.post_message(self.Failed(exc))
             return
