@@ -10,7 +10,6 @@ registers is recorded beside them. A second run with the same version does nothi
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from engine.atomic import atomic_directory
 from engine.child import failure_summary
 from engine.errors import ExportError, TanrenError
+from engine.arguments import TanrenParser
 from engine.i18n import Catalog, load_catalog
 from engine.paths import Home
 from engine.phrases import phrase
@@ -112,8 +112,7 @@ def _architectures(folder: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     _ = _catalog().gettext
-    # argparse's own words (usage, options) stay its own: TanrenParser belongs to the tanren command (engine.cli)
-    parser = argparse.ArgumentParser(prog="python -m export.install_converters", description=_(
+    parser = TanrenParser(prog="python -m export.install_converters", gettext=_, description=_(
         "Install llama.cpp's converters from the source distribution of the installed llama-cpp-python."))
     parser.add_argument("--sdist", type=Path, help=_("use this llama-cpp-python source archive instead of fetching it"))
     args = parser.parse_args(argv)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.arguments import translate_argparse_message
 from engine.cli import build_parser, run
-from engine.cli.parser import translate_argparse_message
 from engine.errors import ConfigError
 from engine.i18n import load_catalog
 from engine.paths import Home

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from engine.cli.parser import Registrar, TanrenParser
+from engine.arguments import TanrenParser
 from engine.errors import TanrenError
-from engine.i18n import Catalog
+from engine.i18n import Catalog, Gettext
 from engine.paths import Home
 from engine.settings import user_catalog
+
+Registrar = Callable[[argparse._SubParsersAction, Gettext], None]
 
 
 def build_parser(registrars: Sequence[Registrar], catalog: Catalog) -> argparse.ArgumentParser:

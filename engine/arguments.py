@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
 from functools import cache, partial
 from typing import NoReturn
 
-from engine.i18n import Gettext, N_
+from engine.i18n import N_
 from engine.phrases import Translate
 
 # argparse's (Python 3.11) own messages, %-formatted as argparse formats them
@@ -106,5 +105,3 @@ class TanrenParser(argparse.ArgumentParser):
             prog=self.prog, message=translate_argparse_message(message, self.gettext))
         self.exit(2, text + "\n")
 
-
-Registrar = Callable[[argparse._SubParsersAction, Gettext], None]
