@@ -9,7 +9,7 @@ import time
 
 from engine.config.arguments import add_loading_options, loading_config
 from engine.errors import TanrenError
-from engine.i18n import Gettext
+from engine.i18n import N_, Gettext
 from engine.jobs import Follower
 from engine.paths import Home
 from engine.phrases import phrase
@@ -17,6 +17,7 @@ from engine.serve.jobs import ServeRequest, ServerDir, list_servers, open_server
 from engine.serve.settings import DEFAULT_PORT, ServeSettings
 from engine.textwidth import format_table
 
+SERVERS_HEADERS = (N_("NAME"), N_("STATE"), "URL", N_("MODELS"), N_("REQUESTS"))  # --json keeps its keys
 READY_TIMEOUT_S = 900.0  # loading a large model from a slow disk
 
 
@@ -134,8 +135,12 @@ def _servers(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     elif rows:
-        print(format_table(["NAME", "STATE", "URL", "MODELS", "REQUESTS"],
-                           [[r["name"], r["state"], r["url"] or "-", ", ".join(r["models"]) or "-", str(r["requests"])]
+        from engine.presentation.event_lines import state_name
+
+        _ = args.catalog.gettext
+        print(format_table([_(header) for header in SERVERS_HEADERS],
+                           [[r["name"], state_name(r["state"], _), r["url"] or "-", ", ".join(r["models"]) or "-",
+                             str(r["requests"])]
                             for r in rows]))
     else:
         print(args.catalog.gettext("no servers; start one with `tanren serve [TARGET ...]`"), file=sys.stderr)
