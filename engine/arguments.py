@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from engine.i18n import N_
 from engine.phrases import Translate
+from engine.textwidth import display_width, wrap_cells
 
 # argparse's (Python 3.11) own messages, %-formatted as argparse formats them
 ARGUMENT = N_("argument %(argument_name)s: %(message)s")
@@ -69,14 +70,38 @@ def _fill(translated: str, template: str, values: list[str]) -> str:
 
 @cache
 def translated_formatter(formatter_class: type[argparse.HelpFormatter]) -> type[argparse.HelpFormatter]:
-    """The parser's formatter class (raw descriptions, defaults...) with a translated "usage: "."""
+    """The parser's formatter class (raw descriptions, defaults...) with a translated "usage: ",
+    and text wrapped by display width, between Japanese characters too: argparse counts characters
+    and breaks only at spaces, so Japanese help would run past the terminal's edge."""
+    rewraps = formatter_class._split_lines is argparse.HelpFormatter._split_lines  # raw text keeps its lines
+    refills = formatter_class._fill_text is argparse.HelpFormatter._fill_text
+
     class Translated(formatter_class):  # type: ignore[valid-type, misc]
         gettext: Translate = str
 
-        def add_usage(self, usage, actions, groups, prefix=None) -> None:  # noqa: ANN001 - argparse's signature
-            super().add_usage(usage, actions, groups, self.gettext("usage: ") if prefix is None else prefix)
+        def _format_usage(self, usage, actions, groups, prefix) -> str:  # noqa: ANN001 - argparse's signature
+            prefix = self.gettext("usage: ") if prefix is None else prefix
+            stand_in = "\0" * display_width(prefix)  # argparse indents the usage by len(prefix)
+            return super()._format_usage(usage, actions, groups, stand_in).replace(stand_in, prefix, 1)
+
+        def _split_lines(self, text: str, width: int) -> list[str]:
+            return wrap_cells(text, width) if rewraps else super()._split_lines(text, width)
+
+        def _fill_text(self, text: str, width: int, indent: str) -> str:
+            if refills:
+                return "\n".join(indent + line for line in wrap_cells(text, width - display_width(indent)))
+            # raw text (examples) keeps its lines; one too long continues, further in, on the next
+            return "".join(_wrap_raw_line(indent + line, width) for line in text.splitlines(keepends=True))
 
     return Translated
+
+
+def _wrap_raw_line(line: str, width: int) -> str:
+    if display_width(line.rstrip("\n")) <= width:
+        return line
+    margin, further = " " * (len(line) - len(line.lstrip())), "    "
+    first, *rest = wrap_cells(line, width - len(margin + further))
+    return "\n".join([margin + first, *(margin + further + more for more in rest)]) + line[len(line.rstrip("\n")):]
 
 
 class TanrenParser(argparse.ArgumentParser):

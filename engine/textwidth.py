@@ -54,3 +54,38 @@ def _first_cells(text: str, width: int) -> str:
 
 def _last_cells(text: str, width: int) -> str:
     return _first_cells(text[::-1], width)[::-1]
+
+
+# Japanese punctuation that never starts a line (kinsoku): it hangs at the end of the line before,
+# one cell pair past the width (argparse leaves two columns free for it)
+NO_LINE_START = frozenset("、。，．）」』】！？：；")
+
+
+def wrap_cells(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` cells, broken at spaces and between wide characters
+    (Japanese has no spaces to break at, and each of its characters takes two cells)."""
+    lines, line = [], ""
+    for token, spaced in _tokens(text):
+        joined = line + (" " if spaced and line else "") + token
+        if line and display_width(joined) > width and token not in NO_LINE_START:
+            lines.append(line)
+            joined = token
+        line = joined
+    return [*lines, line] if line else lines
+
+
+def _tokens(text: str):
+    """The words of `text` (wide characters one by one), each with whether a space comes before it."""
+    for word in text.split():
+        spaced, narrow = True, ""
+        for ch in word:
+            if unicodedata.east_asian_width(ch) not in "WF":
+                narrow += ch
+                continue
+            if narrow:
+                yield narrow, spaced
+                spaced, narrow = False, ""
+            yield ch, spaced
+            spaced = False
+        if narrow:
+            yield narrow, spaced

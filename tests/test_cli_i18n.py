@@ -15,6 +15,7 @@ from engine.errors import ConfigError
 from engine.i18n import load_catalog
 from engine.paths import Home
 from engine.phrases import phrase
+from engine.textwidth import display_width, wrap_cells
 from tests.data_files import write_chat_data, write_lines
 from tests.pseudo_scan import allowlist, outside_catalog
 from tui.entry import registrars
@@ -46,6 +47,21 @@ def test_help_and_usage_use_the_catalog(capsys: pytest.CaptureFixture[str]) -> N
         "使い方: tanren [-h] COMMAND ...", "tanren: エラー: 認識できない引数です: --bad"]
     help_text = parser.format_help()
     assert "オプション:" in help_text and "このヘルプを表示して終了します" in help_text and "options:" not in help_text
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "export", "serve", "chat"])
+def test_japanese_help_fits_an_80_column_terminal(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps at COLUMNS - 2
+    parser = build_parser(registrars(), load_catalog("ja"))
+    text = _subparser(parser, command).format_help()
+    assert max(display_width(line) for line in text.splitlines()) <= 80
+    usage = text.splitlines()[:2]  # the usage's second line starts under the first one's arguments
+    assert display_width(usage[0].split("[")[0]) == len(usage[1]) - len(usage[1].lstrip())
+
+
+def test_wrapping_breaks_between_japanese_characters_and_keeps_punctuation_on_its_line() -> None:
+    assert wrap_cells("学習率を徐々に下げます。cosine も選べます", 12) == ["学習率を徐々", "に下げます。", "cosine も選", "べます"]
+    assert wrap_cells("a plain sentence wraps at spaces", 16) == ["a plain sentence", "wraps at spaces"]
 
 
 def test_an_error_is_translated_where_it_is_shown_and_stays_english_in_python() -> None:
@@ -82,6 +98,10 @@ def _allowed(parser: argparse.ArgumentParser) -> re.Pattern[str]:
     """What the scan lets through: the syntax of help, the names of commands and arguments, the run."""
     names = "|".join(sorted(map(re.escape, _names(parser) | {"tanren", "cli-run"}), key=len, reverse=True))
     return allowlist(*CLI_SYNTAX, rf"\[?({names})\]?:?")
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    return next(action.choices[name] for action in parser._actions if isinstance(action, argparse._SubParsersAction))
 
 
 def _say(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
