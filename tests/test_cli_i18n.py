@@ -4,6 +4,7 @@ and in the pseudo language nothing a test run of the CLI prints bypasses the cat
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from engine.phrases import phrase
 from engine.textwidth import display_width, wrap_cells
 from tests.data_files import write_chat_data, write_lines
 from tests.pseudo_scan import allowlist, outside_catalog
+from tests.tui_helpers import finished_run
 from tui.entry import registrars
 
 JA = load_catalog("ja").gettext
@@ -71,6 +73,18 @@ def test_an_error_is_translated_where_it_is_shown_and_stays_english_in_python() 
     assert error.render() == "error: unknown language 'fr'\n  at: ui.language\n  hint: use one of: en, ja"
     assert error.render(load_catalog("pseudo").gettext) == \
         "⟦error: ⟦unknown language 'fr'⟧⟧\n  ⟦at: ui.language⟧\n  ⟦hint: ⟦use one of: en, ja⟧⟧"
+
+
+def test_json_output_is_the_same_in_every_language(home: Home, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    finished_run(home, "r1")  # its status keeps the phrase of its reason
+    said = []
+    for language in ("en", "pseudo"):
+        monkeypatch.setenv("TANREN_LANG", language)
+        said.append(_say(capsys, "runs", "--json"))
+    assert said[0] == said[1]
+    assert json.loads(said[0])[0]["status"] == {"state": "done", "reason": "30 steps, final loss 0.8211", "hint": "",
+                                                "updated": 99.0}
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 
 from engine.config import RunConfig, apply_overrides, load_yaml
 from engine.i18n import N_, Gettext
@@ -144,7 +143,7 @@ def _logs(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     summaries = [summarize(run) for run in list_runs(Home.from_env())]
     if args.json:
-        print(json.dumps([asdict(s) for s in summaries], ensure_ascii=False, indent=2))
+        print(json.dumps([s.as_json() for s in summaries], ensure_ascii=False, indent=2))
         return 0
     _ = args.catalog.gettext
     if not summaries:

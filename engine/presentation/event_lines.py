@@ -4,7 +4,7 @@ summary of a run that `tanren runs` lists."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from engine.events import PERCENT, Artifact, Event, HttpRequest, Log, Metrics, Progress, Status
 from engine.i18n import N_, Gettext
@@ -22,6 +22,14 @@ class RunSummary:
     base: str
     method: str
     disk_bytes: int
+
+    def as_json(self) -> dict:
+        """What `tanren runs --json` prints: the status as its English text, as before statuses
+        kept their phrases (scripts read it; the phrases are for people)."""
+        status = self.status
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "status"},
+                "status": {"state": status.state, "reason": status.reason, "hint": status.hint,
+                           "updated": status.updated}}
 
 
 def summarize(run: RunDir) -> RunSummary:
