@@ -22,6 +22,7 @@ from engine.errors import ModelNotFoundError
 from engine.models.resolve import resolve_model
 from engine.paths import Home
 from engine.phrases import phrase
+from engine.presentation.event_lines import state_phrase
 from engine.runs import RunDir
 from engine.runs.rundir import find_run
 from evals.errors import EvalError
@@ -115,7 +116,7 @@ def _run_targets(run: RunDir, config: RunConfig) -> tuple[Target, ...]:
 def _unfinished(run: RunDir) -> EvalError:
     status = run.status()
     return EvalError(phrase("run {name} has no trained model to evaluate yet (it is {state}: {reason})",
-                            name=run.name, state=status.state, reason=status.reason),
+                            name=run.name, state=state_phrase(status.state), reason=status.reason_phrase or status.reason),
                      where=str(run.path),
                      hint=phrase("evaluate it once its training is done (`tanren runs` shows the state)"))
 

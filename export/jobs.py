@@ -22,6 +22,7 @@ from engine.jobs import JobDir, launch_detached, request_stop
 from engine.locking import file_lock
 from engine.paths import Home, validate_name
 from engine.phrases import phrase
+from engine.presentation.event_lines import state_phrase
 from engine.runs.rundir import RunDir, open_run
 from export.adapters import AdapterInput, adapter_settings, parse_adapter
 from export.modelfile import check_ollama_name
@@ -197,7 +198,7 @@ def run_adapters(run: RunDir, request: ExportRequest) -> list[AdapterInput]:
                               where="--weight")
         return list(request.extra_adapters)
     if not run.adapter.is_dir():
-        raise ExportError(phrase("{run} has no adapter yet (status: {state})", run=run.name, state=run.status().state),
+        raise ExportError(phrase("{run} has no adapter yet (status: {state})", run=run.name, state=state_phrase(run.status().state)),
                           where=str(run.adapter), hint=phrase("export a run whose training has finished"))
     own = AdapterInput(run.name, run.adapter.resolve(), request.weight)
     return [own, *request.extra_adapters]

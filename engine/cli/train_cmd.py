@@ -12,7 +12,7 @@ from engine.jobs import request_stop
 from engine.jobs.print_follow import follow, print_events
 from engine.paths import Home
 from engine.phrases import phrase
-from engine.presentation.event_lines import state_name, summarize
+from engine.presentation.event_lines import state_name, state_phrase, summarize
 from engine.runs.rundir import RunDir, RunError, list_runs, open_run, remove_run
 from engine.runs.training import resume_training, start_training
 from engine.textwidth import format_table, human_bytes
@@ -123,7 +123,7 @@ def _launched(run: RunDir, pid: int, args: argparse.Namespace, *, resume: bool, 
 def _stop(args: argparse.Namespace) -> int:
     run = open_run(args.run, Home.from_env())
     if not request_stop(run):
-        raise RunError(phrase("{name} is not running (status: {state})", name=run.name, state=run.status().state))
+        raise RunError(phrase("{name} is not running (status: {state})", name=run.name, state=state_phrase(run.status().state)))
     print(args.catalog.gettext("asked {name} to stop at its next step; it saves a checkpoint first", name=run.name),
           file=sys.stderr)
     return 0

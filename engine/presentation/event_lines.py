@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from engine.events import PERCENT, Artifact, Event, HttpRequest, Log, Metrics, Progress, Status
 from engine.i18n import N_, Gettext
 from engine.jobs import JobStatus
+from engine.phrases import Phrase
 from engine.runs.rundir import RunDir
 
 
@@ -55,9 +56,13 @@ STATE_NAMES = {"queued": N_("queued"), "running": N_("running"), "done": N_("don
                "cancelled": N_("cancelled"), "unreadable": N_("unreadable")}
 
 
+def state_phrase(state: str) -> Phrase:
+    """A job's state, to be said in the user's language (the state itself stays English in every file)."""
+    return Phrase(STATE_NAMES.get(state, state))
+
+
 def state_name(state: str, _: Gettext) -> str:
-    """A job's state in the user's language (the state itself stays English in every file)."""
-    return _(STATE_NAMES[state]) if state in STATE_NAMES else state
+    return state_phrase(state).translate(_)
 
 
 class EventFormatter:

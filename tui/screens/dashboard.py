@@ -143,7 +143,7 @@ class DashboardScreen(TanrenScreen):
                 rows.append(self._row(run))
             except TanrenError as exc:  # one damaged run folder must not hide the others
                 self._followed.pop(run.name, None)
-                rows.append(RunRow(run.name, "unreadable", "-", "-", "-", exc.message))
+                rows.append(RunRow(run.name, "unreadable", "-", "-", "-", in_language(exc.phrases[0], self._)))
         self.post_message(self.RunsRead(rows))
 
     def _row(self, run: RunDir) -> RunRow:
