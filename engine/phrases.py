@@ -8,8 +8,9 @@ what logs, status files and `--json` keep.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 Translate = Callable[[str], str]  # gettext: a message id to the text of the language shown
 
@@ -33,6 +34,12 @@ class Phrase:
 def phrase(msgid: str, **values: object) -> Phrase:
     """A message to translate where it is shown: `phrase("no file {path}", path=path)`."""
     return Phrase(msgid, tuple(values.items()))
+
+
+def joined(parts: Sequence[Phrase | str], msgid: str) -> Phrase | str:
+    """Several phrases said as one, each still translated on its own; `msgid` joins two of them
+    (`N_("{first}; {second}")`: "a; b; c" in English)."""
+    return reduce(lambda first, second: phrase(msgid, first=first, second=second), parts)
 
 
 def in_language(message: str | Phrase | None, gettext: Translate) -> str | None:

@@ -11,7 +11,7 @@ from engine.config import RunConfig
 from engine.textwidth import human_bytes
 from engine.model_card import base_model_id
 from export.manifest import FAILED
-from export.verify import Verdict, Verification, joined
+from export.verify import Verdict, Verification
 
 
 # Ollama runs a Go template, which cannot strip earlier answers' reasoning as the Jinja template does
@@ -72,10 +72,10 @@ def render_export_card(run_name: str, config: RunConfig, adapters: Sequence[tupl
 
 def _outcome(verification: Verification, verdict: Verdict) -> str:
     if verdict.status == FAILED:
-        return f"FAILED: {joined(verification.failures)}"
+        return f"FAILED: {'; '.join(map(str, verification.failures))}"
     if verdict.excluded:
         failures = {m.name: m.failures for m in verification.models}
-        excluded = joined([f for name in verdict.excluded for f in failures[name]])
+        excluded = "; ".join(str(f) for name in verdict.excluded for f in failures[name])
         return (f"passed with exclusions: {', '.join(n.upper() for n in verdict.passed)} passed; excluded, and not "
                 f"published: {excluded}")
     return "passed"

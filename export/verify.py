@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from functools import reduce
 from pathlib import Path
 
 from engine.config import GenerationConfig, ModelConfig
 from engine.data import Example
 from engine.messages import Message
-from engine.phrases import Phrase, phrase
+from engine.i18n import N_
+from engine.phrases import Phrase, joined, phrase
 from export.manifest import FAILED, PASSED, PASSED_WITH_EXCLUSIONS
 
 SMOKE_PROMPTS = ("What is the capital of France?", "日本の首都はどこですか？", "What is two plus two?",
@@ -221,10 +221,5 @@ def _summary(check: ModelCheck) -> Phrase:
             phrase("{name}: perplexity {perplexity:.3f} on {tokens} tokens, {stopped}/{answers} answers stopped, "
                    "{same}/{answers} answers as merged, perplexity {delta:+.2%} vs {reference}", **values,
                    same=check.same_answers, delta=check.perplexity_delta, reference=check.reference))
-    return phrase("{summary} - FAILED: {failures}", summary=line, failures=joined(check.failures)) if check.failures \
+    return phrase("{summary} - FAILED: {failures}", summary=line, failures=joined(check.failures, N_("{first}; {second}"))) if check.failures \
         else line
-
-
-def joined(phrases: Sequence[Phrase]) -> Phrase:
-    """Several sentences as one, each still translated on its own (`a; b; c` in English)."""
-    return reduce(lambda first, second: phrase("{first}; {second}", first=first, second=second), phrases)

@@ -23,7 +23,8 @@ from engine.config import RunConfig
 from engine.data.rows import Row, RowCounts
 from engine.errors import ConfigError
 from engine.events import EventLog, Log
-from engine.phrases import Phrase, phrase
+from engine.i18n import N_
+from engine.phrases import Phrase, joined, phrase
 
 CACHE_VERSION = 1  # raise when the rows of the same data change, so old caches are not reused
 RECORD = "dataset.json"
@@ -142,10 +143,9 @@ def _state(path: str) -> tuple:
     return path, stat.st_size, stat.st_mtime_ns
 
 
-def in_clauses(parts: list[Phrase]) -> Phrase:
+def in_clauses(parts: list[Phrase]) -> Phrase | str:
     """The clauses of one log line, "first; second; ...", each one a phrase of its own."""
-    first, *rest = parts
-    return phrase("{first}; {rest}", first=first, rest=in_clauses(rest)) if rest else first
+    return joined(parts, N_("{first}; {second}"))
 
 
 def _summary(config: RunConfig, record: dict) -> Phrase:

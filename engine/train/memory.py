@@ -16,8 +16,8 @@ from engine.events import Said
 from engine.i18n import N_
 from engine.models.resolve import resolve_model
 from engine.paths import Home
-from engine.phrases import Phrase, Translate, phrase
-from engine.textwidth import human_bytes, pad
+from engine.phrases import Phrase, Translate, joined, phrase
+from engine.textwidth import display_width, human_bytes, pad
 from engine.train.estimate import Change, Estimate, ModelShape, Setup, estimate, first_change
 from engine.train.hardware import resolve_auto
 
@@ -119,18 +119,13 @@ def _fits(fits: bool) -> Phrase:
     return phrase("fits") if fits else phrase("does NOT fit")
 
 
-def _joined(parts: list[Phrase]) -> Phrase:
-    """Several devices' phrases as one: "A + B + C"."""
-    first, *rest = parts
-    return phrase("{first} + {rest}", first=first, rest=_joined(rest)) if rest else first
-
-
 def summary_phrase(result: MemoryCheck) -> Phrase:
-    """One line: the total, its parts (named in English: the line is one phrase) and the verdict."""
-    values = dict(need=human_bytes(result.need()),
-                  parts=", ".join(f"{name} {human_bytes(size)}" for name, size in _parts(result.estimate) if size),
-                  devices=_joined([phrase("{device} {free} free", device=d.name, free=human_bytes(d.free))
-                                   for d in result.devices]),
+    """One line: the total, its parts and the verdict."""
+    parts = [phrase("{part} {size}", part=Phrase(name), size=human_bytes(size))
+             for name, size in _parts(result.estimate) if size]
+    values = dict(need=human_bytes(result.need()), parts=joined(parts, N_("{first}, {second}")),
+                  devices=joined([phrase("{device} {free} free", device=d.name, free=human_bytes(d.free))
+                                  for d in result.devices], N_("{first} + {second}")),
                   verdict=_fits(result.fits()))
     processes = result.setup.processes
     if processes == 1:
@@ -172,9 +167,11 @@ def table(result: MemoryCheck, _: Translate = str) -> list[str]:
                     max_length=s.max_length, tokens=s.tokens, checkpointing="on" if s.checkpointing else "off",
                     strategy=s.strategy, processes=s.processes, offload=s.offload).translate(_)]
     rows = [*((name, size) for name, size in _parts(result.estimate) if size), (N_("total"), result.estimate.total)]
-    lines += [f"  {pad(_(name), 12)}{human_bytes(size):>12}" for name, size in rows]
+    labels = [_(name) for name, _size in rows] + [_("offloaded")]
+    width = max(map(display_width, labels)) + 2  # Japanese names are wider than their English
+    lines += [f"  {pad(label, width)}{human_bytes(size):>12}" for label, (_name, size) in zip(labels, rows)]
     if result.estimate.offloaded:
-        lines.append(f"  {pad(_('offloaded'), 12)}{human_bytes(result.estimate.offloaded):>12}  "
+        lines.append(f"  {pad(labels[-1], width)}{human_bytes(result.estimate.offloaded):>12}  "
                      + _("(in CPU RAM instead)"))
     need = result.need()
     for device in result.devices:
