@@ -15,9 +15,10 @@ import time
 from typing import TextIO
 
 from engine.config.arguments import add_loading_options, loading_config
+from engine.events import Said
 from engine.i18n import N_, Gettext
 from engine.paths import Home
-from engine.phrases import Phrase
+from engine.phrases import Phrase, in_language
 from engine.presentation.eval_table import format_results
 from evals.errors import CANCELLED
 
@@ -86,7 +87,7 @@ def _eval(args: argparse.Namespace) -> int:
     dataset = select_data(plan, args.data, limit=args.limit)
     bar = ProgressBar(sys.stderr, _)
     try:
-        report = evaluate(plan, dataset, settings, home, on_status=bar.status, progress=bar, translate=_)
+        report = evaluate(plan, dataset, settings, home, on_status=bar.status, progress=bar)
     except KeyboardInterrupt:
         bar.close()
         print(_(CANCELLED), file=sys.stderr)
@@ -137,9 +138,9 @@ class ProgressBar:
         if finished:
             self.close()
 
-    def status(self, message: str) -> None:
+    def status(self, message: Said) -> None:
         self.close()
-        print(message, file=self.stream, flush=True)
+        print(in_language(message, self._), file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.open_line:

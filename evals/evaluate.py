@@ -17,9 +17,10 @@ from datetime import datetime, timezone
 from engine.atomic import atomic_write_text
 from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend
 from engine.data.kinds import PAIRS, mismatch, mismatch_hint
+from engine.events import Said
 from engine.i18n import N_
 from engine.paths import Home
-from engine.phrases import Phrase, Translate, phrase
+from engine.phrases import Phrase, phrase
 from engine.runs import RunDir
 from evals.errors import EvalError
 from evals.perplexity import PerplexityResult, measure_perplexity
@@ -118,9 +119,9 @@ class EvalReport:
 
 
 def evaluate(plan: Plan, dataset: Dataset, settings: Settings, home: Home, *,
-             on_status: Callable[[str], None] = lambda _m: None, progress: Progress | None = None,
-             cancel: threading.Event | None = None, translate: Translate = str) -> EvalReport:
-    """Measure every target of `plan`; `on_status` hears what is loaded, in `translate`'s language."""
+             on_status: Callable[[Said], None] = lambda _m: None, progress: Progress | None = None,
+             cancel: threading.Event | None = None) -> EvalReport:
+    """Measure every target of `plan`; `on_status` hears what is loaded, as phrases to show translated."""
     from engine.chat.targets import open_backend
 
     started = time.perf_counter()
@@ -134,7 +135,7 @@ def evaluate(plan: Plan, dataset: Dataset, settings: Settings, home: Home, *,
         adapters = [target.adapter for target in group if target.adapter is not None]
         with open_backend(group[0].model, home, backend=settings.backend, adapters=adapters,
                           max_context=max(DEFAULT_MAX_CONTEXT, settings.max_length or 0),
-                          on_status=on_status, translate=translate) as backend:
+                          on_status=on_status) as backend:
             for target in group:
                 results.append(_measure(backend, target, dataset, settings, progress, cancel))
     return EvalReport(dataset, settings, tuple(results), run=plan.run.name if plan.run else None,

@@ -95,3 +95,26 @@ def test_gguf_file_resolves_to_a_cache_folder(home: Home, tmp_path: Path) -> Non
     resolved = resolve_model(str(gguf), home)
     assert resolved.kind == "gguf" and resolved.needs_materializing
     assert resolved.folder.parent == home.models and resolved.folder.name.startswith("my-model-")
+
+
+def test_a_conversion_is_told_as_phrases_that_the_log_keeps(home: Home, tmp_path: Path, monkeypatch) -> None:
+    """The training, export and server logs record what model_folder says: in the user's language
+    when shown, however the process that converted the model was started."""
+    from engine.events import EventLog, Log
+    from engine.i18n import load_catalog
+    from engine.models import materialize
+
+    def convert(_gguf: Path, out: Path, *, name: str) -> None:  # the conversion itself is tested with the real model
+        (out / "config.json").write_text("{}")
+        (out / "model.safetensors").write_bytes(b"")
+
+    monkeypatch.setattr(materialize, "_convert", convert)
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF")
+    log = EventLog(tmp_path / "events.jsonl")
+    model_folder(ModelConfig(base=str(gguf)), home, on_status=lambda said: log.append(Log.said(said)))
+    events = log.read()
+    assert [event.phrase.msgid for event in events] == \
+        ["converting {file} into {folder} (once; about a minute)", "ready: {folder}"]
+    assert events[0].message.startswith("converting tiny.gguf into ")  # the English stays for scripts
+    assert events[1].shown(load_catalog("ja").gettext).startswith("準備完了: ")

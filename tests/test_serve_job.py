@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from engine.events import HttpRequest
+from engine.events import HttpRequest, Log
 from engine.paths import Home
 from engine.serve.jobs import open_server
 from tests.cli import tanren
@@ -39,9 +39,12 @@ def test_a_detached_server_is_listed_logs_its_requests_and_stops(home: Home, tin
             [("s1", "running", url, [tiny_model_dir.name], 1)]
         assert "s1" in tanren("servers", home=home).stdout
 
-        requests = [e for e in server.events.read() if isinstance(e, HttpRequest)]
+        events = server.events.read()
+        requests = [e for e in events if isinstance(e, HttpRequest)]
         assert [(e.path, e.status, e.model, e.completion_tokens) for e in requests] == \
             [("/v1/chat/completions", 200, tiny_model_dir.name, reply.usage.completion_tokens)]
+        loaded = [e.phrase.msgid for e in events if isinstance(e, Log) and e.phrase is not None]
+        assert "loading {model} with transformers" in loaded  # shown in the user's language by `tanren servers`
         shown = tanren("servers", "s1", home=home).stdout
         assert f"POST /v1/chat/completions 200 {tiny_model_dir.name}" in shown
     finally:

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from engine.config import ModelConfig
 from engine.errors import TanrenError
+from engine.events import Said
 from engine.models.catalog import list_models
 from engine.models.registry import BUILTIN_MODELS
 from engine.paths import Home
-from engine.phrases import Translate, phrase
+from engine.phrases import phrase
 from engine.runs.rundir import RunDir, list_runs
 
 if TYPE_CHECKING:  # the backends import numpy; the workbench lists targets long before it loads one
@@ -92,11 +93,10 @@ class TargetPool:
     one thread (the workbench's chat worker) uses it at a time."""
 
     def __init__(self, home: Home, *, max_context: int | None = None,
-                 on_status: Callable[[str], None] = lambda _m: None, loading: ModelConfig | None = None,
-                 translate: Translate = str):
+                 on_status: Callable[[Said], None] = lambda _m: None, loading: ModelConfig | None = None):
         """`loading` says how models are loaded (dtype, remote code...); its `base` is replaced per target.
-        `on_status` hears what is loaded in `translate`'s language (English by default, as logs keep it)."""
-        self.home, self.max_context, self.on_status, self.translate = home, max_context, on_status, translate
+        `on_status` hears what is loaded as phrases, which logs keep and screens translate."""
+        self.home, self.max_context, self.on_status = home, max_context, on_status
         self.loading = loading or ModelConfig()
         self._backends: dict[tuple[str, str], ChatBackend] = {}
 
@@ -115,7 +115,7 @@ class TargetPool:
                     raise TanrenError(phrase("{model} runs on llama.cpp, which takes no adapters here",
                                              model=backend.name),
                                       hint=phrase("pick the base model on transformers to use adapters"))
-                self.on_status(phrase("loading adapter {name}", name=ref.name).translate(self.translate))
+                self.on_status(phrase("loading adapter {name}", name=ref.name))
                 backend.add_adapter(ref.name, ref.folder)
             adapter = ref.name
         return ChatTarget(spec.label, backend, adapter)
@@ -139,7 +139,7 @@ class TargetPool:
 
             self._backends[key] = open_backend(replace(self.loading, base=model), self.home, backend=backend,
                                                max_context=self.max_context or DEFAULT_MAX_CONTEXT,
-                                               on_status=self.on_status, translate=self.translate)
+                                               on_status=self.on_status)
         return self._backends[key]
 
     def close(self) -> None:

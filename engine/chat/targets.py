@@ -9,9 +9,10 @@ from pathlib import Path
 from engine.chat.backend import DEFAULT_MAX_CONTEXT, ChatBackend
 from engine.config import ModelConfig
 from engine.errors import TanrenError
+from engine.events import Said
 from engine.models.resolve import resolve_model
 from engine.paths import Home
-from engine.phrases import Translate, phrase
+from engine.phrases import phrase
 
 BACKENDS = ("auto", "transformers", "llama.cpp")
 
@@ -49,9 +50,9 @@ def is_adapter(spec: str, home: Home) -> bool:
 
 def open_backend(config: ModelConfig, home: Home, *, backend: str = "auto", adapters: Sequence[AdapterRef] = (),
                  max_context: int = DEFAULT_MAX_CONTEXT,
-                 on_status: Callable[[str], None] = lambda _m: None, translate: Translate = str) -> ChatBackend:
+                 on_status: Callable[[Said], None] = lambda _m: None) -> ChatBackend:
     """Load `config.base` for chat: a .gguf goes to llama.cpp as it is, anything else to transformers;
-    `on_status` hears what is loaded in `translate`'s language (English by default, as logs keep it).
+    `on_status` hears what is loaded as phrases, which logs keep and screens translate.
 
     `backend="llama.cpp"` on a built-in model uses the GGUF file it ships as; on an HF folder it
     is refused (tanren does not quietly convert a model to chat with it).
@@ -77,13 +78,13 @@ def open_backend(config: ModelConfig, home: Home, *, backend: str = "auto", adap
             from engine.models.gguf_float import float_gguf
 
             gguf = float_gguf(gguf, spec, home)
-        on_status(phrase("loading {model} with llama.cpp", model=gguf.name).translate(translate))
+        on_status(phrase("loading {model} with llama.cpp", model=gguf.name))
         return LlamaCppBackend.load(gguf, max_context=max_context)
 
     from engine.chat.transformers_backend import TransformersBackend
     from engine.models.loading import model_folder
 
-    folder = model_folder(config, home, on_status=on_status, translate=translate)
-    on_status(phrase("loading {model} with transformers", model=folder).translate(translate))
+    folder = model_folder(config, home, on_status=on_status)
+    on_status(phrase("loading {model} with transformers", model=folder))
     return TransformersBackend.load(folder, config, adapters={a.name: a.folder for a in adapters},
                                     max_context=max_context)

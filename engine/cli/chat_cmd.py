@@ -22,7 +22,7 @@ from engine.i18n import N_, Gettext
 from engine.messages import Message
 from engine.models.registry import DEFAULT_MODEL
 from engine.paths import Home
-from engine.phrases import phrase
+from engine.phrases import in_language, phrase
 
 if TYPE_CHECKING:  # the backends import numpy; `tanren --help` should not
     from engine.chat.compare import Comparison
@@ -176,7 +176,8 @@ class _Chat:
         from engine.chat.targets import open_backend
 
         loaded = open_backend(self._model_config(spec), self.home, backend=backend, adapters=adapters,
-                              max_context=self.args.context, on_status=_status, translate=self._)
+                              max_context=self.args.context,
+                              on_status=lambda message: _status(in_language(message, self._)))
         return stack.enter_context(loaded)
 
     def open(self, stack: contextlib.ExitStack) -> None:

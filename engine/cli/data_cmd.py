@@ -16,8 +16,8 @@ from engine.data.readers import ensure_readable
 from engine.data.render import base_tokenizer
 from engine.i18n import Gettext
 from engine.models.registry import DEFAULT_MODEL
-from engine.presentation.data_preview import CHOSEN, REJECTED, TRAINED, Preview, previews
 from engine.phrases import in_language
+from engine.presentation.data_preview import CHOSEN, REJECTED, TRAINED, Preview, previews
 from engine.presentation.data_report import format_report
 from engine.textwidth import human_bytes
 
@@ -76,10 +76,11 @@ def _config(args: argparse.Namespace) -> DataConfig:
     )
 
 
-def _tokenizer(base: str):
+def _tokenizer(base: str, _: Gettext):
     from engine.paths import Home
 
-    return base_tokenizer(base, Home.from_env(), on_status=lambda message: print(message, file=sys.stderr))
+    return base_tokenizer(base, Home.from_env(),
+                          on_status=lambda message: print(in_language(message, _), file=sys.stderr))
 
 
 class _ProgressLine:
@@ -110,7 +111,7 @@ def _check(args: argparse.Namespace) -> int:
     for path in filter(None, (config.path, config.validation_path)):
         ensure_readable(path)  # before the tokenizer, which may take a while the first time
     _ = args.catalog.gettext
-    tokenizer = None if args.no_tokens else _tokenizer(args.base)
+    tokenizer = None if args.no_tokens else _tokenizer(args.base, _)
     progress = _ProgressLine(_)
     try:
         report = check_file(
@@ -130,9 +131,9 @@ def _check(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     config = _config(args)
     ensure_readable(config.path)
-    tokenizer = _tokenizer(args.base)
-    color = sys.stdout.isatty()
     _ = args.catalog.gettext
+    tokenizer = _tokenizer(args.base, _)
+    color = sys.stdout.isatty()
 
     def skipped(where: str, error: RecordError) -> None:
         print(_("skipped {where}: {problem}: {detail} (run `tanren data check` for all problems)", where=where,

@@ -48,7 +48,7 @@ def _table(entries: list[ModelEntry], _: Gettext) -> str:
 
 def _prepare(args: argparse.Namespace) -> int:
     config = ModelConfig(base=args.base, allow_pickle=args.allow_pickle)
-    folder = model_folder(config, Home.from_env(), on_status=lambda m: print(m, file=sys.stderr),
-                          translate=args.catalog.gettext)
+    _ = args.catalog.gettext
+    folder = model_folder(config, Home.from_env(), on_status=lambda m: print(in_language(m, _), file=sys.stderr))
     print(folder)
     return 0

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from engine.data.example import Example
 from engine.errors import DataError
+from engine.events import Said
 from engine.messages import Message, as_dicts
 from engine.phrases import phrase
 
@@ -50,9 +51,9 @@ def ensure_chat_template(tokenizer) -> None:
         tokenizer.chat_template = PLAIN_TEMPLATE
 
 
-def base_tokenizer(base: str, home, *, on_status=lambda _message: None):
+def base_tokenizer(base: str, home, *, on_status: Callable[[Said], None] = lambda _message: None):
     """The tokenizer of a base model (converted on first use), with a chat template for sure;
-    only the tokenizer is loaded, never the weights."""
+    only the tokenizer is loaded, never the weights. `on_status` hears the conversion as phrases."""
     from engine.config import ModelConfig
     from engine.models.loading import load_tokenizer, model_folder
 

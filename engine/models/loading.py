@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.config.schema import ModelConfig
 from engine.errors import UnsafeModelError
+from engine.events import Said
 from engine.imports import transformers_loading
 from engine.models.materialize import materialize
 from engine.models.resolve import resolve_model
 from engine.paths import Home
-from engine.phrases import Translate, phrase
+from engine.phrases import phrase
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -31,11 +33,11 @@ def check_weights_safe(folder: Path, *, allow_pickle: bool) -> None:
     raise UnsafeModelError(phrase("{folder} holds no weights (*.safetensors)", folder=folder), where=str(folder))
 
 
-def model_folder(config: ModelConfig, home: Home, *, on_status=lambda _m: None, translate: Translate = str) -> Path:
+def model_folder(config: ModelConfig, home: Home, *, on_status: Callable[[Said], None] = lambda _m: None) -> Path:
     """Resolve `config.base`, materialize it if it is a GGUF, and check its weights are safe.
 
-    The status lines are in `translate`'s language (English by default, as events keep them)."""
-    folder = materialize(resolve_model(config.base, home), on_status=on_status, translate=translate)
+    `on_status` hears what happens as phrases: events keep them, screens show them translated."""
+    folder = materialize(resolve_model(config.base, home), on_status=on_status)
     check_weights_safe(folder, allow_pickle=config.allow_pickle)
     return folder
 

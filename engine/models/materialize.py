@@ -14,17 +14,17 @@ from pathlib import Path
 
 from engine.atomic import atomic_directory
 from engine.errors import TanrenError
+from engine.events import Said
 from engine.locking import file_lock
 from engine.models.resolve import ResolvedModel
-from engine.phrases import Translate, phrase
+from engine.phrases import phrase
 
 MARKER = "tanren_source.json"
 
 
-def materialize(resolved: ResolvedModel, *, on_status: Callable[[str], None] = lambda _m: None,
-                translate: Translate = str) -> Path:
+def materialize(resolved: ResolvedModel, *, on_status: Callable[[Said], None] = lambda _m: None) -> Path:
     """Return the HF folder for `resolved`, converting its GGUF source first if needed; `on_status`
-    hears what happens in `translate`'s language."""
+    hears what happens as phrases, which its caller records or shows in the user's language."""
     if not resolved.needs_materializing:
         return resolved.folder
     assert resolved.gguf_source is not None
@@ -33,10 +33,10 @@ def materialize(resolved: ResolvedModel, *, on_status: Callable[[str], None] = l
         if not resolved.needs_materializing:  # another process finished it while we waited
             return resolved.folder
         on_status(phrase("converting {file} into {folder} (once; about a minute)", file=resolved.gguf_source.name,
-                         folder=resolved.folder).translate(translate))
+                         folder=resolved.folder))
         with atomic_directory(resolved.folder) as tmp:
             _convert(resolved.gguf_source, tmp, name=resolved.spec)
-    on_status(phrase("ready: {folder}", folder=resolved.folder).translate(translate))
+    on_status(phrase("ready: {folder}", folder=resolved.folder))
     return resolved.folder
 
 

@@ -63,7 +63,7 @@ def _serve(server: ServerDir) -> int:
     home = Home.from_env()
     server.set_status("running", phrase("loading {targets}", targets=", ".join(request.targets)))
     pool = TargetPool(home, max_context=settings.context, loading=ModelConfig(**request.loading),
-                      on_status=lambda message: server.events.append(Log(message)))
+                      on_status=lambda message: server.events.append(Log.said(message)))
     specs = [target_spec(target, home) for target in request.targets]
     models = ServedModels([_with_backend(spec, request.backend) for spec in specs], pool,
                           max_batch=settings.max_batch, max_queue=settings.max_queue)

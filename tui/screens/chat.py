@@ -24,6 +24,7 @@ from engine.errors import TanrenError
 from engine.i18n import N_
 from engine.messages import Message as ChatMessage
 from engine.models.registry import DEFAULT_MODEL
+from engine.phrases import in_language
 from engine.runs.rundir import list_runs
 from engine.textwidth import pad
 from tui.errors import reports_errors
@@ -199,8 +200,8 @@ class ChatScreen(TanrenScreen):
         yield Input(placeholder=self._("message (Enter sends, Esc stops the answer)"), id="chat-prompt", compact=True)
 
     def on_mount(self) -> None:
-        self.pool = TargetPool(self.home, on_status=lambda text: self.post_message(self.Status(text)),
-                               translate=self._)
+        self.pool = TargetPool(self.home,
+                               on_status=lambda said: self.post_message(self.Status(in_language(said, self._))))
         self.judge = Judge(default_dataset(self.home))
         self._show_status()
         self._show_dataset()

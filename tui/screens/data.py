@@ -25,6 +25,7 @@ from engine.data.readers import ensure_readable
 from engine.data.render import base_tokenizer
 from engine.i18n import N_
 from engine.models.registry import DEFAULT_MODEL
+from engine.phrases import in_language
 from engine.presentation.data_preview import CHOSEN, REJECTED, TRAINED, Preview, previews
 from engine.presentation.data_report import format_report
 from engine.runs.rundir import list_runs
@@ -175,7 +176,7 @@ class DataScreen(TanrenScreen):
         worker = get_current_worker()
         busy = self._throttled_busy()
         busy(self._("loading the tokenizer of {base}…", base=base), force=True)
-        tokenizer = base_tokenizer(base, self.home, on_status=lambda message: busy(message, force=True))
+        tokenizer = base_tokenizer(base, self.home, on_status=lambda said: busy(in_language(said, self._), force=True))
         report = check_file(path, format=config.data.format, tokenizer=tokenizer, max_length=config.data.max_length,
                             split=config.data.split, seed=config.data.seed,
                             on_progress=lambda file, fraction: busy(self._("checking {file}: {fraction:.0%}",

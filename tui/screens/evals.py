@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static
 
 from engine.i18n import N_
-from engine.phrases import Phrase
+from engine.phrases import Phrase, in_language
 from engine.runs.rundir import trained_run_names
 from tui.errors import reports_errors
 from tui.screens.base import TanrenScreen
@@ -183,7 +183,7 @@ class EvalsScreen(TanrenScreen):
             settings = Settings.for_plan(plan, metrics=tuple(metrics.split(",")), **numbers)
             dataset = select_data(plan, data, limit=numbers.get("limit"))
             report = evaluate(plan, dataset, settings, self.home, cancel=cancel, progress=progress,
-                              on_status=lambda text: self.post_message(self.Status(text)), translate=self._)
+                              on_status=lambda said: self.post_message(self.Status(in_language(said, self._))))
             if plan.run is not None:
                 save_to_run(plan.run, report)
             note = (self._("saved to the run {name} and its model card", name=plan.run.name) if plan.run is not None
