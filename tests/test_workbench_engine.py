@@ -29,7 +29,7 @@ ENGLISH = load_catalog("en").gettext
 
 
 def test_run_progress_folds_events_and_a_resume_replaces_the_steps_it_repeats() -> None:
-    progress = RunProgress(_formatter=EventFormatter(ENGLISH))
+    progress = RunProgress(formatter=EventFormatter(ENGLISH))
     lines = progress.add([Status("running", "started"), Progress(0, 6)] +
                          [Metrics(s, {"loss": 3.0 - s * 0.1, "learning_rate": 1e-4}) for s in (1, 2, 3)] +
                          [Progress(3, 6, eta_s=30.0), Status("cancelled", "stopped at step 3")])
@@ -44,7 +44,7 @@ def test_run_progress_folds_events_and_a_resume_replaces_the_steps_it_repeats() 
 
 def test_a_followed_run_folds_only_what_was_appended(home: Home) -> None:
     run = finished_run(home, "followed", steps=4)
-    follower, progress = Follower(run), RunProgress(_formatter=EventFormatter(ENGLISH))
+    follower, progress = Follower(run), RunProgress(formatter=EventFormatter(ENGLISH))
     first = follower.poll()
     progress.add(first.events)
     assert len(first.events) == len(run.events.read()) and progress.done == 4 and first.status.state == "done"
@@ -98,7 +98,7 @@ def test_a_base_and_its_adapter_share_one_loaded_model(home: Home, tiny_model_di
     run = finished_run(home, "tuned", base=str(tiny_model_dir))
     make_adapter(tiny_model_dir, run.adapter, seed=1)
     statuses: list[str] = []
-    pool = TargetPool(home, on_status=statuses.append)
+    pool = TargetPool(home, on_status=lambda said: statuses.append(str(said)))  # the pool says Phrases
     base = pool.open(TargetSpec("model", str(tiny_model_dir)))
     tuned = pool.open(TargetSpec("adapter", str(tiny_model_dir), adapter="tuned"))
     try:

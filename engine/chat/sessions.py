@@ -73,7 +73,7 @@ def load_session(home: Home, name: str) -> ChatSession:
     try:
         params = GenerationConfig(**header.get("params", {}))
     except (TypeError, ConfigError) as exc:
-        message = exc.message if isinstance(exc, ConfigError) else str(exc)
+        message = exc.phrases[0] if isinstance(exc, ConfigError) else str(exc)
         raise TanrenError(phrase("bad generation parameters in {file}: {why}", file=path.name, why=message),
                           where=f"{path}:1") from None
     return ChatSession(target=header.get("target", ""), messages=tuple(messages), adapter=header.get("adapter"),

@@ -30,7 +30,7 @@ class RunProgress:
     latest: dict[str, float] = field(default_factory=dict)  # the newest value of every metric
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     events: int = 0
-    _formatter: EventFormatter = field(repr=False, kw_only=True)  # EventFormatter(the catalog's gettext)
+    formatter: EventFormatter = field(repr=False, kw_only=True)  # EventFormatter(the catalog's gettext)
 
     def add(self, events: Iterable[Event]) -> list[str]:
         """Fold events in; returns the log lines they produced."""
@@ -45,7 +45,7 @@ class RunProgress:
                 self.state, self.reason, self.hint = event.state, event.reason, event.hint
                 if event.state != "running":
                     self.eta_s = None
-            line = self._formatter.format(event)
+            line = self.formatter.format(event)
             if line:
                 lines.append(line)
         self.log.extend(lines)

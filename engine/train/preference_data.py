@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 from engine.config import RunConfig
 from engine.data.example import AnyExample
-from engine.data.kinds import KIND_NAMES
+from engine.data.kinds import kind_name
 from engine.events import EventLog, Log
-from engine.phrases import Phrase, phrase
+from engine.phrases import phrase
 from engine.train.dataset import TrainData, in_clauses
 
 
@@ -30,7 +30,7 @@ def build_preference_datasets(config: RunConfig, tokenizer, events: EventLog, ki
     over = sum(length > config.data.max_length for length in lengths)
     counted = phrase("data: {train} training, {validation} validation, {test} test {kind}; {tokens} training tokens",
                      train=len(splits.train), validation=len(splits.validation), test=len(splits.test),
-                     kind=Phrase(KIND_NAMES[kind]), tokens=sum(lengths))
+                     kind=kind_name(kind), tokens=sum(lengths))
     cut = phrase("{count} conversations longer than max_length {max_length} are cut at its end", count=over,
                  max_length=config.data.max_length)
     events.append(Log.said(in_clauses([counted, cut] if over else [counted])))

@@ -17,7 +17,7 @@ from engine.i18n import N_
 from engine.jobs import Follower
 from engine.models.catalog import ModelEntry, list_models
 from engine.phrases import in_language
-from engine.presentation.event_lines import EventFormatter
+from engine.presentation.event_lines import EventFormatter, state_name
 from engine.runs.progress import RunProgress
 from engine.runs.rundir import RunDir, list_runs
 from engine.system import SystemSample
@@ -25,7 +25,7 @@ from engine.textwidth import human_bytes
 from tui.errors import reports_errors
 from tui.i18n import Gettext
 from tui.screens.base import TanrenScreen
-from tui.widgets.run_view import STATE_STYLES, state_name
+from tui.widgets.run_view import STATE_STYLES
 from tui.widgets.table import Table, narrow_column
 
 REFRESH_S = 2.0
@@ -41,7 +41,7 @@ class FollowedRun:
 
     @classmethod
     def of(cls, run: RunDir, _: Gettext) -> FollowedRun:
-        return cls(Follower(run), run.config(), RunProgress(_formatter=EventFormatter(_)))
+        return cls(Follower(run), run.config(), RunProgress(formatter=EventFormatter(_)))
 
 
 @dataclass(frozen=True)

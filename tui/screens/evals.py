@@ -189,7 +189,7 @@ class EvalsScreen(TanrenScreen):
             note = (self._("saved to the run {name} and its model card", name=plan.run.name) if plan.run is not None
                     else "")
             self.post_message(self.Results(report.to_dict(), note))
-        except EvalCancelled as exc:
+        except EvalCancelled:
             self.post_message(self.Status(self._(CANCELLED)))
         except Exception as exc:  # noqa: BLE001 - a notification says what went wrong
             self.app.report_error(exc, N_("evaluating"))

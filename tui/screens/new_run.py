@@ -22,8 +22,6 @@ from tui.i18n import Gettext
 from tui.screens.form import FormField, FormScreen, form_values
 from tui.screens.picker import Picked, Picker
 
-# engine.data.kinds.KIND_NAMES, which the engine keeps in English, marked for the catalog here
-KIND_WORDS = (N_("SFT records"), N_("preference pairs"), N_("KTO ratings"))
 FIELDS = (
     FormField("name", N_("Run name"), text=True, optional=True, placeholder=N_("made from the base and the time")),
     FormField("model.base", N_("Base model"), text=True),

@@ -68,7 +68,7 @@ class RunView(Localized, Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.run: RunDir | None = None
-        self.progress = RunProgress(_formatter=EventFormatter(self._))
+        self.progress = RunProgress(formatter=EventFormatter(self._))
         self.status: JobStatus | None = None
         self.alive = False
 
@@ -92,7 +92,7 @@ class RunView(Localized, Vertical):
 
     def attach(self, run: RunDir) -> None:
         """Show `run`, reading its history from the start and following it from there."""
-        self.run, self.progress, self.status, self.alive = run, RunProgress(_formatter=EventFormatter(self._)), None, False
+        self.run, self.progress, self.status, self.alive = run, RunProgress(formatter=EventFormatter(self._)), None, False
         config = run.config()
         self.query_one("#run-title", Static).update(
             Text.assemble((run.name, "bold"), f"  {config.adapter.method} · {config.model.base}"))
