@@ -36,7 +36,7 @@ CLI_SYNTAX = (
 def test_argparse_errors_are_translated_by_their_message_ids() -> None:
     message = "argument --method: invalid choice: 'nope' (choose from 'qlora', 'lora')"
     assert translate_argparse_message(message, JA) == \
-        "引数 --method: 無効な選択です: 'nope' ('qlora', 'lora' から選んでください)"
+        "引数 --method: 無効な選択です: 'nope'（'qlora', 'lora' から選んでください）"
     assert translate_argparse_message("the following arguments are required: run", JA) == "次の引数が必要です: run"
     assert translate_argparse_message("a message argparse never writes", JA) == "a message argparse never writes"
 
