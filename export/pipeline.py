@@ -21,9 +21,10 @@ from engine.config import RunConfig
 from engine.data import SAMPLE_HELDOUT, Example, load_examples, load_splits
 from engine.errors import DataError, ExportError
 from engine.events import PERCENT, STAGES, Artifact, EventLog, Log, Progress, Said
+from engine.i18n import N_
 from engine.locking import try_lock
 from engine.models.catalog import folder_size
-from engine.phrases import Phrase, phrase
+from engine.phrases import Phrase, joined, phrase
 from engine.runs.rundir import RunDir, open_run
 from export.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterInput
 from export.jobs import OUT_LOCK, ExportDir, ExportRequest, run_adapters
@@ -32,7 +33,7 @@ from export.chat_formats import UnknownChatFormat, writes_reasoning
 from export.modelfile import MODELFILE, Modelfile, build_modelfile, ollama_command, ollama_create
 from export.quantize import default_quants
 from export.safetensors_files import parameter_count
-from export.verify import Verdict, Verification, joined
+from export.verify import Verdict, Verification
 
 MERGED = "merged"
 README = "README.md"
@@ -288,7 +289,7 @@ class _Export:
                                         "stops": list(self.modelfile.stops), "system": self.modelfile.system}
         path = write_manifest(
             self.out, status=verdict.status,
-            error=str(joined(verification.failures)) if verdict.status == FAILED else None,
+            error="; ".join(map(str, verification.failures)) if verdict.status == FAILED else None,
             export=self._export_section(), inputs=self.inputs, merge=self.merge,
             outputs=records(self.written, self.out),
             excluded=[{"type": kind, "file": ggufs[kind].name, "failures": failures[kind]} for kind in verdict.excluded],
@@ -317,7 +318,7 @@ class _Export:
         if not verdict.excluded:
             return ExportOutcome(True, phrase("verified (perplexity {deltas}); files in {folder}", deltas=deltas,
                                               folder=self.out))
-        excluded = joined([checks[name].failures[0] for name in verdict.excluded])
+        excluded = joined([checks[name].failures[0] for name in verdict.excluded], N_("{first}; {second}"))
         reason = phrase("passed with exclusions: {excluded}. Verified: {deltas}; files in {folder}", excluded=excluded,
                         deltas=deltas, folder=self.out)
         hint = (phrase("the excluded files stay in the folder, marked in {manifest}, and are not published; the "

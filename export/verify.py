@@ -221,5 +221,7 @@ def _summary(check: ModelCheck) -> Phrase:
             phrase("{name}: perplexity {perplexity:.3f} on {tokens} tokens, {stopped}/{answers} answers stopped, "
                    "{same}/{answers} answers as merged, perplexity {delta:+.2%} vs {reference}", **values,
                    same=check.same_answers, delta=check.perplexity_delta, reference=check.reference))
-    return phrase("{summary} - FAILED: {failures}", summary=line, failures=joined(check.failures, N_("{first}; {second}"))) if check.failures \
-        else line
+    if not check.failures:
+        return line
+    failures = joined(check.failures, N_("{first}; {second}"))
+    return phrase("{summary} - FAILED: {failures}", summary=line, failures=failures)
