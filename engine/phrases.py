@@ -33,7 +33,10 @@ class Phrase:
 
 def phrase(msgid: str, **values: object) -> Phrase:
     """A message to translate where it is shown: `phrase("no file {path}", path=path)`."""
-    return Phrase(msgid, tuple(values.items()))
+    # an exception is kept as its text: the phrase outlives it in errors, events and statuses,
+    # and its traceback's frames must not
+    return Phrase(msgid, tuple((name, str(value) if isinstance(value, BaseException) else value)
+                               for name, value in values.items()))
 
 
 def joined(parts: Sequence[Phrase | str], msgid: str) -> Phrase | str:

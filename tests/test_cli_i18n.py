@@ -73,6 +73,7 @@ def test_an_error_is_translated_where_it_is_shown_and_stays_english_in_python() 
     assert error.render() == "error: unknown language 'fr'\n  at: ui.language\n  hint: use one of: en, ja"
     assert error.render(load_catalog("pseudo").gettext) == \
         "⟦error: ⟦unknown language 'fr'⟧⟧\n  ⟦at: ui.language⟧\n  ⟦hint: ⟦use one of: en, ja⟧⟧"
+    assert phrase("cannot read it: {error}", error=OSError("disk full")).values == (("error", "disk full"),)
 
 
 def test_json_output_is_the_same_in_every_language(home: Home, monkeypatch: pytest.MonkeyPatch,
