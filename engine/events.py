@@ -51,10 +51,12 @@ def phrase_from_json(raw: Mapping[str, Any]) -> Phrase:
                                    for name, value in values.items()})
 
 
-def phrases_to_json(record: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """`record` with its phrase fields as JSON, and those without a phrase left out (files stay as before)."""
-    out = {name: value for name, value in record.items() if name not in names}
-    out.update({name: phrase_to_json(record[name]) for name in names if record.get(name) is not None})
+def phrases_to_json(record: Any) -> dict[str, Any]:
+    """A dataclass (an event, a job's status) as JSON-ready fields: its `phrase_fields` as message ids
+    and values, those without a phrase left out (files stay as before)."""
+    names = record.phrase_fields
+    out = {name: value for name, value in asdict(record).items() if name not in names}
+    out.update({name: phrase_to_json(getattr(record, name)) for name in names if getattr(record, name) is not None})
     return out
 
 
@@ -66,6 +68,7 @@ def phrases_from_json(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[st
 class Explained:
     """A status as people read it: its reason and hint in their language (Status, a job's status)."""
 
+    phrase_fields: ClassVar[tuple[str, ...]] = ("reason_phrase", "hint_phrase")
     reason: str
     hint: str
     reason_phrase: Phrase | None
@@ -87,16 +90,14 @@ class Event:
     time: float = field(default_factory=time.time, kw_only=True)
 
     def to_json(self) -> str:
-        record = {**asdict(self), **{name: getattr(self, name) for name in self.phrase_fields}}
-        return json.dumps({"event": self.kind, **phrases_to_json(record, self.phrase_fields)}, ensure_ascii=False)
+        return json.dumps({"event": self.kind, **phrases_to_json(self)}, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
 class Status(Explained, Event):
     """A lifecycle change: queued, running, done, failed or cancelled (with the reason)."""
 
-    kind: ClassVar[str] = "status"
-    phrase_fields: ClassVar[tuple[str, ...]] = ("reason_phrase", "hint_phrase")
+    kind: ClassVar[str] = "status"  # its phrase fields are Explained's
     state: str
     reason: str = ""
     hint: str = ""

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from engine.atomic import atomic_write_text
 from engine.errors import TanrenError
@@ -31,7 +30,6 @@ class JobError(TanrenError):
 class JobStatus(Explained):
     """The job's state now (status.json), its reason and hint in English and as the phrases they were made from."""
 
-    PHRASE_FIELDS: ClassVar[tuple[str, ...]] = ("reason_phrase", "hint_phrase")
     state: str
     reason: str = ""
     hint: str = ""
@@ -45,11 +43,10 @@ class JobStatus(Explained):
 
     @classmethod
     def from_json(cls, text: str) -> JobStatus:
-        return cls(**phrases_from_json(json.loads(text), cls.PHRASE_FIELDS))
+        return cls(**phrases_from_json(json.loads(text), cls.phrase_fields))
 
     def to_json(self) -> str:
-        return json.dumps(phrases_to_json(asdict(self) | {name: getattr(self, name) for name in self.PHRASE_FIELDS},
-                                          self.PHRASE_FIELDS))
+        return json.dumps(phrases_to_json(self))
 
     @property
     def final(self) -> bool:
